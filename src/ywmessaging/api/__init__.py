@@ -1,0 +1,1 @@
+"""HTTP handlers: thin, one module per domain (parse, one data call, respond)."""

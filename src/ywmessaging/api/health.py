@@ -1,0 +1,83 @@
+"""Process health, readiness (registry only), the metrics scrape and the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from ..config import REPO_ROOT
+from ..db import migrations
+from ..errors import ServiceUnavailable
+from ..keys import DRAINING, METRICS, REGISTRY_POOL, REGISTRY_SCHEMA_VERSION
+from .responses import json_response
+
+READY_TIMEOUT = 2.0
+OPENAPI_PATH = REPO_ROOT / "openapi.yaml"
+# yoyo's own bookkeeping table, not one of our named queries.
+_APPLIED_IDS_SQL = f"SELECT migration_id FROM {migrations.MIGRATION_TABLE}"
+
+
+class NotReady(ServiceUnavailable):
+    code, title = "not_ready", "Not ready to serve traffic"
+
+
+async def registry_schema_version(conn: Any, timeout: float | None = None) -> int:
+    """The registry schema version recorded by yoyo (0 when nothing was ever applied)."""
+    try:
+        rows = await conn.fetch(_APPLIED_IDS_SQL, timeout=timeout)
+    except asyncpg.UndefinedTableError:
+        return 0
+    return migrations.version_of({r["migration_id"] for r in rows})
+
+
+async def readiness(pool: Any, needed: int, draining: bool) -> tuple[dict[str, str], str | None]:
+    """Each check's state (`ok` or why not) and, if any failed, a one-line summary."""
+    checks = {"registry": "ok", "schema": "ok", "draining": "draining" if draining else "ok"}
+    problems = ["the process is shutting down"] if draining else []
+    try:
+        async with asyncio.timeout(READY_TIMEOUT), pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+            have = await registry_schema_version(conn)
+    except TimeoutError:
+        checks.update(registry="timeout", schema="unknown")
+        problems.append(f"the registry did not answer within {READY_TIMEOUT:g} s")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        checks.update(registry="unreachable", schema="unknown")
+        problems.append("the registry cannot be reached")
+    else:
+        # A newer schema is fine: migrations expand first, so the previous release still runs.
+        if have < needed:
+            checks["schema"] = "outdated"
+            problems.append(f"registry schema is at {have}, this code needs {needed}")
+    return checks, "; ".join(problems) or None
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up (no database involved)."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the registry answers, its schema is current and the process is not draining."""
+    app = request.config_dict
+    checks, summary = await readiness(
+        app[REGISTRY_POOL], app[REGISTRY_SCHEMA_VERSION], app[DRAINING].is_set()
+    )
+    if summary is not None:
+        raise NotReady(summary, checks=checks)
+    return json_response({"status": "ready", "checks": checks})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition of this process's metrics."""
+    body, content_type = request.config_dict[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The hand-written API contract."""
+    body = await asyncio.to_thread(OPENAPI_PATH.read_bytes)
+    return web.Response(body=body, content_type="application/yaml")

@@ -1,0 +1,34 @@
+"""Response helpers: JSON bodies with orjson, problems as application/problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..errors import AppError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """`data` as an application/json response, serialized with orjson."""
+    return web.Response(
+        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def problem_response(
+    error: AppError, *, instance: str | None = None, request_id: str | None = None
+) -> web.Response:
+    """An RFC 9457 problem document for `error`, with its status and headers."""
+    body = error.body(instance)
+    if request_id:
+        body["request_id"] = request_id
+    return web.Response(
+        body=orjson.dumps(body), status=error.status, headers=error.headers,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )

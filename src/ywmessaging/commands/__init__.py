@@ -1,0 +1,1 @@
+"""One module per `ywm` command group; see `__main__.COMMAND_MODULES`."""

@@ -1,0 +1,105 @@
+"""`ywm dev`: one command, no setup — embedded PostgreSQL, migrated registry, then serve."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+from typing import Any
+
+from aiohttp import web
+
+from ..app import create_app
+from ..config import Settings
+from ..db import embedded
+from ..db.dsn import PgTarget
+from ..errors import ConfigError
+from ..observability.logs import configure
+from ..ops.bootstrap import bootstrap
+from .serve import new_loop, run_server
+
+
+def say(line: str) -> None:
+    """One progress line for the developer."""
+    print(f"dev: {line}", flush=True)
+
+
+def dev_secret_key(settings: Settings) -> str:
+    """YWM_SECRET_KEY, else the key kept in `<data_dir>/secret_key` (created on first use)."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(36) + "\n")  # 48 characters
+        say(f"created a development secret key in {path}")
+    path.chmod(0o600)
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ConfigError(f"{path} holds a key shorter than 32 characters: delete it to renew")
+    return key
+
+
+def add_dev_services(app: web.Application, settings: Settings) -> None:
+    """Companions that only `ywm dev` runs, each as a cleanup context on `app`.
+
+    The place for the carrier simulator, the Stripe simulator and an in-process outbox worker
+    (later issues): `app.cleanup_ctx.append(...)` here, plus one `say(...)` line each.
+    """
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Start or reuse the embedded server (unless DATABASE_URL is set), bootstrap, serve."""
+    handle: Any = None
+    if args.reset:
+        shutil.rmtree(settings.data_dir / "pg", ignore_errors=True)
+        say(f"removed {settings.data_dir / 'pg'}")
+    try:
+        if settings.database_url:
+            target = PgTarget.parse(settings.database_url)
+            say(f"using DATABASE_URL {target.describe()}")
+        else:
+            server, handle = embedded.start(settings.data_dir / "pg", cleanup_mode="stop")
+            target = server.with_db(f"{settings.db_prefix}_registry")
+            say(f"embedded PostgreSQL ready at {server.describe()}")
+        settings = settings.with_(database_url=target.dsn(), secret_key=dev_secret_key(settings))
+        return _bootstrap_and_serve(args, settings)
+    finally:
+        if handle is not None:
+            handle.cleanup()
+            say("embedded PostgreSQL stopped")
+
+
+def _bootstrap_and_serve(args: argparse.Namespace, settings: Settings) -> int:
+    configure(settings)
+    loop = new_loop()
+    try:
+        result = loop.run_until_complete(bootstrap(settings))
+    except BaseException:
+        loop.close()
+        raise
+    say(f"registry migrated to version {result.registry_to}")
+    for name, version in result.templates.items():
+        say(f"tenant template on server {name} at version {version}")
+    app = create_app(settings)
+    add_dev_services(app, settings)
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    return run_server(
+        app, settings, host, port, loop, on_listening=lambda url: say(f"serving on {url}")
+    )
+
+
+def register(sub: Any) -> None:
+    """Add `ywm dev`."""
+    p = sub.add_parser(
+        "dev", help="serve on embedded defaults (starts PostgreSQL under .data/ unless "
+        "DATABASE_URL is set)",
+    )
+    p.add_argument("--host", help="address to bind (default: YWM_HOST)")
+    p.add_argument("--port", type=int, help="port to bind (default: YWM_PORT, 8080)")
+    p.add_argument("--reset", action="store_true", help="delete the embedded database first")
+    p.set_defaults(func=run)

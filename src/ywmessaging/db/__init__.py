@@ -1,0 +1,1 @@
+"""Database plumbing: named queries, DSNs, yoyo migrations, error translation."""

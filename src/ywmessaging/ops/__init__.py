@@ -1,0 +1,1 @@
+"""Operator commands' logic: bootstrap, migration fan-out, doctor, tenant and server admin."""

@@ -1,0 +1,1 @@
+"""Registry data: database servers, tenants, logins, phone numbers, migration runs."""

@@ -1,0 +1,1 @@
+"""Tenancy core: provisioning, placement, templates, pool actors and their supervisor."""

@@ -1,0 +1,93 @@
+"""LISTEN on `ywm_tenant_changed` over a dedicated registry connection, reconnecting on loss.
+
+Every UPDATE or DELETE of a tenant row notifies its id (trigger in 0001_create_registry.sql).
+While the connection is down the supervisor's cache still expires by its TTL; after each
+(re)connect the whole cache is dropped, since notifications may have been missed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from ..db import pg
+from ..db.dsn import PgTarget
+
+log = structlog.get_logger("ywm.tenant_listener")
+
+CHANNEL = "ywm_tenant_changed"
+CONNECT_TIMEOUT = 5.0
+PING_INTERVAL = 10.0
+PING_TIMEOUT = 5.0
+BACKOFF_START = 0.5
+BACKOFF_MAX = 30.0
+
+
+class ChangeListener:
+    """Calls `on_change(tenant_id)` per notification and `on_connected()` after each connect."""
+
+    def __init__(self, target: PgTarget, on_change: Callable[[uuid.UUID], None],
+                 on_connected: Callable[[], None]) -> None:
+        self._target = target
+        self._on_change = on_change
+        self._on_connected = on_connected
+        self.connected = False
+        self.reconnects = 0
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            tenant_id = uuid.UUID(payload)
+        except ValueError:
+            log.warning("tenant_notification_bad_payload", payload=payload[:64])
+            return
+        self._on_change(tenant_id)
+
+    async def run(self) -> None:
+        """Listen until cancelled; every wait is bounded and failures back off exponentially."""
+        delay = BACKOFF_START
+        while True:
+            try:
+                conn = await pg.connect(self._target, timeout=CONNECT_TIMEOUT)
+            except Exception as exc:
+                log.warning("tenant_listener_connect_failed", error=type(exc).__name__,
+                            retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+                continue
+            delay = BACKOFF_START
+            try:
+                await self._serve(conn)
+            except Exception as exc:
+                log.warning("tenant_listener_lost", error=type(exc).__name__, retry_in_s=delay)
+            finally:
+                self.connected = False
+                await _close(conn)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    async def _serve(self, conn: Any) -> None:
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _c: lost.set())
+        await conn.add_listener(CHANNEL, self._notified)
+        self.connected = True
+        if self.reconnects:
+            log.info("tenant_listener_reconnected", reconnects=self.reconnects)
+        self.reconnects += 1
+        self._on_connected()
+        while not lost.is_set():
+            try:
+                await asyncio.wait_for(lost.wait(), PING_INTERVAL)
+            except TimeoutError:
+                await conn.fetchval("SELECT 1", timeout=PING_TIMEOUT)  # half-open sockets
+        raise ConnectionError("listener connection closed")
+
+
+async def _close(conn: Any) -> None:
+    try:
+        await asyncio.wait_for(conn.close(), PING_TIMEOUT)
+    except Exception:
+        conn.terminate()

@@ -1,0 +1,26 @@
+"""Names of the databases and roles the service creates for a tenant."""
+
+from __future__ import annotations
+
+import uuid
+
+from ..config import Settings
+
+
+def tenant_db_name(settings: Settings, tenant_id: uuid.UUID) -> str:
+    """The tenant's database name: `<prefix>_t_<32 hex>`."""
+    return f"{settings.db_prefix}_t_{tenant_id.hex}"
+
+
+def tenant_role_name(settings: Settings, tenant_id: uuid.UUID) -> str:
+    """The tenant's own login role: `<prefix>_r_<32 hex>`."""
+    return f"{settings.db_prefix}_r_{tenant_id.hex}"
+
+
+def is_tenant_db(settings: Settings, name: str) -> bool:
+    """Whether a database name has the form this deployment gives tenant databases."""
+    prefix = f"{settings.db_prefix}_t_"
+    rest = name[len(prefix):]
+    return name.startswith(prefix) and len(rest) == 32 and all(
+        c in "0123456789abcdef" for c in rest
+    )

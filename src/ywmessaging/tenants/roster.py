@@ -1,0 +1,134 @@
+"""The open tenant actors of one process: LRU order, accounting, drain-then-close.
+
+All bookkeeping here is synchronous between awaits, so it is atomic on the event loop. An actor
+leaves `_actors` the moment it is detached (no new leases) and stays in `_closing`, still
+counted against the cap and its server's budget unless *handed over* to a starting actor that
+opens nothing before the old pool is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import OrderedDict
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+
+from .actor import ActorState, TenantPool
+from .health import describe
+from .metrics import EVICTION_REASONS, PoolMetrics, StatsBook
+
+log = structlog.get_logger("ywm.supervisor")
+
+
+class Roster:
+    """Actors by tenant (least recently used first) and those still closing."""
+
+    def __init__(self, metrics: PoolMetrics) -> None:
+        self.metrics = metrics
+        self.stats = StatsBook()
+        self._actors: OrderedDict[uuid.UUID, TenantPool] = OrderedDict()
+        self._closing: set[TenantPool] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    # ----- eviction ---------------------------------------------------------------------
+    def _detach(self, actor: TenantPool, reason: str, *, handed_over: bool = False) -> None:
+        """Take an actor out of service (no new leases); `_close` finishes the job."""
+        if reason not in EVICTION_REASONS:
+            raise ValueError(f"unknown eviction reason {reason!r}")
+        tid = actor.tenant_id
+        if self._actors.get(tid) is actor:
+            del self._actors[tid]
+        actor.handed_over = handed_over
+        self._closing.add(actor)
+        if actor.state is ActorState.READY:
+            actor.state = ActorState.DRAINING
+        self.metrics.evictions.labels(reason).inc()
+        stats = self.stats.touch(tid)
+        stats.evictions += 1
+        stats.last_eviction = reason
+        log.info("tenant_pool_evicted", tenant_id=str(tid), reason=reason, leases=actor.leases)
+
+    async def _close(self, actor: TenantPool) -> None:
+        try:
+            await actor.drain_and_close()
+        except BaseException as exc:  # bounds expired or cancelled: leave nothing open
+            if actor.pool is not None:
+                actor.pool.terminate()
+            actor.state = ActorState.CLOSED
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("tenant_pool_close_failed", tenant_id=str(actor.tenant_id),
+                        error=describe(exc))
+        finally:
+            self._closing.discard(actor)
+
+    async def evict(self, tenant_id: uuid.UUID, reason: str = "operator") -> bool:
+        """Drain then close the tenant's pool (leases in flight finish first, bounded)."""
+        actor = self._actors.get(tenant_id)
+        if actor is None:
+            return False
+        self._detach(actor, reason)
+        await self._close(actor)
+        return True
+
+    async def evict_server(self, server_id: int, reason: str = "operator") -> int:
+        """Drain then close every pool on one database server (moves, server trouble)."""
+        return await self.retire(
+            [a for a in self._actors.values() if a.info.server_id == server_id], reason)
+
+    async def retire(self, actors: list[TenantPool], reason: str) -> int:
+        """Drain then close these open actors (those no longer open are skipped)."""
+        mine = [a for a in actors if self._actors.get(a.tenant_id) is a]
+        for a in mine:
+            self._detach(a, reason)
+        await asyncio.gather(*(self._close(a) for a in mine))
+        return len(mine)
+
+    def used(self, server_id: int) -> int:
+        """Connections claimed on a server: open pools' max sizes (handed-over ones excluded)."""
+        total = sum(a.max_size for a in self._actors.values() if a.info.server_id == server_id)
+        return total + sum(a.max_size for a in self._closing
+                           if not a.handed_over and a.info.server_id == server_id)
+
+    def open_count(self) -> int:
+        """Pools counted against the cap."""
+        return len(self._actors) + sum(1 for a in self._closing if not a.handed_over)
+
+    def actors(self) -> list[TenantPool]:
+        """Open actors, least recently used first (plus those still closing)."""
+        return [*self._actors.values(), *self._closing]
+
+    def actor(self, tenant_id: uuid.UUID) -> TenantPool | None:
+        """The tenant's open actor, if any."""
+        return self._actors.get(tenant_id)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        if self._closed:
+            coro.close()
+            return
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self, timeout: float = 15.0) -> None:
+        """Stop leasing; let starts and closes in flight finish (bounded); drain and close
+        every pool (bounded, then terminate)."""
+        self._closed = True
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+        for task in list(self._tasks):
+            task.cancel()
+        for a in list(self._actors.values()):
+            self._detach(a, "shutdown")
+        pending = list(self._closing)
+        if pending:
+            closers = [asyncio.ensure_future(self._close(a)) for a in pending]
+            await asyncio.wait(closers, timeout=timeout)
+            for a in pending:  # a close that overran its bounds: cut the connections
+                if a.state is not ActorState.CLOSED and a.pool is not None:
+                    a.pool.terminate()
+        self.metrics.unwatch()

@@ -1,0 +1,146 @@
+"""A running supervisor: real asyncpg pools, the heartbeat, upkeep and the change listener.
+
+Background tasks are named and owned here (started by `start`, cancelled and awaited with a
+bound by `close`). An aiohttp cleanup context may start and stop in different tasks, which an
+asyncio.TaskGroup cannot span, hence the explicit task set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import asyncpg
+import structlog
+from prometheus_client import CollectorRegistry
+
+from ..config import Settings
+from ..crypto import SecretBox
+from ..db.dsn import PgTarget
+from . import upkeep
+from .actor import PoolFactory, PoolLike
+from .budget import PRUNE_BEATS, Heartbeat
+from .directory import TenantDirectory, TenantInfo
+from .health import describe
+from .listener import ChangeListener
+from .metrics import PoolMetrics
+from .supervisor import PoolSupervisor
+
+log = structlog.get_logger("ywm.supervisor")
+MAX_INACTIVE_CONNECTION_LIFETIME = 60.0
+STOP_TIMEOUT = 5.0
+
+
+def asyncpg_pool_factory(settings: Settings, box: SecretBox, kind: str = "api") -> PoolFactory:
+    """Pools that connect as the tenant's own role, opening connections lazily (min 0)."""
+
+    async def factory(info: TenantInfo, max_size: int) -> PoolLike:
+        password = box.open(info.password_enc, f"tenant-role:{info.id}")
+        pool: PoolLike = await asyncpg.create_pool(
+            host=info.host, port=info.port, user=info.db_role, password=password,
+            database=info.db_name, min_size=0, max_size=max_size,
+            max_inactive_connection_lifetime=min(MAX_INACTIVE_CONNECTION_LIFETIME,
+                                                 settings.tenant_idle_seconds),
+            timeout=settings.tenant_connect_timeout,
+            server_settings={"application_name": f"ywm-{kind}"},
+        )
+        return pool
+
+    return factory
+
+
+class SupervisorRuntime:
+    """The supervisor with its heartbeat, upkeep loop and LISTEN connection."""
+
+    def __init__(self, supervisor: PoolSupervisor, heartbeat: Heartbeat | None,
+                 listener: ChangeListener | None) -> None:
+        self.supervisor = supervisor
+        self.heartbeat = heartbeat
+        self.listener = listener
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.beats = 0
+
+    async def start(self) -> None:
+        """First heartbeat (so shares are known before the first lease), then the loops."""
+        if self.heartbeat is not None:
+            await self._beat()
+            self._task(self._heartbeat_loop(), "tenant-heartbeat")
+        if self.listener is not None:
+            self._task(self.listener.run(), "tenant-listener")
+        self._task(self._upkeep_loop(), "tenant-upkeep")
+
+    def _task(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
+
+    async def _beat(self) -> None:
+        assert self.heartbeat is not None
+        sup = self.supervisor
+        try:
+            total, servers = await self.heartbeat.beat(upkeep.claims(sup))
+        except Exception as exc:  # keep the last shares; the next beat retries
+            log.warning("heartbeat_failed", error=describe(exc))
+            return
+        sup.shares.update(total, servers)
+        self.beats += 1
+        await upkeep.close_down_servers(sup)
+        await upkeep.fit_budgets(sup)
+        if self.beats % (PRUNE_BEATS // 5) == 1:
+            try:
+                await self.heartbeat.prune()
+            except Exception as exc:
+                log.warning("heartbeat_prune_failed", error=describe(exc))
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.supervisor.settings.heartbeat_interval)
+            await self._beat()
+
+    async def _upkeep_loop(self) -> None:
+        s = self.supervisor.settings
+        tick = min(5.0, s.health_interval, max(0.05, s.tenant_idle_seconds / 2))
+        last_probe = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                await upkeep.sweep_idle(self.supervisor)
+                if time.monotonic() - last_probe >= s.health_interval:
+                    last_probe = time.monotonic()
+                    await upkeep.probe_all(self.supervisor)
+            except Exception as exc:  # never let one bad round stop the upkeep
+                log.error("tenant_upkeep_failed", error=describe(exc))
+
+    async def close(self) -> None:
+        """Stop the loops, close every pool, remove the heartbeat row (all bounded)."""
+        for t in self._tasks:
+            t.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+        self._tasks.clear()
+        await self.supervisor.close()
+        if self.heartbeat is not None:
+            try:
+                await asyncio.wait_for(self.heartbeat.remove(), STOP_TIMEOUT)
+            except Exception as exc:
+                log.warning("heartbeat_remove_failed", error=describe(exc))
+
+
+async def open_supervisor(settings: Settings, box: SecretBox, registry_pool: Any, *,
+                          kind: str = "api",
+                          collector_registry: CollectorRegistry | None = None
+                          ) -> SupervisorRuntime:
+    """Build and start the production supervisor of one process."""
+    directory = TenantDirectory(registry_pool, settings.sql_dir, settings.registry_cache_ttl)
+    sup = PoolSupervisor(settings, lookup=directory,
+                         pool_factory=asyncpg_pool_factory(settings, box, kind),
+                         metrics=PoolMetrics(collector_registry))
+    listener = ChangeListener(PgTarget.parse(settings.require_database_url()),
+                              sup.on_tenant_changed, sup.on_cache_lost)
+    runtime = SupervisorRuntime(sup, Heartbeat(registry_pool, settings, kind), listener)
+    try:
+        await runtime.start()
+    except BaseException:
+        await runtime.close()
+        raise
+    return runtime

@@ -1,0 +1,235 @@
+"""`PoolSupervisor`: one TenantPool actor per open tenant, under a cap and per-server budgets.
+
+Invariants (the bookkeeping is synchronous between awaits, so it is atomic on the loop; the
+actor roster and drain-then-close live in roster.py):
+- open pools (actors in `_actors` plus closing ones not handed over) never exceed the cap;
+- on each server, the sum of those pools' max sizes never exceeds this process's share;
+- an actor with a lease out, a probe running, or still starting is never chosen to make room
+  or for idleness; when nothing can be evicted the caller gets TenantCapacity at once;
+- an actor evicted to make room is *handed over*: its budget passes to the new actor, which
+  opens no connection before the evicted pool is closed.
+Starts are single-flight: the first request creates the actor (in `starting`) and a task that
+opens it; concurrent requests for that tenant wait (bounded) on the same actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+
+from ..config import Settings
+from ..db import migrations
+from ..errors import (
+    AppError,
+    ServiceUnavailable,
+    TenantCapacity,
+    TenantNotFound,
+    TenantUnavailable,
+)
+from . import upkeep
+from .actor import CLOSE_TIMEOUT, ActorGone, PoolFactory, SlotTimeout, TenantPool
+from .breaker import BreakerBoard, Clock
+from .budget import ShareBook, choose_victims
+from .directory import Lookup, TenantInfo, gate
+from .health import Fault, classify_connect, classify_in_use, describe
+from .metrics import PoolMetrics
+from .roster import Roster
+from .status import snapshot
+
+log = structlog.get_logger("ywm.supervisor")
+
+
+def unavailable(detail: str) -> TenantUnavailable:
+    """TenantUnavailable asking the client to retry in a second."""
+    return TenantUnavailable(detail, headers={"Retry-After": "1"})
+
+
+class PoolSupervisor(Roster):
+    """Owns every tenant pool of this process; see the module docstring for the invariants."""
+
+    def __init__(self, settings: Settings, *, lookup: Lookup, pool_factory: PoolFactory,
+                 shares: ShareBook | None = None, metrics: PoolMetrics | None = None,
+                 clock: Clock = time.monotonic) -> None:
+        self.settings = settings
+        self.lookup = lookup
+        self._factory = pool_factory
+        self.pool_max = settings.tenant_pool_max
+        self.cap = settings.tenant_pool_cap
+        self.shares = shares or ShareBook(settings.process_weight, settings.tenant_pool_max)
+        super().__init__(metrics or PoolMetrics())
+        self.breakers = BreakerBoard(clock)
+        self.need_version = migrations.code_version(settings.sql_dir, "tenant")
+        self.clock = clock
+        self.metrics.watch(lambda: snapshot(self))  # gauges read our state at scrape time
+
+    # ----- the request path -------------------------------------------------------------
+    @asynccontextmanager
+    async def lease(self, tenant_id: uuid.UUID) -> AsyncIterator[Any]:
+        """A connection to the tenant's database for the body of `async with`.
+
+        Raises TenantNotFound/TenantSuspended/TenantSchemaOutdated (gating), TenantUnavailable
+        (breaker open, connection failed) or TenantCapacity (no room, pool busy); never waits
+        longer than the lease and connect timeouts.
+        """
+        t0 = self.clock()
+        actor, conn = await self._acquire(tenant_id)
+        self.metrics.lease_wait.observe(self.clock() - t0)
+        stats = self.stats.touch(tenant_id)
+        stats.leases += 1
+        stats.last_used = time.time()
+        try:
+            yield conn
+        except Exception as exc:
+            fault = classify_in_use(exc, conn)
+            if fault is Fault.NONE:
+                raise
+            self.record_failure(actor.info, fault, exc)
+            err = unavailable("the connection to the church's database was lost")
+            self._refused(tenant_id, err)
+            raise err from exc
+        finally:
+            await actor.release(conn)
+
+    async def _acquire(self, tenant_id: uuid.UUID) -> tuple[TenantPool, Any]:
+        s = self.settings
+        try:
+            for _attempt in range(2):  # once more if the actor began draining meanwhile
+                actor = await self._actor_for(tenant_id)
+                actor.pending += 1  # not evictable while we wait for it to start
+                try:
+                    await self._wait_started(actor)
+                    conn = await actor.acquire(s.lease_timeout, s.tenant_connect_timeout)
+                except ActorGone:
+                    continue
+                except SlotTimeout:
+                    raise TenantCapacity("every connection of this church's pool is busy",
+                                         headers={"Retry-After": "1"}) from None
+                except AppError:
+                    raise
+                except Exception as exc:
+                    self.record_failure(actor.info, classify_connect(exc), exc)
+                    raise unavailable("cannot connect to the church's database") from exc
+                finally:
+                    actor.pending -= 1
+                self.breakers.record_success(tenant_id, actor.info.server_id)
+                if self._actors.get(tenant_id) is actor:
+                    self._actors.move_to_end(tenant_id)
+                return actor, conn
+            raise unavailable("the church's pool is being reopened")
+        except AppError as exc:
+            self._refused(tenant_id, exc)
+            raise
+
+    async def _actor_for(self, tenant_id: uuid.UUID) -> TenantPool:
+        """The tenant's actor (perhaps still starting), or a new one: gating and breakers
+        first; no await between finding an actor and returning it."""
+        if self._closed:
+            raise unavailable("shutting down")
+        try:
+            found = await self.lookup.get(tenant_id)
+        except Exception as exc:  # the registry is down or slow: bounded, then 503
+            raise ServiceUnavailable("the registry cannot be reached",
+                                     headers={"Retry-After": "1"}) from exc
+        info = gate(found, self.need_version)
+        self.shares.note_server(info.server_id, info.server_name, info.conn_budget)
+        if self.shares.is_down(info.server_id):  # fresher than the cached row (heartbeat)
+            raise TenantUnavailable("the church's database server is down",
+                                    headers={"Retry-After": "30"})
+        self.breakers.check(tenant_id, info.server_id)
+        actor = self._actors.get(tenant_id)
+        if actor is not None and actor.info.placement() != info.placement():
+            self._detach(actor, "tenant_changed")
+            self._spawn(self._close(actor), f"close-{tenant_id}")
+            actor = None
+        return actor if actor is not None else self._admit(info)
+
+    async def _wait_started(self, actor: TenantPool) -> None:
+        if actor.settled:
+            return
+        try:
+            await actor.wait_started(self.settings.tenant_connect_timeout + CLOSE_TIMEOUT + 2)
+        except TimeoutError:
+            raise unavailable("the church's database is slow to open") from None
+        if actor.start_error is not None:
+            raise unavailable("cannot connect to the church's database")
+
+    def _admit(self, info: TenantInfo) -> TenantPool:
+        """Make room (cap and server budget) and register a starting actor, or refuse."""
+        idle = [a for a in self._actors.values() if a.evictable]  # least recently used first
+        victims = choose_victims(
+            idle, server_id=info.server_id, need=self.pool_max,
+            share=self.shares.share(info.server_id), used=self.used(info.server_id),
+            count=self.open_count(), cap=self.cap,
+        )
+        if isinstance(victims, str):
+            raise TenantCapacity(f"this process's {victims} is full of busy pools",
+                                 headers={"Retry-After": "1"})
+        for v in victims:
+            self._detach(v, "lru", handed_over=True)
+        actor = TenantPool(info, self.pool_max, self.clock)
+        self._actors[info.id] = actor
+        self._spawn(self._start(actor, victims), f"start-{info.id}")
+        return actor
+
+    async def _start(self, actor: TenantPool, victims: list[TenantPool]) -> None:
+        tid = actor.tenant_id
+        t0 = self.clock()
+        try:
+            if victims:  # their connections must be gone before ours open (budget handed over)
+                await asyncio.gather(*(self._close(v) for v in victims))
+            t0 = self.clock()
+            await actor.start(self._factory, self.settings.tenant_connect_timeout)
+        except BaseException as exc:
+            actor.abandon(exc)
+            if self._actors.get(tid) is actor:
+                del self._actors[tid]
+            if not isinstance(exc, Exception):
+                raise
+            self.record_failure(actor.info, classify_connect(exc), exc)
+            log.warning("tenant_pool_start_failed", tenant_id=str(tid), error=describe(exc))
+            return
+        seconds = self.clock() - t0
+        self.metrics.cold_starts.inc()
+        self.metrics.cold_start_seconds.observe(seconds)
+        self.stats.touch(tid).cold_starts += 1
+        self.breakers.record_success(tid, actor.info.server_id)
+        log.info("tenant_pool_started", tenant_id=str(tid), server=actor.info.server_name,
+                 ms=round(seconds * 1000, 1))
+
+    # ----- failures and refusals --------------------------------------------------------
+    def record_failure(self, info: TenantInfo, fault: Fault, exc: BaseException) -> None:
+        detail = describe(exc)
+        self.stats.error(info.id, "connection_failed", detail)
+        t_opened, s_opened = self.breakers.record_failure(info.id, info.server_id, fault, detail)
+        if t_opened and info.id in self._actors:
+            self._spawn(self.evict(info.id, "unhealthy"), f"evict-{info.id}")
+        if s_opened:
+            self._spawn(self.evict_server(info.server_id, "unhealthy"), f"evict-s{info.server_id}")
+
+    def _refused(self, tenant_id: uuid.UUID, exc: AppError) -> None:
+        self.metrics.lease_errors.labels(exc.code).inc()
+        if not isinstance(exc, TenantNotFound):  # unknown ids must not crowd out real tenants
+            self.stats.error(tenant_id, exc.code, None)
+
+    def invalidate(self, tenant_id: uuid.UUID) -> None:
+        """Forget the cached registry row of a tenant (the next lease reads it again)."""
+        self.lookup.invalidate(tenant_id)
+
+    def on_tenant_changed(self, tenant_id: uuid.UUID) -> None:
+        """A tenant row changed: drop its cache entry; re-check an open pool against it."""
+        self.invalidate(tenant_id)
+        if tenant_id in self._actors:
+            self._spawn(upkeep.recheck(self, tenant_id), f"recheck-{tenant_id}")
+
+    def on_cache_lost(self) -> None:
+        """Notifications may have been missed (listener reconnected): forget and re-check."""
+        self.lookup.clear()
+        for tid in list(self._actors):
+            self._spawn(upkeep.recheck(self, tid), f"recheck-{tid}")
+
