@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 
 from . import keys, routes, sqlq
+from .auth.wiring import setup_auth
 from .config import Settings
 from .db import migrations, pg
 from .db.dsn import PgTarget
@@ -25,7 +26,7 @@ POOL_CLOSE_TIMEOUT = 10.0
 # comes after the supervisor: it puts its token check before the lease middleware (it sets the
 # tenant id the lease reads) and its session check after it (it queries the leased connection).
 Plugin = Callable[[web.Application, Settings], None]
-PLUGINS: tuple[Plugin, ...] = (setup_supervisor,)
+PLUGINS: tuple[Plugin, ...] = (setup_supervisor, setup_auth)
 
 log = structlog.get_logger("ywmessaging.app")
 

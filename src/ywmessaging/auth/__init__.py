@@ -1,0 +1,1 @@
+"""Accounts and authentication: passwords, tokens, MFA, throttling, roles, middleware."""
