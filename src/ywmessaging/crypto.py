@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import secrets
 
@@ -37,3 +40,19 @@ class SecretBox:
 def new_password(nbytes: int = 24) -> str:
     """A random password safe to put in a DSN."""
     return secrets.token_urlsafe(nbytes)
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """A PostgreSQL SCRAM-SHA-256 verifier for `password` (RFC 5802/7677).
+
+    `CREATE ROLE ... PASSWORD '<verifier>'` stores it as is, so the plaintext never reaches
+    the server (nor its log, should the statement fail).
+    """
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = base64.b64encode
+    return (f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+            f"${b64(stored_key).decode()}:{b64(server_key).decode()}")

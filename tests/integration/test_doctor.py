@@ -63,10 +63,12 @@ async def test_each_kind_of_drift_is_found(deployment: Any, pg_admin: PgTarget,
     s, tenants = deployment
     gone, behind, lagging = tenants[0], tenants[1], tenants[2]
     orphan = f"{s.db_prefix}_t_{uuid.uuid4().hex}"
+    orphan_role = f"{s.db_prefix}_r_{uuid.uuid4().hex}"
     admin = await pg.connect(pg_admin)
     registry = await pg.connect(PgTarget.parse(s.database_url or ""))
     try:
         await admin.execute(f"CREATE DATABASE {quote_ident(orphan)}")
+        await admin.execute(f"CREATE ROLE {quote_ident(orphan_role)}")
         await pg.drop_database(admin, gone.db_name)
         await registry.execute("UPDATE tenants SET schema_version = 0 WHERE id = $1", behind.id)
         await registry.execute("UPDATE db_servers SET template_version = 0")
@@ -86,6 +88,9 @@ async def test_each_kind_of_drift_is_found(deployment: Any, pg_admin: PgTarget,
     code, out = await doctor(s, capsys)
     assert code == 1 and out["ok"] is False
     found = {(f["kind"], f["database"]) for f in out["findings"]}
+    assert any(f["kind"] == "orphan_role" and orphan_role in f["detail"]
+               for f in out["findings"])
+    found.discard(("orphan_role", None))
     assert found == {
         ("orphan_database", orphan),
         ("missing_database", gone.db_name),
@@ -96,7 +101,8 @@ async def test_each_kind_of_drift_is_found(deployment: Any, pg_admin: PgTarget,
     }
     assert all(f["hint"] and f["kind"] in KINDS for f in out["findings"])
     lines = [f.line() for f in await diagnose(s)]
-    assert sorted(line.split()[0] for line in lines) == sorted(k for k, _ in found)
+    assert sorted(line.split()[0] for line in lines) == sorted(
+        [k for k, _ in found] + ["orphan_role"])
 
     environ = {**os.environ, "DATABASE_URL": s.database_url or "", "YWM_SECRET_KEY": SECRET,
                "YWM_DB_PREFIX": s.db_prefix}

@@ -22,7 +22,7 @@ import pytest
 
 from tests.pgcluster import drop_everything
 from ywmessaging.__main__ import build_parser
-from ywmessaging.config import Settings
+from ywmessaging.config import REPO_ROOT, Settings
 from ywmessaging.crypto import SecretBox
 from ywmessaging.db import migrations, pg
 from ywmessaging.db.dsn import PgTarget
@@ -34,6 +34,9 @@ from ywmessaging.tenants.provisioning import Provisioned, Provisioner
 
 SECRET = "migrate-test-secret-" + "y" * 32
 N = 50
+# The repository's tenant schema version; the migrations these tests add are numbered 9001+
+# so that new product migrations never collide with them.
+BASE = migrations.code_version(REPO_ROOT / "sql", "tenant")
 
 
 @dataclass
@@ -129,7 +132,7 @@ async def tenant_role_can_read(env: Env, t: Provisioned, table: str) -> bool:
 
 
 async def test_dry_run_lists_pending_and_changes_nothing(env: Env, capsys: Any) -> None:
-    env.add("0002_add_test_column",
+    env.add("9001_add_test_column",
             "ALTER TABLE members ADD COLUMN test_col text;\nCREATE TABLE test_notes (id int);\n")
     runs = await env.fetch("SELECT count(*) FROM migration_runs")
     template = await env.fetch("SELECT template_version FROM db_servers")
@@ -137,11 +140,11 @@ async def test_dry_run_lists_pending_and_changes_nothing(env: Env, capsys: Any) 
 
     p = await plan(env.settings, MigrateOptions(concurrency=4))
     assert p.registry_pending == []
-    assert [(e.version, e.pending) for e in p.entries] == [(1, ["0002_add_test_column"])] * N
-    assert p.templates[0][1:] == (1, ["0002_add_test_column"])
+    assert [(e.version, e.pending) for e in p.entries] == [(BASE, ["9001_add_test_column"])] * N
+    assert p.templates[0][1:] == (BASE, ["9001_add_test_column"])
     assert await cli(env.settings, "migrate", "--dry-run") == 0
     out = capsys.readouterr().out
-    assert out.count("would apply 0002_add_test_column") == N + 1  # tenants and the template
+    assert out.count("would apply 9001_add_test_column") == N + 1  # tenants and the template
     assert "50 tenant(s): 50 to migrate" in out
 
     behind = env.sql.parent / "behind"
@@ -155,7 +158,7 @@ async def test_dry_run_lists_pending_and_changes_nothing(env: Env, capsys: Any) 
     assert await env.fetch("SELECT count(*) FROM migration_runs") == runs
     assert await env.fetch("SELECT template_version FROM db_servers") == template
     assert await env.registry_versions() == before
-    assert set((await env.actual_versions()).values()) == {1}
+    assert set((await env.actual_versions()).values()) == {BASE}
     assert await env.fetch("SELECT to_regclass('dry_run_probe')") == [(None,)]
 
 
@@ -172,15 +175,16 @@ async def test_failed_tenant_reported_and_retried_alone(env: Env, capsys: Any) -
         ("failed", N, N - 1, 1)
     rows = {r["tenant_id"]: r for r in await env.results(run["id"])}
     assert rows[victim.id]["status"] == "failed" and "test_col" in rows[victim.id]["error"]
-    assert (rows[victim.id]["from_version"], rows[victim.id]["to_version"]) == (1, 1)
+    assert (rows[victim.id]["from_version"], rows[victim.id]["to_version"]) == (BASE, BASE)
     others = [r for tid, r in rows.items() if tid != victim.id]
-    assert {(r["status"], r["from_version"], r["to_version"]) for r in others} == {("ok", 1, 2)}
+    assert {(r["status"], r["from_version"], r["to_version"]) for r in others} == {
+        ("ok", BASE, 9001)}
     assert all(r["duration_ms"] is not None for r in rows.values())
     versions = await env.registry_versions()
-    assert versions[victim.id] == 1 and sum(v == 2 for v in versions.values()) == N - 1
-    assert (await env.actual_versions())[env.tenants[0].id] == 2
+    assert versions[victim.id] == BASE and sum(v == 9001 for v in versions.values()) == N - 1
+    assert (await env.actual_versions())[env.tenants[0].id] == 9001
     assert await tenant_role_can_read(env, env.tenants[0], "test_notes")
-    assert (await env.fetch("SELECT template_version FROM db_servers"))[0][0] == 2
+    assert (await env.fetch("SELECT template_version FROM db_servers"))[0][0] == 9001
 
     await env.admin_sql(victim, "ALTER TABLE members DROP COLUMN test_col")
     assert await cli(env.settings, "migrate", "--retry-failed") == 0
@@ -188,19 +192,19 @@ async def test_failed_tenant_reported_and_retried_alone(env: Env, capsys: Any) -
     assert again["resumed_from"] == run["id"] and again["status"] == "done"
     retried = await env.results(again["id"])
     assert [(r["tenant_id"], r["status"], r["to_version"]) for r in retried] == \
-        [(victim.id, "ok", 2)]
-    assert (await env.registry_versions())[victim.id] == 2
+        [(victim.id, "ok", 9001)]
+    assert (await env.registry_versions())[victim.id] == 9001
     assert await tenant_role_can_read(env, victim, "test_notes")
 
 
 async def test_tenant_option_limits_the_run_to_that_tenant(env: Env) -> None:
-    env.add("0003_add_second_column", "ALTER TABLE members ADD COLUMN test_col3 text;\n")
+    env.add("9002_add_second_column", "ALTER TABLE members ADD COLUMN test_col3 text;\n")
     one, other = env.tenants[0], env.tenants[1]
     report = await migrate(env.settings, MigrateOptions(concurrency=4, tenant_ids=(one.id,)))
     assert [r["tenant_id"] for r in await env.results(report.run_id)] == [one.id]
     versions, actual = await env.registry_versions(), await env.actual_versions()
-    assert (versions[one.id], actual[one.id]) == (3, 3)
-    assert (versions[other.id], actual[other.id]) == (2, 2)
+    assert (versions[one.id], actual[one.id]) == (9002, 9002)
+    assert (versions[other.id], actual[other.id]) == (9001, 9001)
     with pytest.raises(ConfigError):
         await migrate(env.settings, MigrateOptions(concurrency=4, tenant_ids=(uuid.uuid4(),)))
 
@@ -238,20 +242,20 @@ async def test_interrupted_run_is_marked_and_resume_continues_it(env: Env) -> No
     report = await migrate(env.settings, MigrateOptions(concurrency=4, resume=run["id"]))
     assert report.status == "done"
     assert {r["tenant_id"] for r in await env.results(report.run_id)} == left
-    assert set((await env.registry_versions()).values()) == {3}
-    assert set((await env.actual_versions()).values()) == {3}
+    assert set((await env.registry_versions()).values()) == {9002}
+    assert set((await env.actual_versions()).values()) == {9002}
 
 
 async def test_two_concurrent_runs_both_finish(env: Env) -> None:
-    env.add("0004_add_more_notes", "CREATE TABLE test_more (id int);\n")
+    env.add("9003_add_more_notes", "CREATE TABLE test_more (id int);\n")
     a, b = await asyncio.gather(
         migrate(env.settings, MigrateOptions(concurrency=4)),
         migrate(env.settings, MigrateOptions(concurrency=4)),
     )
     assert (a.status, b.status) == ("done", "done")
     assert a.count("ok") == b.count("ok") == N
-    assert set((await env.registry_versions()).values()) == {4}
-    assert set((await env.actual_versions()).values()) == {4}
+    assert set((await env.registry_versions()).values()) == {9003}
+    assert set((await env.actual_versions()).values()) == {9003}
     assert await tenant_role_can_read(env, env.tenants[3], "test_more")
 
 
@@ -271,7 +275,7 @@ async def ywm(env: Env, *argv: str, **extra: str) -> tuple[int, str, str]:
 
 async def test_command_exit_codes_and_output(env: Env) -> None:
     victim = env.tenants[11]
-    env.add("0005_add_fifth_column", "ALTER TABLE members ADD COLUMN test_col5 text;\n")
+    env.add("9004_add_fifth_column", "ALTER TABLE members ADD COLUMN test_col5 text;\n")
     await env.admin_sql(victim, "ALTER TABLE members ADD COLUMN test_col5 text")
 
     rc, out, err = await ywm(env, "migrate")
@@ -295,12 +299,12 @@ async def test_command_exit_codes_and_output(env: Env) -> None:
 
 async def test_broken_migration_file_fails_every_tenant_with_its_error(env: Env,
                                                                       capsys: Any) -> None:
-    env.add("0006_broken_statement", "ALTER TABLEX members ADD COLUMN nope text;\n")
+    env.add("9005_broken_statement", "ALTER TABLEX members ADD COLUMN nope text;\n")
     try:
         assert await cli(env.settings, "migrate") == 1
         out = capsys.readouterr().out
-        assert "0 ok, 50 failed" in out and "0006_broken_statement" in out
+        assert "0 ok, 50 failed" in out and "9005_broken_statement" in out
         assert "syntax error" in out
-        assert set((await env.registry_versions()).values()) == {5}
+        assert set((await env.registry_versions()).values()) == {9004}
     finally:
-        env.remove("0006_broken_statement")
+        env.remove("9005_broken_statement")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -65,7 +66,8 @@ async def test_twenty_concurrent_provisionings(
 
 
 async def test_tenant_role_reaches_only_its_own_database(
-    provisioner: Provisioner, pg_admin: PgTarget, box: SecretBox, registry_conn: Any
+    provisioner: Provisioner, pg_admin: PgTarget, box: SecretBox, registry_conn: Any,
+    settings: Settings,
 ) -> None:
     a = await provisioner.provision("Church A", time_zone="Europe/London")
     b = await provisioner.provision("Church B")
@@ -83,6 +85,12 @@ async def test_tenant_role_reaches_only_its_own_database(
         await conn.close()
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await pg.connect(as_a.with_db(b.db_name))
+    assert settings.database_url
+    registry_db = PgTarget.parse(settings.database_url).database
+    template = await registry_conn.fetchval("SELECT template_db FROM db_servers LIMIT 1")
+    for other in (registry_db, template):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await pg.connect(as_a.with_db(other))
 
 
 @pytest.mark.parametrize("step", ["placement", "role", "database", "migrate"])
@@ -184,3 +192,32 @@ async def test_hooks_run_in_order_and_a_failing_hook_undoes_everything(
     assert await registry_conn.fetchval("SELECT count(*) FROM tenants WHERE id=$1", tid) == 0
     assert await _exists(pg_admin, tenant_db_name(settings, tid),
                          tenant_role_name(settings, tid)) == (False, False)
+
+
+async def test_cancellation_at_any_moment_leaves_nothing(
+    provisioner: Provisioner, settings: Settings, registry_conn: Any, pg_admin: PgTarget
+) -> None:
+    """Cut provisioning off at many points; once the shielded clean-up ends, nothing is left."""
+    ids = [uuid.uuid4() for _ in range(12)]
+    for i, tid in enumerate(ids):
+        with contextlib.suppress(TimeoutError, ProvisioningError):
+            await asyncio.wait_for(provisioner.provision(f"Cut {i}", tenant_id=tid),
+                                   timeout=0.004 * (i + 1))
+    active = {r["id"] for r in await registry_conn.fetch(
+        "SELECT id FROM tenants WHERE id = ANY($1::uuid[]) AND status = 'active'", ids)}
+    leftovers: list[str] = []
+    for _ in range(120):
+        leftovers = []
+        pending = await registry_conn.fetchval(
+            "SELECT count(*) FROM tenants WHERE id = ANY($1::uuid[]) AND status <> 'active'", ids)
+        leftovers += ["row"] * pending
+        for tid in ids:
+            if tid in active:
+                continue
+            db, role = await _exists(pg_admin, tenant_db_name(settings, tid),
+                                     tenant_role_name(settings, tid))
+            leftovers += (["db"] if db else []) + (["role"] if role else [])
+        if not leftovers:
+            break
+        await asyncio.sleep(0.25)
+    assert leftovers == []

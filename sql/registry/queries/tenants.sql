@@ -32,7 +32,7 @@ DELETE FROM tenants WHERE id = $1;
 
 -- name: list_tenants :many
 -- Tenants in creation order, optionally of one status and one server.
-SELECT t.id, t.name, t.status, t.server_id, s.name AS server_name, t.db_name,
+SELECT t.id, t.name, t.status, t.server_id, s.name AS server_name, t.db_name, t.db_role,
        t.schema_version, t.plan, t.created_at
 FROM tenants t JOIN db_servers s ON s.id = t.server_id
 WHERE ($1::text IS NULL OR t.status = $1)

@@ -93,7 +93,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         progress.close()
     print_summary(report, time.perf_counter() - t0, options)
-    return 1 if report.count("failed") else 0
+    failed = [r for r in report.results if r.status == "failed"]
+    if failed:
+        # the one line an operator's terminal or cron mail shows; details are on stdout
+        print(f"ywm: migrate run {report.run_id}: {len(failed)} of {len(report.results)} "
+              f"tenant(s) failed; first: {failed[0].error}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def print_summary(report: RunReport, seconds: float, options: MigrateOptions) -> None:
@@ -114,8 +119,9 @@ def print_summary(report: RunReport, seconds: float, options: MigrateOptions) ->
     if failed:
         print("not migrated:")
     for r in sorted(failed, key=lambda r: (r.server, str(r.tenant_id))):
-        print(f"  {r.tenant_id} ({r.name}, server {r.server}, {r.status}, "
-              f"at {r.from_version if r.to_version is None else r.to_version}): {r.error}")
+        version = r.from_version if r.to_version is None else r.to_version
+        where = "at an unknown version" if version is None else f"at version {version}"
+        print(f"  {r.tenant_id} ({r.name}, server {r.server}, {r.status}, {where}): {r.error}")
     if report.count("failed"):
         print(f"hint: fix the cause, then `ywm migrate --retry-failed` "
               f"(retries the failed tenants of run {report.run_id})")

@@ -58,3 +58,16 @@ async def drop_database(conn: Any, name: str) -> None:
 async def drop_role(conn: Any, name: str) -> None:
     """Drop a role if it exists."""
     await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(name)}")
+
+
+async def restrict_connect(target: PgTarget) -> None:
+    """Revoke CONNECT on the target's database from PUBLIC, keeping it for the connecting
+    role: tenant roles must reach their own database only (not the registry or a template)."""
+    conn = await connect(target)
+    try:
+        db = quote_ident(target.database)
+        await conn.execute(
+            f"REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT ALL ON DATABASE {db} TO CURRENT_USER"
+        )
+    finally:
+        await conn.close()

@@ -32,6 +32,7 @@ async def migrate_registry(settings: Settings) -> migrations.ApplyResult:
     """Create the registry database if missing and apply the registry migrations."""
     target = registry_target(settings)
     await pg.ensure_database(target.with_db("postgres"), target.database)
+    await pg.restrict_connect(target)
     return await asyncio.to_thread(migrations.apply, target, settings.sql_dir, "registry")
 
 

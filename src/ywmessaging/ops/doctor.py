@@ -21,7 +21,7 @@ from ..db.dsn import PgTarget
 from ..errors import OperationError
 from ..registry.servers import admin_target
 from ..sqlq import registry as rq
-from ..tenants.naming import is_tenant_db
+from ..tenants.naming import is_tenant_db, is_tenant_role
 from ..tenants.provisioning import applied_version
 from .bootstrap import registry_target
 from .fanout import (
@@ -33,14 +33,17 @@ from .fanout import (
     tenant_filter,
 )
 
-KINDS = ("orphan_database", "missing_database", "tenant_behind", "stale_template",
-         "server_unreachable")
+KINDS = ("orphan_database", "orphan_role", "missing_database", "tenant_behind",
+         "stale_template", "server_unreachable")
 LIVE = ("active", "suspended")
 DATABASES_SQL = "SELECT datname FROM pg_database"
+ROLES_SQL = "SELECT rolname FROM pg_roles"
 PROBE_TIMEOUT = 5.0
 HINTS = {
     "orphan_database": "a leftover of a failed provisioning or deletion: check it holds nothing "
                        "needed, then DROP DATABASE it as the server admin",
+    "orphan_role": "a tenant role left by a failed provisioning, move or deletion: check no "
+                   "database grants it anything, then DROP ROLE it as the server admin",
     "missing_database": "restore the database from backup, or set the tenant's status to "
                         "deleted; until then its church gets errors",
     "tenant_behind": "run `ywm migrate` (or `ywm migrate --tenant ID` for this one)",
@@ -111,7 +114,7 @@ async def _check_server(settings: Settings, box: SecretBox, server: Any, tenants
     live = [t for t in tenants if t["status"] in LIVE]
     admin = admin_target(server, box)
     try:
-        names = await _database_names(admin)
+        names, roles = await _database_names(admin)
     except CONNECT_ERRORS as exc:
         out = [] if server["state"] == "down" else [Finding(
             "server_unreachable", server["name"],
@@ -122,6 +125,10 @@ async def _check_server(settings: Settings, box: SecretBox, server: Any, tenants
     out += [Finding("orphan_database", server["name"], "tenant database with no registry row",
                     database=name)
             for name in sorted(names) if is_tenant_db(settings, name) and name not in owned]
+    owned_roles = {t["db_role"] for t in tenants if t["status"] != "deleted"}
+    out += [Finding("orphan_role", server["name"], f"tenant role {name} has no registry row")
+            for name in sorted(roles) if is_tenant_role(settings, name)
+            and name not in owned_roles]
     out += [Finding("missing_database", server["name"],
                     f"{t['status']} tenant {t['name']!r} has no database", str(t["id"]),
                     t["db_name"]) for t in live if t["db_name"] not in names]
@@ -157,10 +164,12 @@ def _all_behind(server: Any, tenants: list[Any], need: int,
     return out
 
 
-async def _database_names(admin: PgTarget) -> set[str]:
+async def _database_names(admin: PgTarget) -> tuple[set[str], set[str]]:
+    """(database names, role names) on a server."""
     conn = await pg.connect(admin, timeout=PROBE_TIMEOUT)
     try:
-        return {r["datname"] for r in await conn.fetch(DATABASES_SQL)}
+        return ({r["datname"] for r in await conn.fetch(DATABASES_SQL)},
+                {r["rolname"] for r in await conn.fetch(ROLES_SQL)})
     finally:
         await conn.close()
 

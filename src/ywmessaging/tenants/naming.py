@@ -19,7 +19,15 @@ def tenant_role_name(settings: Settings, tenant_id: uuid.UUID) -> str:
 
 def is_tenant_db(settings: Settings, name: str) -> bool:
     """Whether a database name has the form this deployment gives tenant databases."""
-    prefix = f"{settings.db_prefix}_t_"
+    return _has_form(name, f"{settings.db_prefix}_t_")
+
+
+def is_tenant_role(settings: Settings, name: str) -> bool:
+    """Whether a role name has the form this deployment gives tenant roles."""
+    return _has_form(name, f"{settings.db_prefix}_r_")
+
+
+def _has_form(name: str, prefix: str) -> bool:
     rest = name[len(prefix):]
     return name.startswith(prefix) and len(rest) == 32 and all(
         c in "0123456789abcdef" for c in rest

@@ -21,7 +21,7 @@ import asyncpg
 import structlog
 
 from ..config import Settings
-from ..crypto import SecretBox, new_password
+from ..crypto import SecretBox, new_password, scram_verifier
 from ..db import migrations, pg
 from ..db.dsn import quote_ident
 from ..errors import OperationError, ValidationFailed
@@ -33,6 +33,7 @@ from .naming import tenant_db_name, tenant_role_name
 log = structlog.get_logger("ywm.provisioning")
 
 TRIAL_DAYS = 14
+UNDO_TIMEOUT = 60.0  # a DROP DATABASE waits for a checkpoint; generous but bounded
 PLACEMENT_LOCK = "ywm_placement"
 FaultHook = Callable[[str], Awaitable[None]]
 # Runs inside the placement transaction on the registry (e.g. reserve the owner's login email:
@@ -126,24 +127,37 @@ class Provisioner:
         step = "placement"
         server: Any = None
         t0 = time.perf_counter()
+        # Each thing is recorded as made BEFORE the statement that makes it: a cancellation
+        # can land after the server did the work but before the reply, and every undo step
+        # tolerates a thing that does not exist. A name someone else already holds is
+        # taken off the list again, so it is never dropped.
         try:
+            made.append("row")
             server = await self._place_and_insert(tid, name, db_name, role, password, time_zone,
                                                   on_placed)
-            made.append("row")
             timings["placement"] = _ms(t0)
             if fault:
                 await fault(step)
             admin = await self._admin_pool(server)
             step = "role"
-            await admin.execute(
-                f"CREATE ROLE {quote_ident(role)} LOGIN PASSWORD {_literal(password)}"
-            )
             made.append("role")
+            try:
+                await admin.execute(
+                    f"CREATE ROLE {quote_ident(role)} LOGIN PASSWORD "
+                    f"{_literal(scram_verifier(password))}"
+                )
+            except asyncpg.DuplicateObjectError:
+                made.remove("role")
+                raise
             if fault:
                 await fault(step)
             step = "database"
-            used_template = await self._create_database(admin, server, db_name)
             made.append("database")
+            try:
+                used_template = await self._create_database(admin, server, db_name)
+            except asyncpg.DuplicateDatabaseError:
+                made.remove("database")
+                raise
             await admin.execute(
                 f"REVOKE ALL ON DATABASE {quote_ident(db_name)} FROM PUBLIC;"
                 f"GRANT CONNECT, TEMPORARY ON DATABASE {quote_ident(db_name)} "
@@ -164,7 +178,8 @@ class Provisioner:
                 raise ProvisioningError(f"tenant {tid} left provisioning state during creation")
             timings["activate"] = _ms(t0)
         except BaseException as exc:
-            await self._undo(tid, server, db_name, role, made)
+            # shielded: a second cancellation must not stop the clean-up half-way
+            await asyncio.shield(self._undo(tid, server, db_name, role, made))
             what = ", ".join(reversed(made)) or "nothing"
             log.warning("tenant_provision_failed", tenant_id=str(tid), step=step,
                         error=_first_line(exc), removed=what)
@@ -243,18 +258,27 @@ class Provisioner:
 
     async def _undo(self, tid: uuid.UUID, server: Any, db_name: str, role: str,
                     made: list[str]) -> None:
-        """Remove what a failed provisioning made, newest first; never raises."""
-        try:
-            if server is not None and ("database" in made or "role" in made):
-                admin = await self._admin_pool(server)
-                if "database" in made:
-                    await pg.drop_database(admin, db_name)
-                if "role" in made:
-                    await pg.drop_role(admin, role)
-            if "row" in made:
-                await self.q.delete_tenant_row(self.registry, tid)
-        except Exception as exc:  # leave a trace for `ywm doctor`
-            log.error("tenant_provision_undo_failed", tenant_id=str(tid), error=str(exc))
+        """Remove what a failed provisioning made, newest first; each step on its own, so one
+        failed drop does not keep the others from running. Never raises."""
+        steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        if server is not None and "database" in made:
+            steps.append(("database", lambda: self._drop(server, db_name, pg.drop_database)))
+        if server is not None and "role" in made:
+            steps.append(("role", lambda: self._drop(server, role, pg.drop_role)))
+        if "row" in made:
+            steps.append(("row", lambda: self.q.delete_tenant_row(self.registry, tid)))
+        for what, undo in steps:
+            try:
+                await asyncio.wait_for(undo(), UNDO_TIMEOUT)
+            except Exception as exc:  # leave a trace for `ywm doctor`
+                log.error("tenant_provision_undo_failed", tenant_id=str(tid), what=what,
+                          error=_first_line(exc))
+
+    async def _drop(self, server: Any, name: str,
+                    drop: Callable[[Any, str], Awaitable[None]]) -> None:
+        admin = await self._admin_pool(server)
+        async with admin.acquire() as conn:
+            await drop(conn, name)
 
 
 async def applied_version(conn: Any) -> int:

@@ -20,6 +20,7 @@ async def ensure_template(conn: Any, settings: Settings, box: SecretBox, server:
     """
     admin = admin_target(server, box)
     await pg.ensure_database(admin, server["template_db"])
+    await pg.restrict_connect(admin.with_db(server["template_db"]))
     result = await asyncio.to_thread(
         migrations.apply, admin.with_db(server["template_db"]), settings.sql_dir, "tenant"
     )
