@@ -30,7 +30,7 @@ from .common import deployment, percentile, progress, provision_many, target_lin
 FULL_N = 200
 GOAL_NOOP_S = 5.0  # for 200 tenants; scaled with N
 GOAL_ONE_STATEMENT_S = 20.0
-BENCH_MIGRATION = "0002_bench_add_column"
+BENCH_MIGRATION = "9001_bench_add_column"  # numbered above any product migration
 BENCH_SQL = "ALTER TABLE members ADD COLUMN bench_col text"
 PSQL_READ = "SELECT migration_id FROM _yoyo_migration"
 PSQL_DDL = "ALTER TABLE members ADD COLUMN bench_psql_col text"
