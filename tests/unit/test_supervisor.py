@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from typing import Any
@@ -22,9 +23,18 @@ from ywmessaging.errors import (
 )
 from ywmessaging.tenants import upkeep
 from ywmessaging.tenants.breaker import Breaker, BreakerState
-from ywmessaging.tenants.budget import ServerBudget, ShareBook, choose_victims, compute_share
-from ywmessaging.tenants.directory import TenantInfo
+from ywmessaging.tenants.budget import (
+    FRESH_BEATS,
+    Peer,
+    ServerBudget,
+    ShareBook,
+    compute_share,
+    plan_shares,
+)
+from ywmessaging.tenants.directory import TenantDirectory, TenantInfo
+from ywmessaging.tenants.health import Fault
 from ywmessaging.tenants.metrics import PoolMetrics
+from ywmessaging.tenants.roster import make_room
 from ywmessaging.tenants.supervisor import PoolSupervisor
 
 NEED = migrations.code_version(Settings().sql_dir, "tenant")
@@ -70,6 +80,7 @@ class FakePool:
 
     async def close(self) -> None:
         assert self.in_use == 0, "pool closed with a connection still leased"
+        await asyncio.sleep(self.factory.close_delay.get(self.info.id, 0.0))
         self._close()
 
     def terminate(self) -> None:
@@ -98,12 +109,20 @@ class FakeFactory:
         self.closed: list[uuid.UUID] = []
         self.fail: dict[uuid.UUID, BaseException] = {}
         self.broken: dict[uuid.UUID, bool] = {}
+        self.close_delay: dict[uuid.UUID, float] = {}
+        self.pools: list[FakePool] = []
+        self.peak: dict[int, int] = {}  # server → most max_size ever open there at once
 
     async def __call__(self, info: TenantInfo, max_size: int) -> FakePool:
         self.opens += 1
         if self.delay:
             await asyncio.sleep(self.delay)
-        return FakePool(self, info, max_size)
+        pool = FakePool(self, info, max_size)
+        self.pools.append(pool)
+        sid = info.server_id
+        live = sum(p.max_size for p in self.pools if not p.closed and p.info.server_id == sid)
+        self.peak[sid] = max(self.peak.get(sid, 0), live)
+        return pool
 
 
 class FakeLookup:
@@ -138,13 +157,21 @@ def make(*, cap: int = 50, pool_max: int = 3, budgets: dict[int, int] | None = N
          ) -> tuple[PoolSupervisor, FakeFactory, FakeLookup, Clock]:
     settings = Settings(tenant_pool_cap=cap, tenant_pool_max=pool_max,
                         lease_timeout=lease_timeout, tenant_idle_seconds=300.0)
-    shares = ShareBook(weight=1, pool_max=pool_max)
+    clock = Clock()
+    shares = ShareBook(weight=1, pool_max=pool_max, clock=clock)
     budgets = budgets or {1: 1000}
-    shares.update(1, [ServerBudget(s, f"s{s}", b) for s, b in budgets.items()])
-    factory, lookup, clock = FakeFactory(delay), FakeLookup(budgets), Clock()
+    grant(shares, [ServerBudget(s, f"s{s}", b) for s, b in budgets.items()], clock)
+    factory, lookup = FakeFactory(delay), FakeLookup(budgets)
     sup = PoolSupervisor(settings, lookup=lookup, pool_factory=factory, shares=shares,
                          metrics=PoolMetrics(), clock=clock)
     return sup, factory, lookup, clock
+
+
+def grant(book: ShareBook, servers: list[ServerBudget], clock: Clock,
+          peers: list[Peer] | None = None) -> None:
+    """A committed heartbeat of this process alone (or beside `peers`), reserving its whole
+    share."""
+    book.update(plan_shares(book.weight, peers or [], servers, {}, spare=1.0), servers, clock())
 
 
 async def use(sup: PoolSupervisor, tid: uuid.UUID) -> None:
@@ -169,45 +196,155 @@ class Holder:
         await asyncio.wait_for(self.task, 5)
 
 
+def state_of(breaker: Breaker) -> BreakerState:
+    """The breaker's state, read afresh (keeps mypy from narrowing the property)."""
+    return breaker.state
+
+
 def evictions(sup: PoolSupervisor, reason: str) -> float:
     value = sup.metrics.registry.get_sample_value("ywm_tenant_evictions_total",
                                                   {"reason": reason})
     return value or 0.0
 
 
-@pytest.mark.parametrize("budget, weight, total, pool_max, want", [
-    (100, 1, 1, 3, 100), (100, 1, 4, 3, 25), (100, 2, 5, 3, 40), (10, 1, 10, 3, 3),
-    (7, 1, 2, 3, 3), (31, 1, 2, 3, 15), (5, 1, 0, 3, 5),
+@pytest.mark.parametrize("budget, weight, total, others, want", [
+    (100, 1, 1, 0, 100), (100, 1, 4, 0, 25), (100, 2, 5, 0, 40), (10, 1, 10, 0, 1),
+    (7, 1, 2, 0, 3), (31, 1, 2, 0, 15), (5, 1, 0, 0, 5), (10, 1, 2, 8, 2), (10, 1, 2, 12, 0),
 ])
-def test_share_computation(budget: int, weight: int, total: int, pool_max: int,
+def test_share_computation(budget: int, weight: int, total: int, others: int,
                            want: int) -> None:
-    assert compute_share(budget, weight, total, pool_max) == want
+    assert compute_share(budget, weight, total, others) == want
 
 
-def test_sharebook_is_conservative_until_the_first_heartbeat() -> None:
-    book = ShareBook(weight=1, pool_max=3)
+def test_sharebook_holds_nothing_until_the_first_heartbeat_and_when_stale() -> None:
+    clock = Clock()
+    book = ShareBook(weight=1, pool_max=3, clock=clock, stale_after=10.0)
     book.note_server(1, "primary", 60)
-    assert book.share(1) == 3
-    book.update(3, [ServerBudget(1, "primary", 60)])
-    assert (book.share(1), book.share(2)) == (20, 3)
+    assert book.share(1) == book.limit(1) == 0 and book.fenced
+    servers = [ServerBudget(1, "primary", 60)]
+    peers = [Peer(1, {}), Peer(1, {1: 30})]
+    grant(book, servers, clock, peers=peers)
+    assert (book.share(1), book.share(2)) == (20, 0)  # min(60 / 3, 60 - 30); unknown: 0
+    book.update(plan_shares(1, peers, servers, {1: 4}), servers, clock())
+    assert (book.share(1), book.limit(1)) == (20, 14)  # reserved: used + half the share
+    book.update(plan_shares(1, peers, servers, {1: 25}), servers, clock())
+    assert (book.share(1), book.limit(1)) == (20, 25)  # over the share: all it holds
+    clock.now += 10.5  # heartbeats failing: fenced before the others stop counting us
+    assert book.share(1) == book.limit(1) == 0
 
 
-def test_choose_victims_prefers_same_server_then_lru() -> None:
+class SimProcess:
+    def __init__(self, weight: int, clock: Clock) -> None:
+        self.weight = weight
+        self.book = ShareBook(weight, 3, clock=clock, stale_after=(FRESH_BEATS - 1) * 1.0)
+        self.used = 0  # what its open pools may use (sum of max sizes)
+        self.busy = 0  # the part of `used` that is leased (cannot be closed now)
+
+
+def test_claims_never_exceed_the_budget_as_processes_join_and_leave() -> None:
+    """Processes join (heartbeat at once, as at start-up), grow up to their share, shrink,
+    leave cleanly or crash (their row lingers until stale), heartbeat at random moments (one
+    at a time, as the advisory lock serializes them): the fresh claims and the connections
+    actually open never exceed the server's budget, and once the load settles every process
+    gets its weighted share."""
+    rng, clock, budget, window = random.Random(11), Clock(), 20, FRESH_BEATS * 1.0
+    servers = [ServerBudget(1, "s1", budget)]
+    rows: dict[int, tuple[float, int, dict[int, int]]] = {}  # heartbeat, weight, claims
+    procs: dict[int, SimProcess] = {}
+
+    def beat(pid: int) -> None:
+        p = procs[pid]
+        peers = [Peer(w, c) for q, (at, w, c) in rows.items()
+                 if q != pid and clock() - at < window]
+        plan = plan_shares(p.weight, peers, servers, {1: p.used} if p.used else {})
+        p.book.clamp(plan)
+        rows[pid] = (clock(), p.weight, plan.claims)
+        p.book.update(plan, servers, clock())
+        fitted = max(p.busy, min(p.used, p.book.share(1)))
+        if fitted < p.used:  # idle pools closed to fit, and the claim follows
+            p.used = fitted
+            beat(pid)
+
+    def check() -> None:
+        fresh = [c.get(1, 0) for at, _w, c in rows.values() if clock() - at < window]
+        assert sum(fresh) <= budget, rows
+        assert sum(p.used for p in procs.values()) <= budget
+        for p in procs.values():
+            assert p.used <= rows[id_of[p]][2].get(1, 0) and p.used <= max(p.book.limit(1), 0)
+
+    id_of: dict[SimProcess, int] = {}
+    for step in range(3000):
+        event = rng.random()
+        if event < 0.04 or not procs:
+            pid = step
+            procs[pid] = SimProcess(rng.choice((1, 1, 2)), clock)
+            id_of[procs[pid]] = pid
+            beat(pid)
+        elif event < 0.07 and len(procs) > 1:
+            pid = rng.choice(list(procs))
+            del procs[pid]
+            if rng.random() < 0.5:
+                del rows[pid]  # clean stop; else a crash: the row goes stale
+        elif event < 0.5:
+            pid = rng.choice(list(procs))
+            p = procs[pid]
+            room = p.book.limit(1) - p.used
+            if room >= 1:
+                size = min(3, room)
+                p.used += size
+                p.busy = min(p.used, p.busy + rng.choice((0, size)))
+            elif rng.random() < 0.5:
+                beat(pid)  # did not fit the reservation: an early heartbeat
+        elif event < 0.7:
+            p = procs[rng.choice(list(procs))]
+            p.busy = max(0, p.busy - 3)
+            p.used = max(p.busy, p.used - rng.choice((0, 3)))
+        else:
+            beat(rng.choice(list(procs)))
+        clock.now += rng.uniform(0.0, 0.2)
+        for pid, (at, _w, _c) in list(rows.items()):
+            if pid in procs and clock() - at >= 1.0:
+                beat(pid)  # the heartbeat loop: at least once per interval
+        check()
+    for p in procs.values():
+        p.busy = 0
+    for _ in range(3):
+        for pid in list(procs):
+            beat(pid)
+        check()
+    total = sum(p.weight for p in procs.values())
+    for p in procs.values():
+        assert p.book.share(1) == budget * p.weight // total
+
+
+def test_make_room_prefers_same_server_then_lru_and_hands_over_only_what_it_needs() -> None:
     class A:
-        def __init__(self, name: str, server_id: int) -> None:
-            self.name, self.server_id, self.max_size = name, server_id, 3
+        def __init__(self, name: str, server_id: int, max_size: int = 3) -> None:
+            self.name, self.server_id, self.max_size = name, server_id, max_size
 
     a, b, c = A("a", 2), A("b", 1), A("c", 1)
-    got = choose_victims([a, b, c], server_id=1, need=3, share=6, used=6, count=3, cap=10)
-    assert got == [b]
-    got = choose_victims([a, b, c], server_id=1, need=3, share=6, used=6, count=3, cap=3)
-    assert got == [b]  # one eviction frees both the budget and a cap slot
-    got = choose_victims([a, b, c], server_id=1, need=3, share=100, used=6, count=3, cap=3)
-    assert got == [a]  # the cap alone: least recently used of any server
-    got = choose_victims([a, b, c], server_id=1, need=3, share=6, used=6, count=4, cap=3)
-    assert got == [b, a]
-    assert choose_victims([a], server_id=1, need=3, share=6, used=6, count=1,
-                          cap=10) == "server's connection budget"
+
+    def room(idle: list[A], **kw: int) -> tuple[list[str], list[tuple[str, int]], list[str], int]:
+        got = make_room(idle, server_id=1, pool_max=3, **kw)
+        assert not isinstance(got, str), got
+        return ([v.name for v in got.victims], [(v.name, n) for v, n in got.credits],
+                [v.name for v in got.cap_handed], got.size)
+
+    assert room([a, b, c], share=6, used=6, count=3, cap=10) == (["b"], [("b", 3)], [], 3)
+    assert room([a, b, c], share=6, used=6, count=3, cap=3) == (["b"], [("b", 3)], ["b"], 3)
+    # the cap alone: a's slot is taken over, never server 2's connections
+    assert room([a, b, c], share=100, used=6, count=3, cap=3) == (["a"], [], ["a"], 3)
+    assert room([a, b, c], share=6, used=6, count=4, cap=3) == (
+        ["b", "a"], [("b", 3)], ["b", "a"], 3)
+    # same-server victims: credited only up to the new pool's size
+    d, e = A("d", 1, 2), A("e", 1, 2)
+    assert room([d, e], share=6, used=6, count=2, cap=10) == (
+        ["d", "e"], [("d", 2), ("e", 1)], [], 3)
+    assert room([a], share=8, used=6, count=1, cap=10) == ([], [], [], 2)  # a smaller pool
+    assert make_room([a], server_id=1, pool_max=3, share=6, used=6, count=1,
+                     cap=10) == "server's connection budget"
+    assert make_room([], server_id=1, pool_max=3, share=60, used=6, count=3,
+                     cap=3) == "pool cap"
 
 
 async def test_single_flight_start() -> None:
@@ -270,13 +407,14 @@ async def test_budget_per_server() -> None:
 
 
 async def test_shrinking_share_evicts_idle_lru_to_fit() -> None:
-    sup, factory, lookup, _ = make(pool_max=3, budgets={1: 12})
+    sup, factory, lookup, clock = make(pool_max=3, budgets={1: 12})
     tids = [lookup.add(1) for _ in range(4)]
     for tid in tids:
         await use(sup, tid)
     held = Holder(sup, tids[0])  # the oldest, but leased
     await asyncio.wait_for(held.entered.wait(), 2)
-    sup.shares.update(2, [ServerBudget(1, "s1", 12)])  # another process joined: share 6
+    # another process joined: share min(12 / 2, 12 - its claims) = 6
+    grant(sup.shares, [ServerBudget(1, "s1", 12)], clock, peers=[Peer(1, {})])
     assert await upkeep.fit_budgets(sup) == 2
     assert factory.closed == tids[1:3] and sup.used(1) == 6
     assert evictions(sup, "lru") == 2
@@ -306,28 +444,45 @@ def test_breaker_transitions() -> None:
     br = Breaker(clock, threshold=3, base_cooldown=1.0, max_cooldown=30.0)
     for _ in range(2):
         assert br.record_failure("x") is False
-    assert br.state is BreakerState.CLOSED and br.allow()
+    assert state_of(br) is BreakerState.CLOSED and br.allow() and br.take_trial() is None
     assert br.record_failure("x") is True
-    assert br.state is BreakerState.OPEN and not br.allow() and br.retry_after() == 1
+    assert state_of(br) is BreakerState.OPEN and not br.allow() and br.retry_after() == 1
     clock.now += 1.0
-    assert br.state is BreakerState.HALF_OPEN
-    assert br.allow() is True and br.allow() is False  # one trial only
-    assert br.record_success() is True and br.state is BreakerState.CLOSED
+    assert state_of(br) is BreakerState.HALF_OPEN and br.allow()
+    token = br.take_trial()
+    assert token is not None and not br.allow()  # one trial only
+    br.release_trial(token + 1)  # someone else's token: still taken
+    assert not br.allow()
+    br.release_trial(token)  # ended without an answer: the next caller may try
+    assert br.allow() and br.take_trial() is not None
+    assert br.record_success() is True and state_of(br) is BreakerState.CLOSED
     # open → half-open → open on failure, with a doubled cool-down (capped)
-    br.trip("gone")
+    for _ in range(3):
+        br.record_failure("x")
     clock.now += 1.0
-    assert br.allow()
-    assert br.record_failure("still gone") is True
-    assert br.state is BreakerState.OPEN and br.cooldown == 2.0
+    assert br.take_trial() is not None
+    assert br.record_failure("still failing") is True
+    assert state_of(br) is BreakerState.OPEN and br.cooldown == 2.0
     clock.now += 1.5
-    assert br.state is BreakerState.OPEN
+    assert state_of(br) is BreakerState.OPEN
     clock.now += 0.5
-    assert br.state is BreakerState.HALF_OPEN
+    assert state_of(br) is BreakerState.HALF_OPEN
     for _ in range(10):
-        br.allow()
+        br.take_trial()
         br.record_failure("x")
         clock.now += br.cooldown
     assert br.cooldown == 30.0
+
+
+def test_definitive_breaker_gives_requests_no_trial() -> None:
+    clock = Clock()
+    br = Breaker(clock)
+    assert br.trip("database does not exist") is True
+    clock.now += 100.0
+    assert br.cooled and not br.allow()  # only upkeep's check may try now
+    assert br.trip("still missing") is False and br.cooldown == 2.0 and not br.cooled
+    clock.now += 2.0
+    assert br.cooled and br.record_success() and br.allow() and not br.definitive
 
 
 async def test_tenant_breaker_fails_fast_and_recovers() -> None:
@@ -351,9 +506,9 @@ async def test_tenant_breaker_fails_fast_and_recovers() -> None:
     await sup.close()
 
 
-async def test_dropped_database_opens_breaker_at_once() -> None:
+async def test_dropped_database_is_rechecked_by_upkeep_never_by_requests() -> None:
     sup, factory, lookup, clock = make()
-    tid = lookup.add()
+    tid, neighbour = lookup.add(), lookup.add()
     await use(sup, tid)
     factory.broken[tid] = True
     with pytest.raises(TenantUnavailable):
@@ -364,18 +519,48 @@ async def test_dropped_database_opens_breaker_at_once() -> None:
     with pytest.raises(TenantUnavailable):
         await use(sup, tid)
     assert sup.breakers.tenants[tid].state is BreakerState.OPEN
+    assert factory.opens == opens + 1
+    for _ in range(5):  # cool-downs pass, yet no request connects again
+        clock.now += 5.0
+        t0 = time.perf_counter()
+        with pytest.raises(TenantUnavailable) as err:
+            await use(sup, tid)
+        assert time.perf_counter() - t0 < 0.05 and err.value.headers["Retry-After"] == "1"
+    assert factory.opens == opens + 1
+    assert await upkeep.check_definitive(sup) == 1  # one attempt, as the tenant's role
+    assert factory.opens == opens + 2 and sup.breakers.tenants[tid].cooldown == 2.0
+    assert await upkeep.check_definitive(sup) == 0  # not due again before its cool-down
+    del factory.fail[tid], factory.broken[tid]
+    clock.now += 2.0
+    with pytest.raises(TenantUnavailable):
+        await use(sup, tid)  # still refused until the check has passed
+    assert await upkeep.check_definitive(sup) == 1
+    assert tid not in sup.breakers.tenants and sup.used(1) == 0  # check's connection gone
+    await use(sup, tid)
+    await use(sup, neighbour)
+    assert factory.opens == opens + 5
+    await sup.close()
+
+
+async def test_definitive_check_needs_a_spare_connection_in_the_share() -> None:
+    sup, factory, lookup, clock = make(pool_max=3, budgets={1: 3})
+    tid, busy = lookup.add(), lookup.add()
+    factory.fail[tid] = asyncpg.InvalidCatalogNameError("database does not exist")
     with pytest.raises(TenantUnavailable):
         await use(sup, tid)
-    assert factory.opens == opens + 1  # never re-created while open
-    clock.now += 1.0
-    with pytest.raises(TenantUnavailable):
-        await use(sup, tid)  # half-open trial fails: open again, longer cool-down
-    assert sup.breakers.tenants[tid].cooldown == 2.0
+    held = Holder(sup, busy)  # the whole share is leased
+    await asyncio.wait_for(held.entered.wait(), 2)
+    clock.now += 2.0
+    opens = factory.opens
+    assert await upkeep.check_definitive(sup) == 0 and factory.opens == opens
+    await held.release()
+    await sup.evict(busy, "idle")
+    assert await upkeep.check_definitive(sup) == 1 and factory.opens == opens + 1
     await sup.close()
 
 
 async def test_server_breaker_stops_every_tenant_of_that_server() -> None:
-    sup, factory, lookup, _ = make()
+    sup, factory, lookup, _ = make(budgets={1: 100, 2: 100})
     bad = [lookup.add(1) for _ in range(4)]
     other = lookup.add(2)
     for tid in bad:
@@ -480,11 +665,11 @@ async def test_registry_failure_is_a_clean_503() -> None:
 
 
 async def test_server_marked_down_closes_its_pools_and_refuses() -> None:
-    sup, factory, lookup, _ = make(budgets={1: 100, 2: 100})
+    sup, factory, lookup, clock = make(budgets={1: 100, 2: 100})
     on_down, elsewhere = lookup.add(1), lookup.add(2)
     for tid in (on_down, elsewhere):
         await use(sup, tid)
-    sup.shares.update(1, [ServerBudget(1, "s1", 100, "down"), ServerBudget(2, "s2", 100)])
+    grant(sup.shares, [ServerBudget(1, "s1", 100, "down"), ServerBudget(2, "s2", 100)], clock)
     assert await upkeep.close_down_servers(sup) == 1
     assert factory.closed == [on_down]
     with pytest.raises(TenantUnavailable) as err:
@@ -492,3 +677,169 @@ async def test_server_marked_down_closes_its_pools_and_refuses() -> None:
     assert err.value.headers["Retry-After"] == "30" and factory.opens == 2
     await use(sup, elsewhere)
     await sup.close()
+
+
+async def test_cap_victim_on_another_server_keeps_counting_there_until_closed() -> None:
+    sup, factory, lookup, _ = make(cap=2, pool_max=3, budgets={1: 3, 2: 100})
+    a, b, c, d = lookup.add(1), lookup.add(2), lookup.add(2), lookup.add(1)
+    await use(sup, a)
+    await use(sup, b)
+    factory.close_delay[a] = 0.2
+    start_c = asyncio.create_task(use(sup, c))  # the cap is full: a (server 1) makes room
+    await asyncio.sleep(0.02)
+    assert sup.actor(a) is None and a not in factory.closed
+    assert sup.used(1) == 3 and sup.open_count() == 2  # a's cap slot went to c, not its budget
+    with pytest.raises(TenantCapacity):
+        await use(sup, d)  # server 1's share is still a's until its pool is closed
+    await start_c
+    await use(sup, d)
+    assert factory.closed[:2] == [a, b] and factory.peak[1] == 3
+    await sup.close()
+
+
+async def test_pools_shrink_to_fit_what_is_left_of_the_share() -> None:
+    sup, factory, lookup, _ = make(pool_max=3, budgets={1: 4})
+    a, b, c = (lookup.add(1) for _ in range(3))
+    holders = [Holder(sup, a), Holder(sup, b)]
+    for h in holders:
+        await asyncio.wait_for(h.entered.wait(), 2)
+    small = sup.actor(b)
+    assert small is not None and small.max_size == 1 and sup.used(1) == 4
+    with pytest.raises(TenantCapacity):
+        await use(sup, c)  # not one connection left, nothing idle
+    for h in holders:
+        await h.release()
+    assert factory.peak[1] == 4
+    await sup.close()
+
+
+async def test_a_pool_that_does_not_fit_asks_for_an_early_heartbeat() -> None:
+    sup, _factory, lookup, clock = make(pool_max=3, budgets={1: 6})
+    wants: list[int] = []
+    sup.shares.on_want = lambda: wants.append(1)
+    added = lookup.add(2)  # its server was added after the last heartbeat: nothing reserved
+    with pytest.raises(TenantCapacity):
+        await use(sup, added)
+    assert wants == [1]
+    servers = [ServerBudget(1, "s1", 6)]
+    sup.shares.update(plan_shares(1, [], servers, {}), servers, clock())
+    assert (sup.shares.limit(1), sup.shares.share(1)) == (3, 6)  # reserved half the share
+    held = [Holder(sup, lookup.add(1))]
+    await asyncio.wait_for(held[0].entered.wait(), 2)
+    with pytest.raises(TenantCapacity):
+        await use(sup, lookup.add(1))  # the reservation is full, the share is not
+    assert wants == [1, 1]
+    sup.shares.update(plan_shares(1, [], servers, {1: 3}), servers, clock())  # the heartbeat
+    held.append(Holder(sup, lookup.add(1)))
+    await asyncio.wait_for(held[1].entered.wait(), 2)
+    with pytest.raises(TenantCapacity):
+        await use(sup, lookup.add(1))  # the whole share is reserved: no heartbeat helps
+    assert wants == [1, 1]
+    for h in held:
+        await h.release()
+    await sup.close()
+
+
+async def test_half_open_trial_is_not_held_by_a_request_refused_for_capacity() -> None:
+    sup, factory, lookup, clock = make(cap=1, budgets={1: 100, 2: 100})
+    bad = [lookup.add(1) for _ in range(3)]
+    ok, elsewhere = lookup.add(1), lookup.add(2)
+    for tid in bad:
+        factory.fail[tid] = ConnectionRefusedError("refused")
+        with pytest.raises(TenantUnavailable):
+            await use(sup, tid)
+    assert sup.breakers.servers[1].state is BreakerState.OPEN
+    held = Holder(sup, elsewhere)  # the cap is full of a leased pool
+    await asyncio.wait_for(held.entered.wait(), 2)
+    clock.now += 1.0  # half-open
+    with pytest.raises(TenantCapacity):
+        await use(sup, ok)
+    await held.release()
+    await use(sup, ok)  # at once, not after a trial timeout
+    assert state_of(sup.breakers.servers[1]) is BreakerState.CLOSED
+    await sup.close()
+
+
+async def test_a_start_that_learns_nothing_gives_the_trial_back() -> None:
+    sup, factory, lookup, clock = make()
+    bad = [lookup.add(1) for _ in range(3)]
+    odd, fine = lookup.add(1), lookup.add(1)
+    for tid in bad:
+        factory.fail[tid] = ConnectionRefusedError("refused")
+        with pytest.raises(TenantUnavailable):
+            await use(sup, tid)
+    clock.now += 1.0
+    factory.fail[odd] = asyncpg.InterfaceError("pool is closing")  # says nothing about the db
+    with pytest.raises(TenantUnavailable):
+        await use(sup, odd)
+    assert sup.breakers.servers[1].state is BreakerState.HALF_OPEN
+    assert odd not in sup.breakers.tenants
+    await use(sup, fine)
+    assert state_of(sup.breakers.servers[1]) is BreakerState.CLOSED
+    await sup.close()
+
+
+async def test_connect_timeouts_of_one_tenant_leave_its_server_alone() -> None:
+    sup, factory, lookup, _ = make()
+    slow, warm = lookup.add(1), lookup.add(1)
+    await use(sup, warm)
+    factory.fail[slow] = TimeoutError()
+    for _ in range(4):
+        with pytest.raises(TenantUnavailable):
+            await use(sup, slow)
+    assert sup.breakers.tenants[slow].state is BreakerState.OPEN
+    assert sup.breakers.servers[1].state is BreakerState.CLOSED
+    assert sup.actor(warm) is not None and evictions(sup, "unhealthy") == 0
+    await use(sup, warm)
+    for tid in (lookup.add(1) for _ in range(3)):  # several tenants of it: the server
+        factory.fail[tid] = TimeoutError()
+        with pytest.raises(TenantUnavailable):
+            await use(sup, tid)
+    assert state_of(sup.breakers.servers[1]) is BreakerState.OPEN
+    await sup.close()
+
+
+async def test_interface_errors_do_not_feed_the_breakers() -> None:
+    sup, _factory, lookup, _ = make()
+    tid = lookup.add()
+    for _ in range(3):
+        with pytest.raises(asyncpg.InterfaceError):
+            async with sup.lease(tid):
+                raise asyncpg.InterfaceError("another operation is in progress")
+    assert tid not in sup.breakers.tenants and sup.actor(tid) is not None
+    assert sup.breakers.record_failure(tid, 1, Fault.NONE, "x") == (False, False)
+    await sup.close()
+
+
+class SlowRegistry:
+    """Stands in for the registry pool: each `sup_tenant` look-up takes 50 ms."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.calls = 0
+        self.error = error
+
+    async def fetchrow(self, sql: str, *args: Any, timeout: float | None = None) -> Any:
+        self.calls += 1
+        await asyncio.sleep(0.05)
+        if self.error is not None:
+            raise self.error
+        return None
+
+
+async def test_a_cancelled_lookup_does_not_cancel_the_others_waiting_for_it() -> None:
+    registry = SlowRegistry()
+    directory = TenantDirectory(registry, Settings().sql_dir, ttl=30.0)
+    tid = uuid.uuid4()
+    first = asyncio.create_task(directory.get(tid))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(directory.get(tid))
+    await asyncio.sleep(0.01)
+    first.cancel()  # its client went away
+    assert await second is None and registry.calls == 1
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await directory.get(tid) is None and registry.calls == 1  # cached
+    failing = TenantDirectory(SlowRegistry(ConnectionRefusedError("down")), Settings().sql_dir,
+                              ttl=30.0)
+    results = await asyncio.gather(failing.get(tid), failing.get(tid), return_exceptions=True)
+    assert [type(r) for r in results] == [ConnectionRefusedError, ConnectionRefusedError]

@@ -66,8 +66,11 @@ async def restrict_connect(target: PgTarget) -> None:
     conn = await connect(target)
     try:
         db = quote_ident(target.database)
-        await conn.execute(
-            f"REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT ALL ON DATABASE {db} TO CURRENT_USER"
-        )
+        async with conn.transaction():
+            # two concurrent GRANTs on one database fail with "tuple concurrently updated"
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ywm_db_acl:' || $1))",
+                               target.database)
+            await conn.execute(f"REVOKE ALL ON DATABASE {db} FROM PUBLIC")
+            await conn.execute(f"GRANT ALL ON DATABASE {db} TO CURRENT_USER")
     finally:
         await conn.close()

@@ -68,7 +68,9 @@ class TenantPool:
         self.leases = 0
         self.pending = 0  # requests between finding this actor and holding a lease
         self.probing = False
-        self.handed_over = False  # evicted to make room: its budget already belongs to another
+        # evicted to make room: its cap slot / its connections already belong to a new actor
+        self.cap_handed = False
+        self.budget_credit = 0  # connections of it that the successor's size covers
         self.start_error: BaseException | None = None
         self.created_at = clock()
         self.last_used = self.created_at

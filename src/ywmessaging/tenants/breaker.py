@@ -4,10 +4,19 @@ closed → open after `threshold` consecutive failures (or at once on a definiti
 a dropped database) → half-open when the cool-down has passed, where exactly one attempt is let
 through → closed on its success, open again (with a doubled cool-down, up to `max_cooldown`) on
 its failure. While open, callers are refused at once; nothing waits.
+
+The half-open *trial* is taken only by a pool start that has passed every other check (gating,
+cap, budget) and is about to connect; a start always settles it (success, failure, or an
+explicit release when it ended without an answer about the database), so a request that was
+refused for capacity or went away never holds a server's trial. A breaker opened by a
+definitive fault (database missing, connections not allowed, role refused) has no request
+trial at all: the upkeep loop checks it with one connection attempt (upkeep.check_definitive)
+and requests keep failing fast until that check succeeds.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import uuid
 from collections.abc import Callable
@@ -25,8 +34,10 @@ Clock = Callable[[], float]
 THRESHOLD = 3
 BASE_COOLDOWN = 1.0
 MAX_COOLDOWN = 30.0
-# A half-open trial that never reports back (its caller was cancelled) frees the slot after this.
-TRIAL_TIMEOUT = 10.0
+# A safety net only: a trial that is never settled (a bug) frees the slot after this.
+TRIAL_TIMEOUT = 30.0
+# Connect timeouts of this many distinct tenants in a row count against their server.
+SLOW_TENANTS = THRESHOLD
 
 
 class BreakerState(StrEnum):
@@ -38,6 +49,8 @@ class BreakerState(StrEnum):
 class Breaker:
     """A consecutive-failure circuit breaker with exponential cool-down."""
 
+    _tokens = itertools.count(1)
+
     def __init__(self, clock: Clock, *, threshold: int = THRESHOLD,
                  base_cooldown: float = BASE_COOLDOWN, max_cooldown: float = MAX_COOLDOWN) -> None:
         self._clock = clock
@@ -48,7 +61,9 @@ class Breaker:
         self.failures = 0
         self.cooldown = base_cooldown
         self.opened_at = 0.0
-        self._trial_started: float | None = None
+        self._trial: int | None = None
+        self._trial_started = 0.0
+        self.definitive = False  # opened by a definitive fault: only upkeep checks it
         self.last_error: str | None = None
         self.last_failure_at = 0.0
 
@@ -59,21 +74,40 @@ class Breaker:
             return BreakerState.HALF_OPEN
         return self._state
 
-    def allow(self, *, consume: bool = True) -> bool:
-        """Whether one attempt may go ahead now; in half-open only the first caller gets True
-        (`consume=False` asks without taking the half-open trial)."""
+    @property
+    def cooled(self) -> bool:
+        """Whether the cool-down has passed (a definitive breaker is then due for its check)."""
+        return self._state is not BreakerState.CLOSED and self.state is BreakerState.HALF_OPEN
+
+    def _trial_busy(self) -> bool:
+        return (self._trial is not None
+                and self._clock() - self._trial_started < TRIAL_TIMEOUT)
+
+    def allow(self) -> bool:
+        """Whether a request may go ahead now (nothing is taken: see `take_trial`)."""
         state = self.state
         if state is BreakerState.CLOSED:
             return True
-        if state is BreakerState.OPEN:
+        if state is BreakerState.OPEN or self.definitive:
             return False
-        now = self._clock()
-        if self._trial_started is not None and now - self._trial_started < TRIAL_TIMEOUT:
-            return False
-        if consume:
-            self._state = BreakerState.HALF_OPEN
-            self._trial_started = now
-        return True
+        return not self._trial_busy()
+
+    def take_trial(self) -> int | None:
+        """Take the half-open trial (None when closed: no trial needed); settle it with
+        `record_success`, `record_failure` or `release_trial(token)`."""
+        if self.state is BreakerState.CLOSED:
+            return None
+        if not self.allow():
+            raise RuntimeError("take_trial without allow()")
+        self._state = BreakerState.HALF_OPEN
+        self._trial = next(self._tokens)
+        self._trial_started = self._clock()
+        return self._trial
+
+    def release_trial(self, token: int | None) -> None:
+        """Give back a trial that ended without saying anything about the database."""
+        if token is not None and self._trial == token:
+            self._trial = None
 
     def retry_after(self) -> int:
         """Whole seconds until an attempt may be let through again (at least 1)."""
@@ -88,7 +122,8 @@ class Breaker:
         self._state = BreakerState.CLOSED
         self.failures = 0
         self.cooldown = self.base_cooldown
-        self._trial_started = None
+        self._trial = None
+        self.definitive = False
         return was is not BreakerState.CLOSED
 
     def record_failure(self, error: str | None = None) -> bool:
@@ -96,7 +131,7 @@ class Breaker:
         self.last_error = error
         self.failures += 1
         self.last_failure_at = self._clock()
-        if self._state is BreakerState.HALF_OPEN:
+        if self._state is BreakerState.HALF_OPEN or (self.definitive and self.cooled):
             self._open(self.cooldown * 2)
             return True
         if self._state is BreakerState.CLOSED and self.failures >= self.threshold:
@@ -105,22 +140,24 @@ class Breaker:
         return False
 
     def trip(self, error: str | None = None) -> bool:
-        """Open at once (a definitive fault); returns True if it was not open already."""
+        """Open at once for a definitive fault (upkeep checks it before any request may
+        connect again); returns True if it was not open already."""
         self.last_error = error
         self.failures += 1
         self.last_failure_at = self._clock()
-        if self._state is BreakerState.OPEN:
+        self.definitive = True
+        if self._state is BreakerState.OPEN and not self.cooled:
             self.opened_at = self._clock()
             return False
-        cooldown = self.cooldown * 2 if self._state is BreakerState.HALF_OPEN else self.cooldown
-        self._open(cooldown)
-        return True
+        opened = self._state is not BreakerState.OPEN
+        self._open(self.cooldown if self._state is BreakerState.CLOSED else self.cooldown * 2)
+        return opened
 
     def _open(self, cooldown: float) -> None:
         self._state = BreakerState.OPEN
         self.cooldown = min(max(cooldown, self.base_cooldown), self.max_cooldown)
         self.opened_at = self._clock()
-        self._trial_started = None
+        self._trial = None
 
     def snapshot(self) -> dict[str, object]:
         """State, failures, cool-down and last error (operator endpoint)."""
@@ -128,8 +165,11 @@ class Breaker:
             "state": self.state.value, "consecutive_failures": self.failures,
             "cooldown_s": self.cooldown,
             "retry_after_s": self.retry_after() if self.state is not BreakerState.CLOSED else 0,
-            "last_error": self.last_error,
+            "last_error": self.last_error, "awaiting_health_check": self.definitive,
         }
+
+
+Trials = tuple[tuple[Breaker, int], ...]
 
 
 class BreakerBoard:
@@ -139,25 +179,41 @@ class BreakerBoard:
         self._clock = clock
         self.tenants: dict[uuid.UUID, Breaker] = {}
         self.servers: dict[int, Breaker] = {}
+        self._slow: dict[int, set[uuid.UUID]] = {}  # server → tenants whose connect timed out
 
     def check(self, tenant_id: uuid.UUID, server_id: int) -> None:
-        """Raise TenantUnavailable unless both breakers let an attempt through now."""
+        """Raise TenantUnavailable unless both breakers would let an attempt through now
+        (nothing is taken: a start takes the half-open trials with `take_trials`)."""
         tb, sb = self.tenants.get(tenant_id), self.servers.get(server_id)
         for breaker, what in ((sb, "database server"), (tb, "database")):
-            if breaker is not None and not breaker.allow(consume=False):
+            if breaker is not None and not breaker.allow():
                 raise TenantUnavailable(
                     f"the church's {what} is failing; retrying shortly",
                     headers={"Retry-After": str(breaker.retry_after())},
                 )
-        for breaker in (sb, tb):
-            if breaker is not None:
-                breaker.allow()
+
+    def take_trials(self, tenant_id: uuid.UUID, server_id: int) -> Trials:
+        """Take the half-open trials a pool start needs (call right after `check`, with no
+        await between, and only once the start is certain to connect)."""
+        taken: list[tuple[Breaker, int]] = []
+        for breaker in (self.servers.get(server_id), self.tenants.get(tenant_id)):
+            token = breaker.take_trial() if breaker is not None else None
+            if breaker is not None and token is not None:
+                taken.append((breaker, token))
+        return tuple(taken)
+
+    @staticmethod
+    def release_trials(trials: Trials) -> None:
+        """Give back the trials a start did not settle (no-op for those it settled)."""
+        for breaker, token in trials:
+            breaker.release_trial(token)
 
     def record_success(self, tenant_id: uuid.UUID, server_id: int) -> None:
         """Close the tenant's and the server's breakers after a working connection."""
         tb = self.tenants.pop(tenant_id, None)
         if tb is not None and tb.record_success():
             log.info("tenant_breaker_closed", tenant_id=str(tenant_id))
+        self._slow.pop(server_id, None)
         sb = self.servers.get(server_id)
         busy = sb is not None and (sb.failures or sb.state is not BreakerState.CLOSED)
         if busy and sb is not None and sb.record_success():
@@ -173,7 +229,7 @@ class BreakerBoard:
             tb = self.tenants[tenant_id] = Breaker(self._clock)
         t_opened = tb.trip(detail) if fault is Fault.DEFINITIVE else tb.record_failure(detail)
         s_opened = False
-        if fault is Fault.SERVER:
+        if self._counts_for_server(tenant_id, server_id, fault):
             sb = self.servers.get(server_id)
             if sb is None:
                 sb = self.servers[server_id] = Breaker(self._clock)
@@ -182,8 +238,27 @@ class BreakerBoard:
             log.warning("tenant_breaker_opened", tenant_id=str(tenant_id), fault=fault.value,
                         error=detail, cooldown_s=tb.cooldown)
         if s_opened:
+            self._slow.pop(server_id, None)
             log.warning("server_breaker_opened", server_id=server_id, error=detail)
         return t_opened, s_opened
+
+    def _counts_for_server(self, tenant_id: uuid.UUID, server_id: int, fault: Fault) -> bool:
+        """Server faults count; a connect timeout counts only when it is the first of its
+        tenant since the server last worked (one slow or overloaded tenant database must not
+        close every pool of its server)."""
+        if fault is Fault.SERVER:
+            return True
+        if fault is not Fault.SLOW:
+            return False
+        seen = self._slow.setdefault(server_id, set())
+        if tenant_id in seen:
+            return False
+        seen.add(tenant_id)
+        return True
+
+    def due_checks(self) -> list[uuid.UUID]:
+        """Tenants whose definitive breaker has cooled down: upkeep checks them."""
+        return [t for t, b in self.tenants.items() if b.definitive and b.cooled]
 
     def counts(self) -> dict[tuple[str, str], int]:
         """(scope, state) → number of breakers, plainly closed tenants not counted."""

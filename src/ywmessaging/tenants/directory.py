@@ -92,7 +92,9 @@ class TenantDirectory:
         self.ttl = ttl
         self._clock = clock
         self._cache: dict[uuid.UUID, tuple[float, TenantInfo | None]] = {}
-        self._inflight: dict[uuid.UUID, asyncio.Future[TenantInfo | None]] = {}
+        # One fetch task per tenant; callers await it through asyncio.shield, so a caller
+        # that is cancelled (its client went away) never cancels the fetch the others share.
+        self._inflight: dict[uuid.UUID, asyncio.Task[TenantInfo | None]] = {}
         self._epoch = 0  # bumped by invalidations so an in-flight fetch is not cached stale
 
     async def get(self, tenant_id: uuid.UUID) -> TenantInfo | None:
@@ -100,25 +102,26 @@ class TenantDirectory:
         hit = self._cache.get(tenant_id)
         if hit is not None and hit[0] > self._clock():
             return hit[1]
-        pending = self._inflight.get(tenant_id)
-        if pending is not None:
-            return await asyncio.wait_for(asyncio.shield(pending), LOOKUP_TIMEOUT)
-        fut: asyncio.Future[TenantInfo | None] = asyncio.get_running_loop().create_future()
-        self._inflight[tenant_id] = fut
-        epoch = self._epoch
-        try:
-            row = await self._q.sup_tenant(self._pool, tenant_id, timeout=LOOKUP_TIMEOUT)
-            info = TenantInfo.from_row(row) if row is not None else None
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: waiters re-raise it, nobody else needs to
-            raise
-        finally:
-            self._inflight.pop(tenant_id, None)
-        fut.set_result(info)
+        task = self._inflight.get(tenant_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(
+                self._fetch(tenant_id, self._epoch), name=f"tenant-lookup-{tenant_id}")
+            self._inflight[tenant_id] = task
+            task.add_done_callback(lambda t: self._done(tenant_id, t))
+        return await asyncio.wait_for(asyncio.shield(task), LOOKUP_TIMEOUT)
+
+    async def _fetch(self, tenant_id: uuid.UUID, epoch: int) -> TenantInfo | None:
+        row = await self._q.sup_tenant(self._pool, tenant_id, timeout=LOOKUP_TIMEOUT)
+        info = TenantInfo.from_row(row) if row is not None else None
         if epoch == self._epoch:
             self._store(tenant_id, info)
         return info
+
+    def _done(self, tenant_id: uuid.UUID, task: asyncio.Task[TenantInfo | None]) -> None:
+        if self._inflight.get(tenant_id) is task:
+            del self._inflight[tenant_id]
+        if not task.cancelled():
+            task.exception()  # retrieved here: waiters (if any are left) re-raise it
 
     def _store(self, tenant_id: uuid.UUID, info: TenantInfo | None) -> None:
         now = self._clock()
@@ -129,11 +132,14 @@ class TenantDirectory:
         self._cache[tenant_id] = (now + self.ttl, info)
 
     def invalidate(self, tenant_id: uuid.UUID) -> None:
-        """Forget one tenant (its row changed)."""
+        """Forget one tenant (its row changed); later callers do not join a fetch that began
+        before the change."""
         self._epoch += 1
         self._cache.pop(tenant_id, None)
+        self._inflight.pop(tenant_id, None)
 
     def clear(self) -> None:
         """Forget everything (notifications may have been missed)."""
         self._epoch += 1
         self._cache.clear()
+        self._inflight.clear()

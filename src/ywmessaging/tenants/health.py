@@ -16,6 +16,8 @@ class Fault(StrEnum):
 
     DEFINITIVE = "definitive"  # the tenant's database is gone or refuses this role: open now
     SERVER = "server"          # the server is unreachable, full or shutting down
+    SLOW = "slow"              # connecting timed out: the tenant's breaker; its server's only
+                               # when several of its tenants time out in a row
     TENANT = "tenant"          # this tenant's connection broke; count towards its breaker
     NONE = "none"              # an ordinary query error, not about availability
 
@@ -31,25 +33,30 @@ _SERVER = (
     asyncpg.TooManyConnectionsError,    # 53300
     asyncpg.ConnectionRejectionError,
     OSError,                            # refused, unreachable, reset while connecting
-    TimeoutError,                       # connect took longer than the connect timeout
 )
 _LOST = (
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,         # 57P01: terminated by an administrator
     asyncpg.CrashShutdownError,
-    asyncpg.InterfaceError,
     asyncpg.InternalClientError,        # the protocol got out of step (server-side kill)
     ConnectionError,
 )
+# asyncpg.InterfaceError is a programming error (another operation in progress, a released
+# connection used): it says nothing about the database and never feeds a breaker, unless the
+# connection is in fact closed (checked through `conn.is_closed()`).
 
 
 def classify_connect(exc: BaseException) -> Fault:
     """Classify a failure to open or acquire a connection (or of a health probe)."""
     if isinstance(exc, _DEFINITIVE):
         return Fault.DEFINITIVE
+    if isinstance(exc, TimeoutError):
+        return Fault.SLOW
     if isinstance(exc, _SERVER) and not isinstance(exc, ConnectionResetError):
         return Fault.SERVER
+    if isinstance(exc, asyncpg.InterfaceError) and not isinstance(exc, _LOST):
+        return Fault.NONE
     return Fault.TENANT
 
 

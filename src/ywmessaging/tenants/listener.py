@@ -1,6 +1,8 @@
 """LISTEN on `ywm_tenant_changed` over a dedicated registry connection, reconnecting on loss.
 
 Every UPDATE or DELETE of a tenant row notifies its id (trigger in 0001_create_registry.sql).
+The same connection listens on `ywm_budget_changed` (budget.py: a process gave connections
+back or wants more), so that every process re-balances its shares at once.
 While the connection is down the supervisor's cache still expires by its TTL; after each
 (re)connect the whole cache is dropped, since notifications may have been missed meanwhile.
 """
@@ -20,6 +22,7 @@ from ..db.dsn import PgTarget
 log = structlog.get_logger("ywm.tenant_listener")
 
 CHANNEL = "ywm_tenant_changed"
+BUDGET_CHANNEL = "ywm_budget_changed"
 CONNECT_TIMEOUT = 5.0
 PING_INTERVAL = 10.0
 PING_TIMEOUT = 5.0
@@ -37,6 +40,11 @@ class ChangeListener:
         self._on_connected = on_connected
         self.connected = False
         self.reconnects = 0
+        self.on_budget_changed: Callable[[str], None] | None = None  # '<sender>:<what>'
+
+    def _budget(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if self.on_budget_changed is not None:
+            self.on_budget_changed(payload)
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -73,11 +81,14 @@ class ChangeListener:
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _c: lost.set())
         await conn.add_listener(CHANNEL, self._notified)
+        await conn.add_listener(BUDGET_CHANNEL, self._budget)
         self.connected = True
         if self.reconnects:
             log.info("tenant_listener_reconnected", reconnects=self.reconnects)
         self.reconnects += 1
         self._on_connected()
+        if self.on_budget_changed is not None:  # budget notifications may have been missed too
+            self.on_budget_changed("")
         while not lost.is_set():
             try:
                 await asyncio.wait_for(lost.wait(), PING_INTERVAL)

@@ -33,6 +33,7 @@ class Snapshot:
     server_connections: dict[str, int]            # server name → open connections
     server_claimed: dict[str, int]                # server name → sum of open pools' max sizes
     server_share: dict[str, int]                  # server name → this process's share
+    server_reserved: dict[str, int] = field(default_factory=dict)  # → its reservation
 
 
 class _SupervisorCollector(Collector):
@@ -58,12 +59,15 @@ class _SupervisorCollector(Collector):
             GaugeMetricFamily("ywm_tenant_server_share_connections",
                               "This process's share of each server's connection budget.",
                               labels=["server"]),
+            GaugeMetricFamily("ywm_tenant_server_reserved_connections",
+                              "Connections this process reserved on each server (its claim).",
+                              labels=["server"]),
         ]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         snap = self._snapshot()
         fams = self._families()
-        opened, by_state, leases, breakers, conns, claimed, share = fams
+        opened, by_state, leases, breakers, conns, claimed, share, reserved = fams
         opened.add_metric([], sum(n for s, n in snap.pools_by_state.items() if s != "closed"))
         for state, n in sorted(snap.pools_by_state.items()):
             by_state.add_metric([state], n)
@@ -71,7 +75,7 @@ class _SupervisorCollector(Collector):
         for (scope, state), n in sorted(snap.breakers.items()):
             breakers.add_metric([scope, state], n)
         for fam, values in ((conns, snap.server_connections), (claimed, snap.server_claimed),
-                            (share, snap.server_share)):
+                            (share, snap.server_share), (reserved, snap.server_reserved)):
             for server, n in sorted(values.items()):
                 fam.add_metric([server], n)
         yield from fams

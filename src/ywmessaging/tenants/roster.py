@@ -2,8 +2,10 @@
 
 All bookkeeping here is synchronous between awaits, so it is atomic on the event loop. An actor
 leaves `_actors` the moment it is detached (no new leases) and stays in `_closing`, still
-counted against the cap and its server's budget unless *handed over* to a starting actor that
-opens nothing before the old pool is closed.
+counted against the cap and its server's budget until its pool is closed, except for what it
+*handed over* to a starting actor that opens nothing before the old pool is closed: its cap
+slot (any server) and its connections (only to an actor on the same server, and only as many
+as that actor's own size covers).
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
@@ -23,6 +27,68 @@ from .metrics import EVICTION_REASONS, PoolMetrics, StatsBook
 log = structlog.get_logger("ywm.supervisor")
 
 
+class Sized(Protocol):
+    """What room-making needs of an actor."""
+
+    max_size: int
+
+    @property
+    def server_id(self) -> int: ...
+
+
+V = TypeVar("V", bound=Sized)
+
+
+@dataclass
+class Room(Generic[V]):
+    """Where a new pool fits: its size and the idle actors to evict first."""
+
+    size: int
+    victims: list[V] = field(default_factory=list)
+    # (victim on the same server, how many of its connections the new pool's size covers)
+    credits: list[tuple[V, int]] = field(default_factory=list)
+    cap_handed: list[V] = field(default_factory=list)     # cap slots taken over
+
+
+def make_room(idle: list[V], *, server_id: int, pool_max: int, share: int, used: int,
+              count: int, cap: int) -> Room[V] | str:
+    """Room for a pool on `server_id`, evicting idle actors (least recently used first):
+    a full `pool_max` pool when the share allows (after evicting), else a smaller one; or
+    what is full ("server's connection budget" or "pool cap").
+
+    The new pool opens nothing before its victims are closed, so it may take over what they
+    hold, but only what it can cover: a cap slot each (as many as the cap needs), and on its
+    own server at most its own size in connections. A victim on another server keeps counting
+    against that server's budget until its pool is closed."""
+    reclaimable = sum(a.max_size for a in idle if a.server_id == server_id)
+    size = min(pool_max, share - used + reclaimable)
+    if size < 1:
+        return "server's connection budget"
+    victims: list[V] = []
+    for a in idle:
+        if used + size <= share:
+            break
+        if a.server_id == server_id:
+            victims.append(a)
+            used -= a.max_size
+    left = count - len(victims)
+    for a in idle:
+        if left < cap:
+            break
+        if a not in victims:
+            victims.append(a)
+            left -= 1
+    if left >= cap:
+        return "pool cap"
+    credits: list[tuple[V, int]] = []
+    cover = size
+    for a in victims:
+        if a.server_id == server_id and cover > 0:
+            credits.append((a, min(a.max_size, cover)))
+            cover -= credits[-1][1]
+    return Room(size, victims, credits, victims[:max(0, count + 1 - cap)])
+
+
 class Roster:
     """Actors by tenant (least recently used first) and those still closing."""
 
@@ -31,18 +97,20 @@ class Roster:
         self.stats = StatsBook()
         self._actors: OrderedDict[uuid.UUID, TenantPool] = OrderedDict()
         self._closing: set[TenantPool] = set()
+        self._side: dict[int, int] = {}  # server → connections of upkeep's definitive checks
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
 
     # ----- eviction ---------------------------------------------------------------------
-    def _detach(self, actor: TenantPool, reason: str, *, handed_over: bool = False) -> None:
+    def _detach(self, actor: TenantPool, reason: str, *, budget_credit: int = 0,
+                cap_handed: bool = False) -> None:
         """Take an actor out of service (no new leases); `_close` finishes the job."""
         if reason not in EVICTION_REASONS:
             raise ValueError(f"unknown eviction reason {reason!r}")
         tid = actor.tenant_id
         if self._actors.get(tid) is actor:
             del self._actors[tid]
-        actor.handed_over = handed_over
+        actor.budget_credit, actor.cap_handed = budget_credit, cap_handed
         self._closing.add(actor)
         if actor.state is ActorState.READY:
             actor.state = ActorState.DRAINING
@@ -89,14 +157,34 @@ class Roster:
         return len(mine)
 
     def used(self, server_id: int) -> int:
-        """Connections claimed on a server: open pools' max sizes (handed-over ones excluded)."""
+        """Connections claimed on a server: open and closing pools' max sizes (less what a
+        same-server successor's size covers) and upkeep's check connections."""
         total = sum(a.max_size for a in self._actors.values() if a.info.server_id == server_id)
-        return total + sum(a.max_size for a in self._closing
-                           if not a.handed_over and a.info.server_id == server_id)
+        return total + self._side.get(server_id, 0) + sum(
+            a.max_size - a.budget_credit for a in self._closing
+            if a.info.server_id == server_id)
+
+    def used_all(self) -> dict[int, int]:
+        """Server id → `used(server)`, for every server with something claimed."""
+        servers = {a.info.server_id for a in self.actors()} | set(self._side)
+        return {s: self.used(s) for s in sorted(servers)}
+
+    @contextmanager
+    def side_connection(self, server_id: int) -> Iterator[None]:
+        """Count one connection of upkeep's own against a server while the block runs."""
+        self._side[server_id] = self._side.get(server_id, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._side[server_id] - 1
+            if left:
+                self._side[server_id] = left
+            else:
+                del self._side[server_id]
 
     def open_count(self) -> int:
         """Pools counted against the cap."""
-        return len(self._actors) + sum(1 for a in self._closing if not a.handed_over)
+        return len(self._actors) + sum(1 for a in self._closing if not a.cap_handed)
 
     def actors(self) -> list[TenantPool]:
         """Open actors, least recently used first (plus those still closing)."""

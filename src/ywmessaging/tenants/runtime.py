@@ -8,6 +8,7 @@ asyncio.TaskGroup cannot span, hence the explicit task set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -21,7 +22,7 @@ from ..crypto import SecretBox
 from ..db.dsn import PgTarget
 from . import upkeep
 from .actor import PoolFactory, PoolLike
-from .budget import PRUNE_BEATS, Heartbeat
+from .budget import FRESH_BEATS, PRUNE_BEATS, Heartbeat, ShareBook
 from .directory import TenantDirectory, TenantInfo
 from .health import describe
 from .listener import ChangeListener
@@ -60,7 +61,10 @@ class SupervisorRuntime:
         self.heartbeat = heartbeat
         self.listener = listener
         self._tasks: list[asyncio.Task[Any]] = []
+        self._wake = asyncio.Event()
+        self._asked_at = float("-inf")  # when another process last asked for connections
         self.beats = 0
+        supervisor.shares.on_want = self._wake.set
 
     async def start(self) -> None:
         """First heartbeat (so shares are known before the first lease), then the loops."""
@@ -74,37 +78,61 @@ class SupervisorRuntime:
     def _task(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
 
-    async def _beat(self) -> None:
+    def on_budget_changed(self, payload: str) -> None:
+        """Another process wants connections, gave some back or left: heartbeat soon."""
+        sender, _, what = payload.partition(":")
+        if self.heartbeat is not None and sender == str(self.heartbeat.id):
+            return
+        if what == "want":
+            self._asked_at = time.monotonic()
+        self._wake.set()
+
+    async def _beat(self) -> bool:
+        """One heartbeat; then close what no longer fits, and say so at once if that gave
+        connections back (returns whether the exchange succeeded)."""
         assert self.heartbeat is not None
         sup = self.supervisor
+        reply = time.monotonic() - self._asked_at < sup.settings.heartbeat_interval
         try:
-            total, servers = await self.heartbeat.beat(upkeep.claims(sup))
-        except Exception as exc:  # keep the last shares; the next beat retries
-            log.warning("heartbeat_failed", error=describe(exc))
-            return
-        sup.shares.update(total, servers)
+            await self.heartbeat.exchange(sup.shares, sup.used_all, reply=reply)
+        except Exception as exc:  # keep the last shares (fenced when stale); retry soon
+            log.warning("heartbeat_failed", error=describe(exc), fenced=sup.shares.fenced)
+            await upkeep.fit_budgets(sup)
+            return False
         self.beats += 1
-        await upkeep.close_down_servers(sup)
-        await upkeep.fit_budgets(sup)
+        closed = await upkeep.close_down_servers(sup) + await upkeep.fit_budgets(sup)
+        if closed:
+            try:
+                await self.heartbeat.exchange(sup.shares, sup.used_all, reply=reply)
+            except Exception as exc:
+                log.warning("heartbeat_failed", error=describe(exc))
         if self.beats % (PRUNE_BEATS // 5) == 1:
             try:
                 await self.heartbeat.prune()
             except Exception as exc:
                 log.warning("heartbeat_prune_failed", error=describe(exc))
+        return True
 
     async def _heartbeat_loop(self) -> None:
+        interval = self.supervisor.settings.heartbeat_interval
+        gap = min(0.25, interval / 20)  # the least time between two heartbeats
+        ok = True
         while True:
-            await asyncio.sleep(self.supervisor.settings.heartbeat_interval)
-            await self._beat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval if ok else min(interval, 1.0))
+            self._wake.clear()
+            ok = await self._beat()
+            await asyncio.sleep(gap)
 
     async def _upkeep_loop(self) -> None:
         s = self.supervisor.settings
-        tick = min(5.0, s.health_interval, max(0.05, s.tenant_idle_seconds / 2))
+        tick = min(1.0, s.health_interval, max(0.05, s.tenant_idle_seconds / 2))
         last_probe = time.monotonic()
         while True:
             await asyncio.sleep(tick)
             try:
                 await upkeep.sweep_idle(self.supervisor)
+                await upkeep.check_definitive(self.supervisor)
                 if time.monotonic() - last_probe >= s.health_interval:
                     last_probe = time.monotonic()
                     await upkeep.probe_all(self.supervisor)
@@ -132,12 +160,17 @@ async def open_supervisor(settings: Settings, box: SecretBox, registry_pool: Any
                           ) -> SupervisorRuntime:
     """Build and start the production supervisor of one process."""
     directory = TenantDirectory(registry_pool, settings.sql_dir, settings.registry_cache_ttl)
-    sup = PoolSupervisor(settings, lookup=directory,
+    # Share 0 until the first heartbeat commits, and again if heartbeats fail for so long
+    # that the other processes are about to stop counting this one's claims.
+    shares = ShareBook(settings.process_weight, settings.tenant_pool_max,
+                       stale_after=(FRESH_BEATS - 1) * settings.heartbeat_interval)
+    sup = PoolSupervisor(settings, lookup=directory, shares=shares,
                          pool_factory=asyncpg_pool_factory(settings, box, kind),
                          metrics=PoolMetrics(collector_registry))
     listener = ChangeListener(PgTarget.parse(settings.require_database_url()),
                               sup.on_tenant_changed, sup.on_cache_lost)
     runtime = SupervisorRuntime(sup, Heartbeat(registry_pool, settings, kind), listener)
+    listener.on_budget_changed = runtime.on_budget_changed
     try:
         await runtime.start()
     except BaseException:

@@ -25,11 +25,13 @@ def snapshot(sup: PoolSupervisor) -> Snapshot:
     servers = {a.server_id for a in sup.actors()} | set(sup.shares.servers)
     claimed = {sup.shares.name(s): sup.used(s) for s in servers}
     share = {sup.shares.name(s): sup.shares.share(s) for s in servers}
+    reserved = {sup.shares.name(s): sup.shares.limit(s) for s in servers}
     for name in claimed:
         conns.setdefault(name, 0)
     return Snapshot(pools_by_state=by_state, leases_in_use=leases,
                     breakers=sup.breakers.counts(), server_connections=conns,
-                    server_claimed=claimed, server_share=share)
+                    server_claimed=claimed, server_share=share,
+                    server_reserved=reserved)
 
 
 def pool_status(sup: PoolSupervisor, tenant_id: uuid.UUID) -> dict[str, Any]:
@@ -57,7 +59,7 @@ def pool_status(sup: PoolSupervisor, tenant_id: uuid.UUID) -> dict[str, Any]:
         sb = sup.breakers.servers.get(sid)
         body["server"] = {
             "id": sid, "name": sup.shares.name(sid), "claimed": sup.used(sid),
-            "share": sup.shares.share(sid),
+            "share": sup.shares.share(sid), "reserved": sup.shares.limit(sid),
             "breaker": sb.snapshot() if sb is not None else {"state": "closed"},
         }
     return body

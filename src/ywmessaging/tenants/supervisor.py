@@ -2,12 +2,19 @@
 
 Invariants (the bookkeeping is synchronous between awaits, so it is atomic on the loop; the
 actor roster and drain-then-close live in roster.py):
-- open pools (actors in `_actors` plus closing ones not handed over) never exceed the cap;
-- on each server, the sum of those pools' max sizes never exceeds this process's share;
+- open pools (actors in `_actors` plus closing ones whose cap slot was not handed over) never
+  exceed the cap;
+- on each server, the sum of the max sizes of those pools (closing ones included, less what a
+  successor covers) never exceeds this process's reservation (budget.py); a pool is smaller
+  than YWM_TENANT_POOL_MAX when only that much of the reservation is left;
 - an actor with a lease out, a probe running, or still starting is never chosen to make room
   or for idleness; when nothing can be evicted the caller gets TenantCapacity at once;
-- an actor evicted to make room is *handed over*: its budget passes to the new actor, which
-  opens no connection before the evicted pool is closed.
+- an actor evicted to make room hands over its cap slot and, only when it is on the same
+  server, its connections (up to the new pool's size); the new actor opens no connection
+  before the evicted pools are closed, so a victim on another server keeps counting there
+  until it is closed;
+- breakers: a request is refused while its tenant's or server's breaker is open; the half-open
+  trial is taken only by a start that is sure to connect, and every start settles it.
 Starts are single-flight: the first request creates the actor (in `starting`) and a task that
 opens it; concurrent requests for that tenant wait (bounded) on the same actor.
 """
@@ -34,12 +41,12 @@ from ..errors import (
 )
 from . import upkeep
 from .actor import CLOSE_TIMEOUT, ActorGone, PoolFactory, SlotTimeout, TenantPool
-from .breaker import BreakerBoard, Clock
-from .budget import ShareBook, choose_victims
+from .breaker import BreakerBoard, Clock, Trials
+from .budget import ShareBook
 from .directory import Lookup, TenantInfo, gate
 from .health import Fault, classify_connect, classify_in_use, describe
 from .metrics import PoolMetrics
-from .roster import Roster
+from .roster import Roster, make_room
 from .status import snapshot
 
 log = structlog.get_logger("ywm.supervisor")
@@ -67,6 +74,11 @@ class PoolSupervisor(Roster):
         self.need_version = migrations.code_version(settings.sql_dir, "tenant")
         self.clock = clock
         self.metrics.watch(lambda: snapshot(self))  # gauges read our state at scrape time
+
+    @property
+    def pool_factory(self) -> PoolFactory:
+        """How this supervisor opens tenant pools (upkeep's checks use it too)."""
+        return self._factory
 
     # ----- the request path -------------------------------------------------------------
     @asynccontextmanager
@@ -161,27 +173,33 @@ class PoolSupervisor(Roster):
 
     def _admit(self, info: TenantInfo) -> TenantPool:
         """Make room (cap and server budget) and register a starting actor, or refuse."""
+        sid = info.server_id
         idle = [a for a in self._actors.values() if a.evictable]  # least recently used first
-        victims = choose_victims(
-            idle, server_id=info.server_id, need=self.pool_max,
-            share=self.shares.share(info.server_id), used=self.used(info.server_id),
-            count=self.open_count(), cap=self.cap,
-        )
-        if isinstance(victims, str):
-            raise TenantCapacity(f"this process's {victims} is full of busy pools",
+        room = make_room(idle, server_id=sid, pool_max=self.pool_max,
+                         share=self.shares.limit(sid), used=self.used(sid),
+                         count=self.open_count(), cap=self.cap)
+        if isinstance(room, str):
+            if room != "pool cap":
+                self.shares.want(sid)
+            raise TenantCapacity(f"this process's {room} is full of busy pools",
                                  headers={"Retry-After": "1"})
-        for v in victims:
-            self._detach(v, "lru", handed_over=True)
-        actor = TenantPool(info, self.pool_max, self.clock)
+        if room.credits or room.size < self.pool_max:
+            self.shares.want(sid)  # made room within the reservation: grow it if it can
+        trials = self.breakers.take_trials(info.id, sid)  # sure to connect from here on
+        credits = {id(v): n for v, n in room.credits}
+        for v in room.victims:
+            self._detach(v, "lru", budget_credit=credits.get(id(v), 0),
+                         cap_handed=v in room.cap_handed)
+        actor = TenantPool(info, room.size, self.clock)
         self._actors[info.id] = actor
-        self._spawn(self._start(actor, victims), f"start-{info.id}")
+        self._spawn(self._start(actor, room.victims, trials), f"start-{info.id}")
         return actor
 
-    async def _start(self, actor: TenantPool, victims: list[TenantPool]) -> None:
+    async def _start(self, actor: TenantPool, victims: list[TenantPool], trials: Trials) -> None:
         tid = actor.tenant_id
         t0 = self.clock()
         try:
-            if victims:  # their connections must be gone before ours open (budget handed over)
+            if victims:  # their connections must be gone before ours open (handed over)
                 await asyncio.gather(*(self._close(v) for v in victims))
             t0 = self.clock()
             await actor.start(self._factory, self.settings.tenant_connect_timeout)
@@ -189,10 +207,12 @@ class PoolSupervisor(Roster):
             actor.abandon(exc)
             if self._actors.get(tid) is actor:
                 del self._actors[tid]
+            if isinstance(exc, Exception):
+                self.record_failure(actor.info, classify_connect(exc), exc)
+                log.warning("tenant_pool_start_failed", tenant_id=str(tid), error=describe(exc))
+            self.breakers.release_trials(trials)  # those the outcome did not settle
             if not isinstance(exc, Exception):
                 raise
-            self.record_failure(actor.info, classify_connect(exc), exc)
-            log.warning("tenant_pool_start_failed", tenant_id=str(tid), error=describe(exc))
             return
         seconds = self.clock() - t0
         self.metrics.cold_starts.inc()

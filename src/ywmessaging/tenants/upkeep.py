@@ -1,4 +1,5 @@
-"""The supervisor's periodic upkeep: idle sweep, budget fitting, health probes, re-checks."""
+"""The supervisor's periodic upkeep: idle sweep, budget fitting, health probes, re-checks,
+and the checks that let a tenant whose database was missing or closed be served again."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from .actor import ActorState, TenantPool
-from .health import classify_connect, describe
+from .actor import CLOSE_TIMEOUT, ActorState, PoolFactory, TenantPool
+from .directory import TenantInfo
+from .health import classify_connect, describe, probe
 
 if TYPE_CHECKING:
     from .supervisor import PoolSupervisor
@@ -52,12 +54,6 @@ async def close_down_servers(sup: PoolSupervisor) -> int:
     return closed
 
 
-def claims(sup: PoolSupervisor) -> dict[int, int]:
-    """Server id → connections claimed by this process (its heartbeat's `claims`)."""
-    servers = {a.server_id for a in sup.actors()} | set(sup.shares.servers)
-    return {s: sup.used(s) for s in sorted(servers)}
-
-
 async def probe_all(sup: PoolSupervisor) -> int:
     """`SELECT 1` on every ready pool with a free slot; failures feed the breakers."""
     sem = asyncio.Semaphore(PROBE_CONCURRENCY)
@@ -79,6 +75,63 @@ async def probe_all(sup: PoolSupervisor) -> int:
     ready = [a for a in sup.actors() if a.state is ActorState.READY]
     await asyncio.gather(*(one(a) for a in ready))
     return probed
+
+
+async def check_definitive(sup: PoolSupervisor) -> int:
+    """For each tenant whose breaker a definitive fault opened (database missing, connections
+    not allowed, role refused) and whose cool-down has passed: one connection attempt as the
+    tenant's role. Requests keep failing fast until such a check succeeds, so a dropped
+    database is never re-opened on the request path. Returns how many checks ran."""
+    sem = asyncio.Semaphore(PROBE_CONCURRENCY)
+    ran = 0
+
+    async def one(tenant_id: uuid.UUID) -> None:
+        nonlocal ran
+        async with sem:
+            ran += await _check_one(sup, tenant_id)
+
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.create_task(one(t), name=f"tenant-check-{t}")
+                           for t in sup.breakers.due_checks()))
+    return ran
+
+
+async def _check_one(sup: PoolSupervisor, tenant_id: uuid.UUID) -> int:
+    try:
+        info = await sup.lookup.get(tenant_id)
+    except Exception as exc:
+        log.warning("tenant_check_lookup_failed", tenant_id=str(tenant_id), error=describe(exc))
+        return 0
+    if info is None or info.status != "active":
+        sup.breakers.tenants.pop(tenant_id, None)  # gating refuses it before any breaker
+        return 0
+    sid = info.server_id
+    breaker = sup.breakers.tenants.get(tenant_id)
+    if breaker is None or not breaker.cooled or sup.shares.limit(sid) - sup.used(sid) < 1:
+        return 0  # settled meanwhile, or no connection to spare on the server: next round
+    with sup.side_connection(sid):
+        try:
+            await check_connect(sup.pool_factory, info, sup.settings.tenant_connect_timeout)
+        except Exception as exc:
+            log.warning("tenant_check_failed", tenant_id=str(tenant_id), error=describe(exc))
+            sup.record_failure(info, classify_connect(exc), exc)
+            return 1
+    sup.breakers.record_success(tenant_id, sid)
+    log.info("tenant_check_passed", tenant_id=str(tenant_id))
+    return 1
+
+
+async def check_connect(factory: PoolFactory, info: TenantInfo, timeout: float) -> None:
+    """Open a one-connection pool as the tenant's role, `SELECT 1`, close it (all bounded)."""
+    async with asyncio.timeout(timeout):
+        pool = await factory(info, 1)
+    try:
+        await probe(pool, timeout)
+    finally:
+        try:
+            await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
+        except Exception:
+            pool.terminate()
 
 
 async def recheck(sup: PoolSupervisor, tenant_id: uuid.UUID) -> None:
