@@ -10,9 +10,13 @@ from aiohttp import web
 
 from . import keys, routes, sqlq
 from .auth.wiring import setup_auth
+from .church.wiring_a import setup_church_a
+from .church.wiring_b import setup_church_b
 from .config import Settings
 from .db import migrations, pg
 from .db.dsn import PgTarget
+from .messaging.wiring_a import setup_messaging_a
+from .messaging.wiring_b import setup_messaging_b
 from .middlewares import root_middlewares
 from .observability.logs import logging_ctx
 from .observability.metrics import Metrics
@@ -26,7 +30,10 @@ POOL_CLOSE_TIMEOUT = 10.0
 # comes after the supervisor: it puts its token check before the lease middleware (it sets the
 # tenant id the lease reads) and its session check after it (it queries the leased connection).
 Plugin = Callable[[web.Application, Settings], None]
-PLUGINS: tuple[Plugin, ...] = (setup_supervisor, setup_auth)
+PLUGINS: tuple[Plugin, ...] = (
+    setup_supervisor, setup_auth, setup_messaging_a, setup_church_a, setup_church_b,
+    setup_messaging_b,
+)
 
 log = structlog.get_logger("ywmessaging.app")
 

@@ -77,8 +77,70 @@ ENV_VARS: list[tuple[str, str, type, Any, str]] = [
      "Absolute lifetime of a login session (refresh-token family) in seconds."),
     ("YWM_FRONTEND_URL", "frontend_url", str, "http://localhost:5173",
      "Base URL of the web frontend, used in password-reset and invitation links."),
+    ("YWM_IMPORT_MAX_BYTES", "import_max_bytes", int, 20 * 1_048_576,
+     "Largest member CSV accepted by `POST /api/v1/members/import` (read as a stream, so "
+     "YWM_MAX_BODY_BYTES does not apply to it); larger files get 413."),
     ("YWM_PASSWORD_HASH_CONCURRENCY", "password_hash_concurrency", int, 0,
      "Most argon2id hashes computed at once per process (0: one per CPU)."),
+    # messaging part A (issue 6): carrier adapter, simulator, webhooks
+    ("TELNYX_API_BASE", "telnyx_api_base", str, "http://127.0.0.1:8081",
+     "Base URL of the Telnyx API (`https://api.telnyx.com` in production; the carrier "
+     "simulator by default)."),
+    ("TELNYX_API_KEY", "telnyx_api_key", str, "dev-telnyx-key",
+     "Telnyx API key sent as `Authorization: Bearer` (the simulator accepts the dev value)."),
+    ("TELNYX_PUBLIC_KEY", "telnyx_public_key", str, None,
+     "Base64 Ed25519 public key that signs Telnyx webhooks; unset → every webhook is refused "
+     "(401). `ywm dev` and the tests use the simulator's key."),
+    ("TELNYX_MESSAGING_PROFILE_ID", "telnyx_messaging_profile_id", str, None,
+     "Default Telnyx messaging profile id sent with each message."),
+    ("TELNYX_TIMEOUT", "telnyx_timeout", float, 10.0,
+     "Seconds a Telnyx API call may take in total before it counts as failed."),
+    ("CARRIER_SIM_SIGNING_KEY", "carrier_sim_signing_key", str, None,
+     "Base64 32-byte Ed25519 seed the carrier simulator signs webhooks with; a fresh key is "
+     "made and printed when unset."),
+    ("CARRIER_SIM_WEBHOOK_URL", "carrier_sim_webhook_url", str,
+     "http://127.0.0.1:8080/webhooks/telnyx",
+     "Where the carrier simulator delivers its signed webhooks."),
+    ("CARRIER_SIM_HOST", "carrier_sim_host", str, "127.0.0.1",
+     "Address the carrier simulator binds."),
+    ("CARRIER_SIM_PORT", "carrier_sim_port", int, 8081, "Port the carrier simulator binds."),
+    ("YWM_WEBHOOK_SWEEP_INTERVAL", "webhook_sweep_interval", float, 5.0,
+     "Seconds between sweeps that retry webhook-inbox events still due (tenant was down)."),
+    # messaging part B (issue 6): broadcasts, quota, the outbox worker and its queue
+    ("YWM_MONTHLY_MESSAGE_QUOTA", "monthly_message_quota", int, 1000,
+     "Messages (outbox rows) a church may queue per calendar month in its time zone, until "
+     "billing sets plan limits; over it → 402 `quota_exceeded`. 0: unlimited."),
+    ("YWM_COST_PER_SEGMENT", "cost_per_segment", float, 0.004,
+     "Estimated carrier cost per SMS segment in USD, shown by the broadcast preview."),
+    ("YWM_SEND_RATE_PER_NUMBER", "send_rate_per_number", float, 1.0,
+     "Messages per second one sender number may send (token bucket). 0: unpaced."),
+    ("YWM_SEND_RATE_PER_CHURCH", "send_rate_per_church", float, 10.0,
+     "Messages per second one church may send over all its numbers. 0: unpaced."),
+    ("YWM_SEND_MAX_ATTEMPTS", "send_max_attempts", int, 5,
+     "Tries per message on 429/5xx/timeouts before it is marked failed."),
+    ("YWM_SEND_BACKOFF_BASE", "send_backoff_base", float, 2.0,
+     "Seconds of the first retry's backoff ceiling (doubles per attempt, full jitter, capped "
+     "at 300 s, never sooner than the carrier's Retry-After)."),
+    ("YWM_SEND_LEASE_SECONDS", "send_lease_seconds", float, 60.0,
+     "How long a claimed message may stay `sending`; a worker that dies leaves it to turn "
+     "`unknown` after this (never resent)."),
+    ("YWM_SEND_BATCH_SIZE", "send_batch_size", int, 100,
+     "Outbox rows a worker claims per batch."),
+    ("YWM_SEND_CONCURRENCY", "send_concurrency", int, 8,
+     "Carrier requests in flight at once per church being drained."),
+    ("YWM_WORKER_CONCURRENCY", "worker_concurrency", int, 4,
+     "Churches one `ywm worker` process drains at once."),
+    ("YWM_WORKER_POLL_INTERVAL", "worker_poll_interval", float, 1.0,
+     "Seconds an idle worker waits before asking the queue again."),
+    ("YWM_WORKER_CLAIM_TTL", "worker_claim_ttl", float, 30.0,
+     "Seconds a worker's claim on a church lasts without renewal (a dead worker's churches "
+     "are picked up after this)."),
+    ("YWM_WORKER_RECONCILE_INTERVAL", "worker_reconcile_interval", float, 120.0,
+     "Seconds between sweeps that re-derive every active church's next due time from its "
+     "database (catches a lost enqueue); one worker runs each round."),
+    ("YWM_RECURRING_GRACE_SECONDS", "recurring_grace_seconds", float, 900.0,
+     "A recurring occurrence later than this is missed: sent late once or skipped, by the "
+     "rule's `missed_policy`."),
 ]
 
 
@@ -132,7 +194,33 @@ class Settings:
     jwt_signing_keys: str | None = None
     jwt_session_max_age: int = 2_592_000
     frontend_url: str = "http://localhost:5173"
+    import_max_bytes: int = 20 * 1_048_576
     password_hash_concurrency: int = 0
+    telnyx_api_base: str = "http://127.0.0.1:8081"
+    telnyx_api_key: str = "dev-telnyx-key"
+    telnyx_public_key: str | None = None
+    telnyx_messaging_profile_id: str | None = None
+    telnyx_timeout: float = 10.0
+    carrier_sim_signing_key: str | None = None
+    carrier_sim_webhook_url: str = "http://127.0.0.1:8080/webhooks/telnyx"
+    carrier_sim_host: str = "127.0.0.1"
+    carrier_sim_port: int = 8081
+    webhook_sweep_interval: float = 5.0
+
+    monthly_message_quota: int = 1000
+    cost_per_segment: float = 0.004
+    send_rate_per_number: float = 1.0
+    send_rate_per_church: float = 10.0
+    send_max_attempts: int = 5
+    send_backoff_base: float = 2.0
+    send_lease_seconds: float = 60.0
+    send_batch_size: int = 100
+    send_concurrency: int = 8
+    worker_concurrency: int = 4
+    worker_poll_interval: float = 1.0
+    worker_claim_ttl: float = 30.0
+    worker_reconcile_interval: float = 120.0
+    recurring_grace_seconds: float = 900.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -168,11 +256,15 @@ class Settings:
             raise ConfigError("JWT_SESSION_MAX_AGE must be at least JWT_REFRESH_TTL (60 s or more)")
         if not 0 <= self.password_hash_concurrency <= 64:
             raise ConfigError("YWM_PASSWORD_HASH_CONCURRENCY must be between 0 and 64")
+        if not 1024 <= self.import_max_bytes <= 100 * 1_048_576:
+            raise ConfigError("YWM_IMPORT_MAX_BYTES must be between 1024 and 104857600")
         if self.max_body_bytes < 1024:
             raise ConfigError("YWM_MAX_BODY_BYTES must be at least 1024")
         if not 1 <= self.migrate_concurrency <= 64:
             raise ConfigError("YWM_MIGRATE_CONCURRENCY must be between 1 and 64")
         self._validate_pools()
+        self._validate_sending()
+        self._validate_messaging()
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ConfigError("YWM_SECRET_KEY must be at least 32 characters")
 
@@ -190,6 +282,43 @@ class Settings:
                             ("YWM_REGISTRY_CACHE_TTL", self.registry_cache_ttl),
                             ("YWM_HEARTBEAT_INTERVAL", self.heartbeat_interval)):
             if not 0 < value <= 86_400:
+                raise ConfigError(f"{name} must be a positive number of seconds")
+
+    def _validate_messaging(self) -> None:
+        if not self.telnyx_api_base.startswith(("http://", "https://")):
+            raise ConfigError("TELNYX_API_BASE must be an http(s) URL")
+        if not 0 < self.telnyx_timeout <= 120:
+            raise ConfigError("TELNYX_TIMEOUT must be between 0 and 120 seconds")
+        if not 0 < self.webhook_sweep_interval <= 3600:
+            raise ConfigError("YWM_WEBHOOK_SWEEP_INTERVAL must be between 0 and 3600 seconds")
+        if not 0 <= self.carrier_sim_port <= 65535:
+            raise ConfigError("CARRIER_SIM_PORT must be between 0 and 65535")
+        for name, value in (("TELNYX_PUBLIC_KEY", self.telnyx_public_key),
+                            ("CARRIER_SIM_SIGNING_KEY", self.carrier_sim_signing_key)):
+            if value is not None and not _is_b64_32(value):
+                raise ConfigError(f"{name} must be the base64 of exactly 32 bytes")
+
+    def _validate_sending(self) -> None:
+        for name, value, low, high in (
+                ("YWM_MONTHLY_MESSAGE_QUOTA", self.monthly_message_quota, 0, 100_000_000),
+                ("YWM_SEND_MAX_ATTEMPTS", self.send_max_attempts, 1, 20),
+                ("YWM_SEND_BATCH_SIZE", self.send_batch_size, 1, 1000),
+                ("YWM_SEND_CONCURRENCY", self.send_concurrency, 1, 64),
+                ("YWM_WORKER_CONCURRENCY", self.worker_concurrency, 1, 64)):
+            if not low <= value <= high:
+                raise ConfigError(f"{name} must be between {low} and {high}")
+        for name, fvalue in (("YWM_COST_PER_SEGMENT", self.cost_per_segment),
+                             ("YWM_SEND_RATE_PER_NUMBER", self.send_rate_per_number),
+                             ("YWM_SEND_RATE_PER_CHURCH", self.send_rate_per_church),
+                             ("YWM_RECURRING_GRACE_SECONDS", self.recurring_grace_seconds)):
+            if not 0 <= fvalue <= 1_000_000:
+                raise ConfigError(f"{name} must be a number from 0 to 1000000")
+        for name, fvalue in (("YWM_SEND_BACKOFF_BASE", self.send_backoff_base),
+                             ("YWM_SEND_LEASE_SECONDS", self.send_lease_seconds),
+                             ("YWM_WORKER_POLL_INTERVAL", self.worker_poll_interval),
+                             ("YWM_WORKER_CLAIM_TTL", self.worker_claim_ttl),
+                             ("YWM_WORKER_RECONCILE_INTERVAL", self.worker_reconcile_interval)):
+            if not 0 < fvalue <= 86_400:
                 raise ConfigError(f"{name} must be a positive number of seconds")
 
     def require_database_url(self) -> str:
@@ -212,3 +341,13 @@ class Settings:
 def attribute_names() -> list[str]:
     """Names of the Settings fields (for the env-table test)."""
     return [f.name for f in fields(Settings)]
+
+
+def _is_b64_32(value: str) -> bool:
+    import base64
+    import binascii
+
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False

@@ -46,3 +46,8 @@ FROM tenants t
 WHERE t.status IN ('active', 'suspended')
   AND ($1::uuid[] IS NULL OR t.id = ANY($1::uuid[]))
 ORDER BY t.server_id, t.created_at, t.id;
+
+-- name: sync_tenant_profile :exec
+-- Mirror the church's name and time zone from its own settings into the registry.
+UPDATE tenants SET name = $2, time_zone = $3
+WHERE id = $1 AND (name IS DISTINCT FROM $2 OR time_zone IS DISTINCT FROM $3);

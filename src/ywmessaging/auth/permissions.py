@@ -33,6 +33,10 @@ class Permission(StrEnum):
     MESSAGES_READ = "messages.read"
     MESSAGES_SEND = "messages.send"
     TEMPLATES_WRITE = "templates.write"
+    TEMPLATES_READ = "templates.read"
+    MEMBERS_EXPORT = "members.export"    # download every member as CSV
+    ANALYTICS_READ = "analytics.read"    # analytics and the NPS summary
+    NPS_SUBMIT = "nps.submit"
     AUDIT_READ = "audit.read"
     NUMBERS_MANAGE = "numbers.manage"    # buy and release numbers, 10DLC registration (cost)
     BILLING_MANAGE = "billing.manage"

@@ -17,6 +17,7 @@ from ..db.dsn import PgTarget
 from ..errors import ConfigError
 from ..observability.logs import configure
 from ..ops.bootstrap import bootstrap
+from . import carrier_sim
 from .serve import new_loop, run_server
 
 
@@ -49,6 +50,11 @@ def add_dev_services(app: web.Application, settings: Settings) -> None:
     The place for the carrier simulator, the Stripe simulator and an in-process outbox worker
     (later issues): `app.cleanup_ctx.append(...)` here, plus one `say(...)` line each.
     """
+    app.cleanup_ctx.append(carrier_sim.dev_ctx(settings))  # carrier simulator (:8081)
+    from ..messaging.wiring_b import worker_ctx  # the outbox worker, in-process
+
+    app.cleanup_ctx.append(worker_ctx())
+    say("outbox worker runs in-process (scheduled, recurring and queued messages)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -84,6 +90,8 @@ def _bootstrap_and_serve(args: argparse.Namespace, settings: Settings) -> int:
     say(f"registry migrated to version {result.registry_to}")
     for name, version in result.templates.items():
         say(f"tenant template on server {name} at version {version}")
+    settings = carrier_sim.dev_settings(  # the service talks to the in-process simulator
+        settings, args.host or settings.host, settings.port if args.port is None else args.port)
     app = create_app(settings)
     add_dev_services(app, settings)
     host = args.host or settings.host

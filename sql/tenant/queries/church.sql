@@ -1,0 +1,35 @@
+-- The church profile (the single settings row) and what onboarding derives from real data.
+-- A PATCH reads the row FOR UPDATE, merges the change in the application (so a JSON null can
+-- clear a field) and writes every editable column back in the same transaction.
+
+-- name: lock_settings :one
+-- The settings row, locked until the transaction ends (read-merge-write of PATCH /church).
+SELECT * FROM settings WHERE id FOR UPDATE;
+
+-- name: update_settings :one
+-- Write every editable column of the settings row.
+UPDATE settings
+SET church_name = $1, time_zone = $2, default_region = $3,
+    quiet_hours_start = $4, quiet_hours_end = $5,
+    help_reply = $6, stop_reply = $7, start_reply = $8,
+    legal_name = $9, ein_encrypted = $10, ein_last4 = $11, website = $12,
+    address_line1 = $13, address_line2 = $14, city = $15, state = $16, postal_code = $17,
+    updated_at = now()
+WHERE id
+RETURNING *;
+
+-- name: onboarding_state :one
+-- Which setup steps the church's data shows as done, and since when where the data says.
+SELECT
+    (SELECT legal_name IS NOT NULL AND ein_encrypted IS NOT NULL FROM settings WHERE id)
+        AS church_profile,
+    (SELECT min(created_at) FROM branches WHERE deleted_at IS NULL) AS create_branch_at,
+    (SELECT min(created_at) FROM members) AS add_members_at,
+    (SELECT min(created_at) FROM groups) AS create_group_at,
+    (SELECT sender_number IS NOT NULL FROM settings WHERE id) AS get_phone_number,
+    (SELECT min(queued_at) FROM broadcasts WHERE queued_at IS NOT NULL) AS send_message_at,
+    EXISTS (SELECT 1 FROM outbox WHERE sent_at IS NOT NULL) AS any_message_sent;
+
+-- name: time_zone_known :val
+-- Whether PostgreSQL knows the time zone (analytics group by it with AT TIME ZONE).
+SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1);

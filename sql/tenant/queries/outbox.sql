@@ -1,0 +1,119 @@
+-- name: ob_expire_leases :val
+-- Crash sweep: rows left `sending` past their lease (at $1) become `unknown`, never resent.
+WITH x AS (
+    UPDATE outbox
+    SET state = 'unknown', error_code = 'lease_expired',
+        error_detail = 'the sender stopped during the send; not resent automatically',
+        updated_at = now()
+    WHERE state = 'sending' AND lease_expires_at < $1
+    RETURNING conversation_message_id
+), c AS (
+    UPDATE conversation_messages cm SET delivery_status = 'unknown'
+    FROM x WHERE cm.id = x.conversation_message_id
+    RETURNING 1
+)
+SELECT count(*)::int FROM x;
+
+-- name: ob_defer_quiet :val
+-- Quiet hours at $1: due broadcast rows wait until $2 (replies and keyword answers do not).
+WITH d AS (
+    UPDATE outbox SET next_attempt_at = $2, updated_at = now()
+    WHERE state = 'queued' AND broadcast_id IS NOT NULL AND next_attempt_at <= $1
+    RETURNING 1
+)
+SELECT count(*)::int FROM d;
+
+-- name: ob_claim :many
+-- Claim up to $2 due rows for sender $3 until $1 + $4 s (attempts + 1); rows whose member opted out become skipped; broadcast rows are left alone when $5 (quiet hours).
+WITH picked AS (
+    SELECT o.id,
+           COALESCE(m.opt_in = 'opted_out'
+                    AND (o.broadcast_id IS NOT NULL OR o.conversation_message_id IS NOT NULL),
+                    false) AS opted_out
+    FROM outbox o
+    LEFT JOIN members m ON m.id = o.member_id
+    WHERE o.state = 'queued' AND o.next_attempt_at <= $1
+      AND NOT ($5::boolean AND o.broadcast_id IS NOT NULL)
+    ORDER BY o.next_attempt_at, o.id
+    LIMIT $2
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox o
+SET state = CASE WHEN p.opted_out THEN 'skipped' ELSE 'sending' END,
+    attempts = o.attempts + CASE WHEN p.opted_out THEN 0 ELSE 1 END,
+    lease_owner = $3,
+    lease_expires_at = CASE WHEN p.opted_out THEN NULL
+                            ELSE $1::timestamptz + $4::float8 * interval '1 second' END,
+    error_code = CASE WHEN p.opted_out THEN 'opted_out' ELSE o.error_code END,
+    updated_at = now()
+FROM picked p
+WHERE o.id = p.id
+RETURNING o.id, o.state, o.broadcast_id, o.conversation_message_id, o.member_id, o.to_phone,
+          o.from_phone, o.body, o.attempts;
+
+-- name: ob_mark_sent :val
+-- The carrier accepted rows $1 as messages $2 (same order): store the ids, state sent (rows sender $3 still owns).
+WITH u AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[]) AS u(id, carrier_id)
+), o AS (
+    UPDATE outbox
+    SET state = 'sent', carrier_message_id = u.carrier_id, sent_at = now(), error_code = NULL,
+        error_detail = NULL, lease_expires_at = NULL, updated_at = now()
+    FROM u
+    WHERE outbox.id = u.id AND outbox.lease_owner = $3 AND outbox.state IN ('sending', 'unknown')
+    RETURNING outbox.conversation_message_id, u.carrier_id
+), c AS (
+    UPDATE conversation_messages cm SET delivery_status = 'sent', carrier_message_id = o.carrier_id
+    FROM o WHERE cm.id = o.conversation_message_id
+    RETURNING 1
+)
+SELECT count(*)::int FROM o;
+
+-- name: ob_mark_retry :exec
+-- A retryable failure: row $1 is queued again at $2 with the last error ($3 code, $4 detail).
+UPDATE outbox
+SET state = 'queued', next_attempt_at = $2, error_code = $3, error_detail = left($4, 2000),
+    lease_expires_at = NULL, updated_at = now()
+WHERE id = $1 AND lease_owner = $5 AND state = 'sending';
+
+-- name: ob_mark_final :val
+-- Row $1 ends `failed` or `unknown` ($2) with error $3/$4 (if sender $5 still owns it).
+WITH o AS (
+    UPDATE outbox
+    SET state = $2, error_code = $3, error_detail = left($4, 2000), lease_expires_at = NULL,
+        failed_at = CASE WHEN $2 = 'failed' THEN now() END, updated_at = now()
+    WHERE id = $1 AND lease_owner = $5 AND state = 'sending'
+    RETURNING conversation_message_id
+), c AS (
+    UPDATE conversation_messages cm SET delivery_status = $2
+    FROM o WHERE cm.id = o.conversation_message_id
+    RETURNING 1
+)
+SELECT count(*)::int FROM o;
+
+-- name: ob_release :exec
+-- Give claimed rows back unsent (pacing would outlast the lease): queued again, due at $3, attempt not counted.
+UPDATE outbox
+SET state = 'queued', attempts = GREATEST(attempts - 1, 0), lease_expires_at = NULL,
+    next_attempt_at = $3, updated_at = now()
+WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND state = 'sending';
+
+-- name: ob_opt_out_member :exec
+-- The carrier refused a send because member $1 sent STOP (40300): opt them out as of $2, with a consent event.
+WITH m AS (
+    UPDATE members
+    SET opt_in = 'opted_out', opt_in_changed_at = $2, opted_out_reason = 'carrier_blocked',
+        updated_at = now()
+    WHERE id = $1 AND opt_in = 'opted_in' AND opt_in_changed_at <= $2
+    RETURNING id
+)
+INSERT INTO consent_events (member_id, kind, source, keyword, occurred_at, detail)
+SELECT id, 'opt_out', 'carrier', NULL, $2, '{"carrier_code": "40300"}'::jsonb FROM m;
+
+-- name: ob_next_due :val
+-- The earliest moment this church needs a worker again (NULL: nothing pending).
+SELECT LEAST(
+    (SELECT min(next_attempt_at) FROM outbox WHERE state = 'queued'),
+    (SELECT min(lease_expires_at) FROM outbox WHERE state = 'sending'),
+    (SELECT min(send_at) FROM broadcasts WHERE status = 'scheduled'),
+    (SELECT min(next_run_at) FROM recurring_messages WHERE status = 'active'));

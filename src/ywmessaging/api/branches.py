@@ -1,0 +1,79 @@
+"""`/api/v1/branches`: a church's campuses, with member counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..auth.permissions import Permission, requires
+from ..church import branches as data
+from ..errors import ValidationFailed
+from ..tenants.middleware import tenant_conn
+from .members import actor_of, cleared, settings_of
+from .responses import json_response
+from .validation import Check, boolean, fields, json_body, text, uuid_path
+
+routes = web.RouteTableDef()
+_OPTIONAL: dict[str, Check] = {"address": text(300), "phone": text(64),
+                               "description": text(1000), "is_active": boolean()}
+
+
+def _branch_fields(raw: dict[str, Any], *, create: bool,
+                  clear: frozenset[str] = frozenset()) -> data.BranchFields:
+    """The validated fields of a create or a PATCH."""
+    body = fields(raw, required={"name": text(100)} if create else None,
+                  optional=_OPTIONAL if create else {"name": text(100), **_OPTIONAL})
+    return data.BranchFields(clear=clear, **body)
+
+
+@routes.get("/branches", name="branches_list")
+@requires(Permission.MEMBERS_READ)
+async def list_branches(request: web.Request) -> web.Response:
+    """Every branch with its member count."""
+    items = await data.list_branches(tenant_conn(request), settings_of(request))
+    return json_response({"items": items})
+
+
+@routes.post("/branches", name="branches_create")
+@requires(Permission.BRANCHES_WRITE)
+async def create_branch(request: web.Request) -> web.Response:
+    """Create a branch; 201, or 409 `branch_exists`."""
+    body = _branch_fields(await json_body(request), create=True)
+    branch = await data.create_branch(tenant_conn(request), settings_of(request),
+                                      actor_of(request), body)
+    return json_response(branch, status=201)
+
+
+@routes.get("/branches/{id}", name="branches_get")
+@requires(Permission.MEMBERS_READ)
+async def get_branch(request: web.Request) -> web.Response:
+    """One branch."""
+    branch_id = uuid_path(request, "id")
+    return json_response(await data.get_branch(tenant_conn(request), settings_of(request),
+                                               branch_id))
+
+
+@routes.patch("/branches/{id}", name="branches_update")
+@requires(Permission.BRANCHES_WRITE)
+async def update_branch(request: web.Request) -> web.Response:
+    """Change a branch; `address`, `phone` and `description` may be null."""
+    branch_id = uuid_path(request, "id")
+    raw = await json_body(request)
+    clear = cleared(raw, ("address", "phone", "description"))
+    changes = _branch_fields(raw, create=False, clear=clear)
+    if not raw:
+        raise ValidationFailed("give at least one field to change", field="name")
+    branch = await data.update_branch(tenant_conn(request), settings_of(request),
+                                      actor_of(request), branch_id, changes)
+    return json_response(branch)
+
+
+@routes.delete("/branches/{id}", name="branches_delete")
+@requires(Permission.BRANCHES_WRITE)
+async def delete_branch(request: web.Request) -> web.Response:
+    """Delete a branch; its members stay, in no branch; 204."""
+    branch_id = uuid_path(request, "id")
+    await data.delete_branch(tenant_conn(request), settings_of(request), actor_of(request),
+                             branch_id)
+    return web.Response(status=204)

@@ -1,0 +1,46 @@
+"""`/api/v1/nps`: an admin's 0-10 recommendation score, and the church's NPS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..auth.permissions import Permission, requires
+from ..church import nps as data
+from ..church.analytics import parse_days
+from ..church.templates import message_text
+from ..errors import ValidationFailed
+from ..tenants.middleware import tenant_conn
+from .members import actor_of, query_params, settings_of
+from .responses import json_response
+from .validation import choice, fields, json_body
+
+routes = web.RouteTableDef()
+
+
+def _score(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10:
+        raise ValidationFailed(f"{name} must be an integer from 0 to 10", field=name)
+    return value
+
+
+@routes.post("/nps", name="nps_submit")
+@requires(Permission.NPS_SUBMIT)
+async def submit(request: web.Request) -> web.Response:
+    """Record a score; 201 with it."""
+    body = fields(await json_body(request), required={"score": _score}, optional={
+        "category": choice(*data.CATEGORIES),
+        "comment": lambda n, v: message_text(n, v, 2000)})
+    row = await data.submit(tenant_conn(request), settings_of(request), actor_of(request),
+                            score=body["score"], category=body["category"] or "general",
+                            comment=body["comment"])
+    return json_response(row, status=201)
+
+
+@routes.get("/nps/summary", name="nps_summary")
+@requires(Permission.ANALYTICS_READ)
+async def summary(request: web.Request) -> web.Response:
+    """NPS over the last `days` days (default 30), overall and by category."""
+    days = parse_days(query_params(request, ("days",)).get("days"))
+    return json_response(await data.summary(tenant_conn(request), settings_of(request), days))

@@ -1,0 +1,76 @@
+"""`/api/v1/numbers`: the church's phone number — search, buy, list, release."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from ..auth.permissions import Permission, requires
+from ..auth.state import principal, registry_pool
+from ..errors import ValidationFailed
+from ..keys import SETTINGS
+from ..messaging import numbers_service as numbers
+from ..messaging.wiring_a import CARRIER
+from ..tenants.middleware import tenant_conn
+from .responses import json_response
+from .validation import fields, json_body, text
+
+routes = web.RouteTableDef()
+AREA_CODE = re.compile(r"^[2-9][0-9]{2}$")
+
+
+def _e164(name: str, value: str) -> str:
+    if not numbers.E164.match(value):
+        raise ValidationFailed(f"{name} must be an E.164 number such as +12065550100", field=name)
+    return value
+
+
+@routes.get("/numbers/available", name="numbers_available")
+@requires(Permission.NUMBERS_MANAGE)
+async def available(request: web.Request) -> web.Response:
+    """Numbers the church could buy, optionally in one US area code."""
+    area = request.query.get("area_code") or None
+    if area is not None and not AREA_CODE.match(area):
+        raise ValidationFailed("area_code must be three digits, not starting with 0 or 1",
+                               field="area_code")
+    raw_limit = request.query.get("limit", "10")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 50:
+        raise ValidationFailed("limit must be between 1 and 50", field="limit")
+    found = await numbers.search(request.config_dict[CARRIER], area_code=area,
+                                 limit=int(raw_limit))
+    return json_response({"numbers": [{"phone_number": n} for n in found]})
+
+
+@routes.get("/numbers", name="numbers_list")
+@requires(Permission.CHURCH_READ)
+async def list_numbers(request: web.Request) -> web.Response:
+    """The church's numbers."""
+    rows = await numbers.list_numbers(registry_pool(request), request.config_dict[SETTINGS],
+                                      principal(request).tenant_id)
+    return json_response({"numbers": rows})
+
+
+@routes.post("/numbers", name="numbers_buy")
+@requires(Permission.NUMBERS_MANAGE)
+async def buy(request: web.Request) -> web.Response:
+    """Buy a number; 201. 409 `number_taken` / `number_limit` / `number_unavailable`."""
+    data = fields(await json_body(request), required={"phone_number": text(16)})
+    who = principal(request)
+    row = await numbers.buy(tenant_conn(request), registry_pool(request),
+                            request.config_dict[CARRIER], request.config_dict[SETTINGS],
+                            tenant_id=who.tenant_id, admin_id=who.admin_id,
+                            e164=_e164("phone_number", data["phone_number"]))
+    return json_response(row, status=201)
+
+
+@routes.delete("/numbers/{id}", name="numbers_release")
+@requires(Permission.NUMBERS_MANAGE)
+async def release(request: web.Request) -> web.Response:
+    """Release a number (its id is the E.164 number); 204."""
+    who = principal(request)
+    e164 = _e164("id", request.match_info["id"])
+    await numbers.release(tenant_conn(request), registry_pool(request),
+                          request.config_dict[CARRIER], request.config_dict[SETTINGS],
+                          tenant_id=who.tenant_id, admin_id=who.admin_id, e164=e164)
+    return web.Response(status=204)

@@ -1,0 +1,21 @@
+"""`/api/v1/onboarding`: setup steps, derived from the church's data."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..auth.permissions import Permission, requires
+from ..church import onboarding as data
+from ..tenants.middleware import tenant_conn
+from .members import query_params, settings_of
+from .responses import json_response
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/onboarding", name="onboarding_get")
+@requires(Permission.CHURCH_READ)
+async def onboarding(request: web.Request) -> web.Response:
+    """Each setup step, done or not, and the percentage done."""
+    query_params(request, ())
+    return json_response(await data.progress(tenant_conn(request), settings_of(request)))

@@ -1,0 +1,174 @@
+"""`/api/v1/recurring`: daily / weekly / monthly messages at a local time, pause and resume."""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Any
+
+from aiohttp import web
+
+from ..auth.permissions import Permission, requires
+from ..auth.state import principal, registry_pool
+from ..church import rows_json
+from ..errors import ValidationFailed
+from ..messaging import recurring as data
+from ..messaging.broadcasts import Target
+from ..messaging.schedule import FREQUENCIES, MISSED_POLICIES, zone
+from ..tenants.middleware import tenant_conn
+from .broadcasts import message_body, target, utc_now
+from .members import actor_of, settings_of
+from .responses import json_response
+from .validation import Check, choice, fields, json_body, text, uuid_path
+
+routes = web.RouteTableDef()
+_UUIDS = ("id", "created_by")
+
+
+def local_time() -> Check:
+    """A wall-clock time `HH:MM` (or `HH:MM:SS`)."""
+
+    def check(name: str, value: Any) -> time:
+        try:
+            if not isinstance(value, str) or len(value) not in (5, 8):
+                raise ValueError
+            return time.fromisoformat(value)
+        except ValueError:
+            raise ValidationFailed(f"{name} must be HH:MM", field=name) from None
+
+    return check
+
+
+def time_zone() -> Check:
+    """An IANA time zone name."""
+
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str) or not 1 <= len(value) <= 64:
+            raise ValidationFailed(f"{name} must be an IANA time zone", field=name)
+        try:
+            zone(value)
+        except ValueError:
+            raise ValidationFailed(f"{name} must be an IANA time zone", field=name) from None
+        return value
+
+    return check
+
+
+def days_of_week() -> Check:
+    """Distinct weekdays, 0 = Monday .. 6 = Sunday."""
+
+    def check(name: str, value: Any) -> tuple[int, ...]:
+        if (not isinstance(value, list) or not 1 <= len(value) <= 7
+                or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6
+                           for d in value)):
+            raise ValidationFailed(f"{name} must list days 0 (Monday) to 6 (Sunday)",
+                                   field=name)
+        return tuple(sorted(set(value)))
+
+    return check
+
+
+def day_of_month() -> Check:
+    """1..31 (months without that day use their last day)."""
+
+    def check(name: str, value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 31:
+            raise ValidationFailed(f"{name} must be 1 to 31", field=name)
+        return value
+
+    return check
+
+
+CHECKS: dict[str, Check] = {
+    "name": text(100), "body": message_body(), "target": target(),
+    "frequency": choice(*FREQUENCIES), "local_time": local_time(), "time_zone": time_zone(),
+    "days_of_week": days_of_week(), "day_of_month": day_of_month(),
+    "missed_policy": choice(*MISSED_POLICIES),
+}
+REQUIRED = ("name", "body", "target", "frequency", "local_time")
+
+
+def recurring_json(row: Any) -> dict[str, Any]:
+    """A rule as the API shows it."""
+    out = rows_json(row, _UUIDS)
+    out["target"] = Target.from_row(row["target_kind"], row["target"]).as_json()
+    out["days_of_week"] = list(row["days_of_week"] or [])
+    out["local_time"] = row["local_time"].strftime("%H:%M")
+    del out["target_kind"]
+    return out
+
+
+@routes.get("/recurring", name="recurring_list")
+@requires(Permission.MESSAGES_READ)
+async def list_rules(request: web.Request) -> web.Response:
+    """Every recurring message of the church."""
+    rows = await data.list_all(tenant_conn(request), settings_of(request))
+    return json_response({"items": [recurring_json(r) for r in rows]})
+
+
+@routes.post("/recurring", name="recurring_create")
+@requires(Permission.MESSAGES_SEND)
+async def create(request: web.Request) -> web.Response:
+    """Create a rule (time zone: the church's unless given); first occurrence is the next
+    one from now; 201."""
+    got = fields(await json_body(request),
+                 required={k: CHECKS[k] for k in REQUIRED},
+                 optional={k: v for k, v in CHECKS.items() if k not in REQUIRED})
+    spec = data.Spec(got["name"], got["body"], got["target"], got["frequency"],
+                     got["local_time"], got["time_zone"] or "", got["days_of_week"] or (),
+                     got["day_of_month"], got["missed_policy"] or "send_late")
+    row = await data.create(tenant_conn(request), registry_pool(request), settings_of(request),
+                            principal(request).tenant_id, actor_of(request), spec, utc_now())
+    return json_response(recurring_json(row), status=201)
+
+
+@routes.get("/recurring/{id}", name="recurring_get")
+@requires(Permission.MESSAGES_READ)
+async def get(request: web.Request) -> web.Response:
+    """One rule."""
+    row = await data.get(tenant_conn(request), settings_of(request), uuid_path(request, "id"))
+    return json_response(recurring_json(row))
+
+
+@routes.patch("/recurring/{id}", name="recurring_update")
+@requires(Permission.MESSAGES_SEND)
+async def update(request: web.Request) -> web.Response:
+    """Change some fields; a schedule change moves the next occurrence."""
+    rule_id = uuid_path(request, "id")
+    got = fields(await json_body(request), optional=CHECKS)
+    changes = {k: v for k, v in got.items() if v is not None}
+    if not changes:
+        raise ValidationFailed("give at least one field to change", field="name")
+    row = await data.update(tenant_conn(request), registry_pool(request), settings_of(request),
+                            principal(request).tenant_id, actor_of(request), rule_id, changes,
+                            utc_now())
+    return json_response(recurring_json(row))
+
+
+@routes.delete("/recurring/{id}", name="recurring_delete")
+@requires(Permission.MESSAGES_SEND)
+async def delete(request: web.Request) -> web.Response:
+    """Delete a rule; the broadcasts it sent stay; 204."""
+    await data.delete(tenant_conn(request), settings_of(request), actor_of(request),
+                      uuid_path(request, "id"))
+    return web.Response(status=204)
+
+
+async def _status(request: web.Request, status: str) -> web.Response:
+    row = await data.set_status(tenant_conn(request), registry_pool(request),
+                                settings_of(request), principal(request).tenant_id,
+                                actor_of(request), uuid_path(request, "id"), status, utc_now())
+    return json_response(recurring_json(row))
+
+
+@routes.post("/recurring/{id}/pause", name="recurring_pause")
+@requires(Permission.MESSAGES_SEND)
+async def pause(request: web.Request) -> web.Response:
+    """Stop sending until resumed."""
+    return await _status(request, "paused")
+
+
+@routes.post("/recurring/{id}/resume", name="recurring_resume")
+@requires(Permission.MESSAGES_SEND)
+async def resume(request: web.Request) -> web.Response:
+    """Send again from the next occurrence (nothing missed while paused is sent)."""
+    return await _status(request, "active")

@@ -1,0 +1,40 @@
+"""`POST /webhooks/telnyx`: verify the signature first, store durably, answer 200 fast."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from aiohttp import web
+
+from ..errors import ServiceUnavailable
+from ..keys import REGISTRY_POOL, SETTINGS
+from ..messaging.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from ..messaging.webhooks import store_event
+from ..messaging.wiring_a import WEBHOOKS
+from .responses import json_response
+
+STORE_TIMEOUT = 1.5   # Telnyx waits about 2 s; past that it retries anyway
+
+
+class WebhookStoreUnavailable(ServiceUnavailable):
+    code, title = "webhook_store_unavailable", "The webhook could not be stored; retry"
+
+
+async def telnyx_webhook(request: web.Request) -> web.Response:
+    """Verify (401 on any doubt, nothing stored), store once, acknowledge, process later."""
+    raw = await request.read()
+    config = request.app[WEBHOOKS]
+    signed_at = verify(config.public_key, request.headers.get(SIGNATURE_HEADER),
+                       request.headers.get(TIMESTAMP_HEADER), raw)
+    try:
+        async with asyncio.timeout(STORE_TIMEOUT):
+            row_id = await store_event(request.app[REGISTRY_POOL], request.app[SETTINGS], raw,
+                                       signed_at)
+    except (TimeoutError, OSError, asyncpg.PostgresError,
+            asyncpg.InterfaceError) as exc:
+        raise WebhookStoreUnavailable(headers={"Retry-After": "1"}) from exc
+    if row_id is None:
+        return json_response({"status": "duplicate"})
+    config.dispatcher.notify(row_id)
+    return json_response({"status": "stored"})

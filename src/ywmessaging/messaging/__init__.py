@@ -1,0 +1,1 @@
+"""Messaging: carrier adapter, simulator, segments, webhooks, inbound processing, numbers."""

@@ -1,0 +1,103 @@
+"""The carrier interface every sender codes against (Telnyx over HTTP, or the simulator)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+# CarrierError.code when the connection dropped AFTER the request was written: the carrier may
+# have accepted the message, so the caller must mark the row `unknown` and never resend blindly.
+SEND_OUTCOME_UNKNOWN = "send_outcome_unknown"
+# Telnyx error code for "Blocked due to STOP message": permanent, the member is opted out.
+OPTED_OUT_CODE = "40300"
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """One SMS to send: sender and recipient in E.164, the body, optional profile and webhook."""
+
+    from_number: str
+    to_number: str
+    text: str
+    messaging_profile_id: str | None = None
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the carrier answered: its message id (the receipt correlation key) and parts."""
+
+    carrier_message_id: str
+    segments: int | None = None
+
+
+class CarrierError(Exception):
+    """A send or number operation failed; `retryable` says whether trying again may help.
+
+    `code` is the carrier's error code string (e.g. "40300" opted out, "10011" rate limited) or
+    `SEND_OUTCOME_UNKNOWN`; `retry_after` is seconds from a `Retry-After` header when present.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        code: str | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.code = code
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """True when the carrier may have accepted the message (do not resend)."""
+        return self.code == SEND_OUTCOME_UNKNOWN
+
+    @property
+    def opted_out(self) -> bool:
+        """True when the carrier refused because the recipient sent STOP."""
+        return self.code == OPTED_OUT_CODE
+
+
+class Carrier(Protocol):
+    """One interface, two implementations (Telnyx over HTTP; the simulator speaks the same API)."""
+
+    async def send(self, req: SendRequest) -> SendResult:
+        """Send one message; raise CarrierError on failure."""
+        ...
+
+    async def search_numbers(self, *, area_code: str | None, limit: int = 10) -> list[str]:
+        """Numbers available to buy, as E.164 strings."""
+        ...
+
+    async def order_number(self, e164: str) -> str:
+        """Buy a number; returns the carrier's id for it."""
+        ...
+
+    async def release_number(self, carrier_number_id: str) -> None:
+        """Give a number back to the carrier."""
+        ...
+
+    async def close(self) -> None:
+        """Release the HTTP session."""
+        ...
+
+
+def carrier_from_settings(settings: Settings) -> Carrier:
+    """The Telnyx HTTP adapter pointed at `settings.telnyx_api_base` (the simulator in dev)."""
+    from .telnyx import TelnyxCarrier
+
+    return TelnyxCarrier(
+        api_base=settings.telnyx_api_base,
+        api_key=settings.telnyx_api_key,
+        messaging_profile_id=settings.telnyx_messaging_profile_id,
+        timeout=settings.telnyx_timeout,
+    )

@@ -1,0 +1,143 @@
+"""The simulator's own `/sim/*` routes: inspection, inbound messages, receipts, faults, config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .api import E164, SIM_SENDER, SIM_STATE, ok, telnyx_error
+from .events import envelope, inbound_payload, status_payload
+from .state import FAULT_KINDS, Fault
+
+RECEIPT_STATUSES = ("sent", "delivered", "delivery_failed", "sending_failed",
+                    "delivery_unconfirmed")
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(await request.read() or b"{}")
+    except orjson.JSONDecodeError:
+        raise web.HTTPBadRequest(text="body must be JSON") from None
+    if not isinstance(doc, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return doc
+
+
+async def get_messages(request: web.Request) -> web.Response:
+    """GET /sim/messages[?to=]: what the simulator was asked to send, in order."""
+    to = request.query.get("to")
+    rows = [m for m in request.app[SIM_STATE].messages
+            if to is None or m["to"][0]["phone_number"] == to]
+    return ok(rows)
+
+
+async def reset_messages(request: web.Request) -> web.Response:
+    """DELETE /sim/messages: forget sent messages and delivery records."""
+    state = request.app[SIM_STATE]
+    state.messages.clear()
+    state.deliveries.clear()
+    return web.Response(status=204)
+
+
+async def post_inbound(request: web.Request) -> web.Response:
+    """POST /sim/inbound {from, to, text, occurred_at?, event_id?}: deliver message.received."""
+    doc = await _json(request)
+    frm, to, text = doc.get("from"), doc.get("to"), doc.get("text")
+    if not (isinstance(frm, str) and E164.match(frm) and isinstance(to, str) and E164.match(to)
+            and isinstance(text, str)):
+        return telnyx_error(422, "10015", "from and to must be +E.164 and text a string")
+    event = envelope("message.received", inbound_payload(frm, to, text),
+                     event_id=doc.get("event_id"), occurred_at=doc.get("occurred_at"))
+    status = await request.app[SIM_SENDER].deliver(event)
+    return ok({"event_id": event["data"]["id"], "message_id": event["data"]["payload"]["id"],
+               "status": status})
+
+
+async def post_receipt(request: web.Request) -> web.Response:
+    """POST /sim/receipts {message_id, status, occurred_at?}: deliver one status event now."""
+    doc = await _json(request)
+    status = doc.get("status")
+    found = [m for m in request.app[SIM_STATE].messages if m["id"] == doc.get("message_id")]
+    if not found or status not in RECEIPT_STATUSES:
+        return telnyx_error(422, "10015", "unknown message_id or status")
+    kind = "message.sent" if status == "sent" else "message.finalized"
+    event = envelope(kind, status_payload(found[0], str(status)),
+                     occurred_at=doc.get("occurred_at"))
+    code = await request.app[SIM_SENDER].deliver(event, found[0].get("webhook_url"))
+    return ok({"event_id": event["data"]["id"], "status": code})
+
+
+def _fault(doc: dict[str, Any]) -> Fault:
+    kind, count, rate = doc.get("kind"), doc.get("count"), doc.get("rate", 1.0)
+    delay, retry_after = doc.get("delay", 1.0), doc.get("retry_after", 1.0)
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
+    if count is not None and (not isinstance(count, int) or count < 1):
+        raise ValueError("count must be a positive integer")
+    if not isinstance(rate, int | float) or not 0 < rate <= 1:
+        raise ValueError("rate must be in (0, 1]")
+    if not isinstance(delay, int | float) or not 0 <= delay <= 60:
+        raise ValueError("delay must be 0..60 seconds")
+    if retry_after is not None and (not isinstance(retry_after, int | float) or retry_after < 0):
+        raise ValueError("retry_after must be a non-negative number or null")
+    return Fault(str(kind), count, float(rate), float(delay),
+                 None if retry_after is None else float(retry_after))
+
+
+async def post_fault(request: web.Request) -> web.Response:
+    """POST /sim/faults {kind, count?, rate?, delay?, retry_after?}: inject a fault."""
+    try:
+        fault = _fault(await _json(request))
+    except ValueError as exc:
+        return telnyx_error(422, "10015", "invalid fault", detail=str(exc))
+    request.app[SIM_STATE].faults.append(fault)
+    return ok(fault.as_dict(), status=201)
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    """GET /sim/faults: the active faults."""
+    return ok([f.as_dict() for f in request.app[SIM_STATE].faults])
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    """DELETE /sim/faults: back to a healthy carrier."""
+    request.app[SIM_STATE].faults.clear()
+    return web.Response(status=204)
+
+
+async def patch_config(request: web.Request) -> web.Response:
+    """PATCH /sim/config {webhook_url?, receipts?}: where and whether receipts go."""
+    doc, state = await _json(request), request.app[SIM_STATE]
+    if isinstance(doc.get("webhook_url"), str):
+        state.webhook_url = doc["webhook_url"]
+    if isinstance(doc.get("receipts"), bool):
+        state.receipts = doc["receipts"]
+    return ok({"webhook_url": state.webhook_url, "receipts": state.receipts})
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    """GET /sim/stats: counters, delivery records and the public key."""
+    state = request.app[SIM_STATE]
+    return ok({**state.counters, "messages": len(state.messages),
+               "public_key": state.public_key, "deliveries": state.deliveries[-100:]})
+
+
+async def post_idle(request: web.Request) -> web.Response:
+    """POST /sim/idle: wait (at most 10 s) until every pending webhook was delivered."""
+    return ok({"idle": await request.app[SIM_SENDER].idle(10.0)})
+
+
+def add_control_routes(app: web.Application) -> None:
+    """The `/sim/*` routes."""
+    app.router.add_get("/sim/messages", get_messages)
+    app.router.add_delete("/sim/messages", reset_messages)
+    app.router.add_post("/sim/inbound", post_inbound)
+    app.router.add_post("/sim/receipts", post_receipt)
+    app.router.add_post("/sim/faults", post_fault)
+    app.router.add_get("/sim/faults", get_faults)
+    app.router.add_delete("/sim/faults", clear_faults)
+    app.router.add_patch("/sim/config", patch_config)
+    app.router.add_get("/sim/stats", get_stats)
+    app.router.add_post("/sim/idle", post_idle)

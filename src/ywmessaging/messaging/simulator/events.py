@@ -1,0 +1,71 @@
+"""Telnyx-shaped message records and webhook envelopes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from ..segments import count_segments
+
+
+def iso_now() -> str:
+    """Telnyx timestamp style: ISO-8601 with milliseconds and +00:00."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _party(number: str, status: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"phone_number": number, "carrier": "SIM WIRELESS",
+                           "line_type": "Wireless"}
+    if status is not None:
+        doc["status"] = status
+    return doc
+
+
+def outbound_message(body: dict[str, Any], *, webhook_url: str | None) -> dict[str, Any]:
+    """The `data` of a POST /v2/messages answer (status `queued`)."""
+    text = str(body.get("text") or "")
+    seg = count_segments(text)
+    return {
+        "record_type": "message", "direction": "outbound", "id": str(uuid.uuid4()),
+        "type": "SMS", "messaging_profile_id": body.get("messaging_profile_id"),
+        "organization_id": "sim-org", "from": _party(str(body.get("from"))),
+        "to": [_party(str(body.get("to")), "queued")], "text": text, "num_chars": len(text),
+        "media": [], "encoding": seg.encoding, "parts": seg.segments,
+        "cost": {"amount": f"{0.004 * seg.segments:.4f}", "currency": "USD"},
+        "tags": [], "webhook_url": webhook_url, "webhook_failover_url": None,
+        "received_at": iso_now(), "sent_at": None, "completed_at": None, "errors": [],
+    }
+
+
+def status_payload(message: dict[str, Any], status: str,
+                   errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The payload of a message.sent / message.finalized event for `message`."""
+    payload = dict(message)
+    payload["to"] = [dict(message["to"][0], status=status)]
+    payload["sent_at"] = iso_now()
+    if status not in ("queued", "sending", "sent"):
+        payload["completed_at"] = iso_now()
+    payload["errors"] = errors or []
+    return payload
+
+
+def inbound_payload(from_number: str, to_number: str, text: str) -> dict[str, Any]:
+    """The payload of a message.received event."""
+    seg = count_segments(text)
+    return {
+        "record_type": "message", "direction": "inbound", "id": str(uuid.uuid4()),
+        "type": "SMS", "messaging_profile_id": None, "organization_id": "sim-org",
+        "from": _party(from_number), "to": [_party(to_number, "webhook_delivered")],
+        "cc": [], "text": text, "subject": None, "media": [], "encoding": seg.encoding,
+        "parts": seg.segments, "tags": [], "received_at": iso_now(),
+        "cost": None,
+    }
+
+
+def envelope(event_type: str, payload: dict[str, Any], *, event_id: str | None = None,
+             occurred_at: str | None = None) -> dict[str, Any]:
+    """A webhook body without `meta` (added per delivery attempt)."""
+    return {"data": {"record_type": "event", "id": event_id or str(uuid.uuid4()),
+                     "event_type": event_type, "occurred_at": occurred_at or iso_now(),
+                     "payload": payload}}

@@ -1,0 +1,80 @@
+"""Build and start the carrier simulator (in-process for tests and `ywm dev`, or standalone)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..signature import generate_seed, private_key, public_key_b64
+from .api import SIM_SENDER, SIM_STATE, add_api_routes
+from .control import add_control_routes
+from .delivery import WebhookSender
+from .state import SimState
+
+
+def new_state(*, signing_key: str | None, webhook_url: str,
+              api_key: str | None = None) -> tuple[SimState, str]:
+    """A fresh state and the base64 seed it signs with (generated when `signing_key` is None)."""
+    seed = signing_key or generate_seed()
+    key = private_key(seed)
+    return SimState(key=key, public_key=public_key_b64(key), webhook_url=webhook_url,
+                    api_key=api_key), seed
+
+
+def build_sim_app(state: SimState) -> web.Application:
+    """The simulator's aiohttp app; its webhook sender closes with the app."""
+    app = web.Application(client_max_size=1_048_576)
+    app[SIM_STATE] = state
+
+    async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[SIM_SENDER] = WebhookSender(state)
+        yield
+        await app[SIM_SENDER].close()
+
+    app.cleanup_ctx.append(sender_ctx)
+    add_api_routes(app)
+    add_control_routes(app)
+    return app
+
+
+@dataclass
+class RunningSimulator:
+    """A started simulator: where it listens, the key to verify its webhooks, how to stop it."""
+
+    base_url: str
+    public_key: str
+    signing_key: str
+    state: SimState
+    app: web.Application
+    runner: web.AppRunner
+
+    @property
+    def sender(self) -> WebhookSender:
+        """Its webhook sender (tests wait on `sender.idle()`)."""
+        return self.app[SIM_SENDER]
+
+    def set_webhook_url(self, url: str) -> None:
+        """Send webhooks to `url` from now on."""
+        self.state.webhook_url = url
+
+    async def stop(self) -> None:
+        """Stop listening, cancel pending webhooks."""
+        await self.runner.cleanup()
+
+
+async def start_simulator(*, host: str = "127.0.0.1", port: int = 0,
+                          signing_key: str | None = None,
+                          webhook_url: str = "http://127.0.0.1:8080/webhooks/telnyx",
+                          api_key: str | None = None) -> RunningSimulator:
+    """Start the simulator on `host:port` (0: a free port) and return its handle."""
+    state, seed = new_state(signing_key=signing_key, webhook_url=webhook_url, api_key=api_key)
+    app = build_sim_app(state)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0]
+    return RunningSimulator(base_url=f"http://{bound[0]}:{bound[1]}", public_key=state.public_key,
+                            signing_key=seed, state=state, app=app, runner=runner)

@@ -1,0 +1,158 @@
+"""Telnyx API v2 over HTTP (aiohttp, bounded timeouts); the simulator speaks the same API."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from .carrier import SEND_OUTCOME_UNKNOWN, CarrierError, SendRequest, SendResult
+
+# Errors raised after the request bytes were written: the carrier may have acted on it.
+_AFTER_SEND = (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+               aiohttp.ClientOSError)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.replace(".", "", 1).isdigit():
+        return max(0.0, float(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _first_error_code(body: bytes) -> tuple[str | None, str]:
+    try:
+        doc = orjson.loads(body)
+        err = doc["errors"][0]
+        return str(err.get("code")), str(err.get("detail") or err.get("title") or "")
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
+        return None, body[:200].decode("utf-8", "replace")
+
+
+class TelnyxCarrier:
+    """The `Carrier` implementation for Telnyx's REST API (`/v2/messages`, numbers)."""
+
+    def __init__(self, *, api_base: str, api_key: str, messaging_profile_id: str | None = None,
+                 timeout: float = 10.0, connect_timeout: float = 3.0) -> None:
+        self._base = api_base.rstrip("/")
+        self._key = api_key
+        self._profile = messaging_profile_id
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                headers={"Authorization": f"Bearer {self._key}", "Accept": "application/json"},
+                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=10),
+            )
+        return self._session
+
+    async def _call(self, method: str, path: str, *, body: dict[str, Any] | None = None,
+                    params: dict[str, str] | None = None,
+                    unknown_after_send: bool = False) -> dict[str, Any]:
+        """One API call; maps transport and HTTP failures to CarrierError."""
+        data = orjson.dumps(body) if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        try:
+            async with self._http().request(method, self._base + path, data=data,
+                                            params=params, headers=headers) as resp:
+                raw = await resp.read()
+                status, retry_after = resp.status, resp.headers.get("Retry-After")
+        except aiohttp.ClientConnectorError as exc:   # never connected: nothing was sent
+            raise CarrierError(f"carrier unreachable: {exc}", retryable=True,
+                               code="connection_error") from exc
+        except _AFTER_SEND as exc:
+            if unknown_after_send:
+                raise CarrierError("connection lost after the request was sent",
+                                   retryable=False, code=SEND_OUTCOME_UNKNOWN) from exc
+            raise CarrierError(f"connection lost: {exc}", retryable=True,
+                               code="connection_error") from exc
+        except aiohttp.ConnectionTimeoutError as exc:  # timed out connecting: nothing was sent
+            raise CarrierError("carrier connect timed out", retryable=True,
+                               code="timeout") from exc
+        except TimeoutError as exc:
+            if unknown_after_send:
+                # the request went out and no answer came: the carrier may have accepted it,
+                # so a retry could text the member twice
+                raise CarrierError("carrier did not answer in time after the request was sent",
+                                   retryable=False, code=SEND_OUTCOME_UNKNOWN) from exc
+            raise CarrierError("carrier call timed out", retryable=True, code="timeout") from exc
+        if status < 300:
+            try:
+                doc = orjson.loads(raw) if raw else {}
+            except orjson.JSONDecodeError as exc:
+                raise CarrierError("carrier answered malformed JSON", retryable=False,
+                                   code="bad_response", http_status=status) from exc
+            return doc if isinstance(doc, dict) else {}
+        code, detail = _first_error_code(raw)
+        retryable = status in (408, 429) or status >= 500
+        raise CarrierError(f"carrier HTTP {status}: {detail}", retryable=retryable, code=code,
+                           http_status=status, retry_after=parse_retry_after(retry_after))
+
+    async def send(self, req: SendRequest) -> SendResult:
+        """POST /v2/messages; a drop after sending raises code `send_outcome_unknown`."""
+        body: dict[str, Any] = {"from": req.from_number, "to": req.to_number, "text": req.text}
+        profile = req.messaging_profile_id or self._profile
+        if profile:
+            body["messaging_profile_id"] = profile
+        if req.webhook_url:
+            body["webhook_url"] = req.webhook_url
+        doc = await self._call("POST", "/v2/messages", body=body, unknown_after_send=True)
+        data = doc.get("data") or {}
+        msg_id = data.get("id")
+        if not isinstance(msg_id, str) or not msg_id:
+            # Accepted (2xx) but no id: the message may go out, so never resend it.
+            raise CarrierError("carrier accepted without a message id", retryable=False,
+                               code=SEND_OUTCOME_UNKNOWN)
+        parts = data.get("parts")
+        return SendResult(carrier_message_id=msg_id,
+                          segments=parts if isinstance(parts, int) else None)
+
+    async def search_numbers(self, *, area_code: str | None, limit: int = 10) -> list[str]:
+        """GET /v2/available_phone_numbers (US, SMS-capable)."""
+        params = {"filter[country_code]": "US", "filter[limit]": str(limit),
+                  "filter[features][]": "sms"}
+        if area_code:
+            params["filter[national_destination_code]"] = area_code
+        doc = await self._call("GET", "/v2/available_phone_numbers", params=params)
+        return [str(row["phone_number"]) for row in doc.get("data") or []
+                if isinstance(row, dict) and row.get("phone_number")]
+
+    async def order_number(self, e164: str) -> str:
+        """POST /v2/number_orders, then look the number up for its id (used to release it)."""
+        body: dict[str, Any] = {"phone_numbers": [{"phone_number": e164}]}
+        if self._profile:
+            body["messaging_profile_id"] = self._profile
+        doc = await self._call("POST", "/v2/number_orders", body=body)
+        found = await self._call("GET", "/v2/phone_numbers",
+                                 params={"filter[phone_number]": e164})
+        for row in found.get("data") or []:
+            if isinstance(row, dict) and row.get("id"):
+                return str(row["id"])
+        ordered = (doc.get("data") or {}).get("phone_numbers") or [{}]
+        return str(ordered[0].get("id") or e164)
+
+    async def release_number(self, carrier_number_id: str) -> None:
+        """DELETE /v2/phone_numbers/{id}; a number already gone counts as released."""
+        try:
+            await self._call("DELETE", f"/v2/phone_numbers/{carrier_number_id}")
+        except CarrierError as exc:
+            if exc.http_status != 404:
+                raise
+
+    async def close(self) -> None:
+        """Close the HTTP session (idempotent)."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()

@@ -1,0 +1,249 @@
+"""The durable webhook inbox: store verified Telnyx events, then process them idempotently.
+
+`store_event` runs before the HTTP answer (so an acknowledged STOP is never lost);
+`process_inbox_row` runs afterwards, in-process right away and again from the sweeper
+(`process_due`, also callable from the worker process) for events still due: a church database
+that was down, or a receipt that arrived before its sender recorded the carrier message id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+
+from ..config import Settings
+from ..errors import AppError, BadRequest, TenantNotFound
+from ..sqlq import registry as rq
+from .inbound import InboundMessage, apply_inbound
+from .queue import enqueue
+from .receipts import ReceiptNotYetKnown, apply_receipt, receipt_from_payload
+
+# inbound outcomes that queue an automatic reply (STOP/START/HELP)
+REPLY_OUTCOMES = frozenset({"opted_out", "opted_in", "help"})
+
+log = structlog.get_logger("ywm.webhooks")
+PROVIDER = "telnyx"
+LEASE_SECONDS = 60.0          # a claimed event is reclaimed after this if its process died
+PROCESS_TIMEOUT = 30.0        # bound on processing one event
+MAX_BACKOFF = 300.0
+MAX_ATTEMPTS = 2016           # about a week of retries at the maximum backoff
+RECEIPT_MAX_ATTEMPTS = 15     # about 90 s waiting for the sender to record the message id
+RECEIPT_EVENTS = ("message.sent", "message.finalized")
+
+
+class WebhookMalformed(BadRequest):
+    code, title = "webhook_malformed", "The webhook body is not a Telnyx event"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How processing one stored event ended: done, ignored (with reason) or retry later."""
+
+    state: str
+    reason: str | None = None
+    tenant_id: uuid.UUID | None = None
+    retry_in: float | None = None
+
+
+def _scrub_nul(value: Any) -> Any:
+    """PostgreSQL jsonb cannot hold U+0000: replace it inside strings."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_scrub_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {k.replace("\x00", "\ufffd"): _scrub_nul(v) for k, v in value.items()}
+    return value
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO-8601 timestamp with a zone, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def parse_envelope(raw: bytes) -> tuple[str, str, datetime | None, str]:
+    """(event id, event type, occurred_at, JSON text to store) of a verified body."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise WebhookMalformed("the body is not JSON") from None
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict):
+        raise WebhookMalformed("no `data` object")
+    event_id, event_type = data.get("id"), data.get("event_type")
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 255:
+        raise WebhookMalformed("`data.id` must be a string of 1..255 characters")
+    if not isinstance(event_type, str) or not 1 <= len(event_type) <= 64:
+        raise WebhookMalformed("`data.event_type` must be a short string")
+    text = orjson.dumps(_scrub_nul(doc)).decode() if b"\\u0000" in raw else raw.decode()
+    return event_id, event_type, parse_time(data.get("occurred_at")), text
+
+
+async def store_event(registry_pool: Any, settings: Settings, raw: bytes,
+                      signed_at: int) -> int | None:
+    """Store a verified event; its inbox row id, or None when it was stored before."""
+    event_id, event_type, occurred_at, text = parse_envelope(raw)
+    if occurred_at is None:   # fall back to the signed timestamp for ordering
+        occurred_at = datetime.fromtimestamp(signed_at, UTC)
+    row_id: int | None = await rq(settings.sql_dir).insert_inbox_event(
+        registry_pool, PROVIDER, event_id, event_type, occurred_at, text)
+    return row_id
+
+
+def backoff(attempts: int, *, base: float = 1.0, cap: float = MAX_BACKOFF) -> float:
+    """Seconds before the next try after `attempts` tries."""
+    return float(min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+def _leaser(supervisor: Any) -> Any:
+    """Accept a SupervisorRuntime (API/worker wiring) or a bare PoolSupervisor."""
+    return getattr(supervisor, "supervisor", supervisor)
+
+
+async def _route_tenant(registry_pool: Any, settings: Settings, event_type: str,
+                        payload: dict[str, Any]) -> uuid.UUID | str:
+    """The tenant an event belongs to, or the reason it belongs to none."""
+    q = rq(settings.sql_dir)
+    if event_type == "message.received":
+        to = payload.get("to") or [{}]
+        number = to[0].get("phone_number") if isinstance(to, list) and to and \
+            isinstance(to[0], dict) else None
+        if not isinstance(number, str):
+            return "no_to_number"
+        tenant = await q.tenant_for_number(registry_pool, number)
+        return tenant if tenant is not None else "unknown_number"
+    msg_id = payload.get("id")
+    if not isinstance(msg_id, str):
+        return "no_message_id"
+    tenant = await q.tenant_for_carrier_message(registry_pool, msg_id)
+    return tenant if tenant is not None else "unknown_message"
+
+
+def _inbound(row: Any, occurred_at: datetime, payload: dict[str, Any]) -> InboundMessage | None:
+    frm = payload.get("from") or {}
+    to = (payload.get("to") or [{}])[0]
+    sender = frm.get("phone_number") if isinstance(frm, dict) else None
+    if not isinstance(sender, str) or not isinstance(to, dict):
+        return None
+    text = payload.get("text")
+    msg_id = payload.get("id")
+    return InboundMessage(row["event_id"], occurred_at, sender, str(to.get("phone_number")),
+                          text if isinstance(text, str) else "",
+                          msg_id[:128] if isinstance(msg_id, str) else None)
+
+
+async def _apply(conn: Any, settings: Settings, row: Any, payload: dict[str, Any]) -> str:
+    occurred_at = row["occurred_at"] or datetime.now(UTC)
+    if row["event_type"] == "message.received":
+        msg = _inbound(row, occurred_at, payload)
+        if msg is None:
+            return "ignored:malformed_inbound"
+        return (await apply_inbound(conn, settings, msg)).outcome
+    receipt = receipt_from_payload(row["event_id"], row["event_type"], occurred_at, payload)
+    if receipt is None:
+        return "ignored:no_status"
+    return await apply_receipt(conn, settings, receipt)
+
+
+async def _process(registry_pool: Any, supervisor: Any, settings: Settings,
+                   row: Any) -> Outcome:
+    doc = orjson.loads(row["payload"])
+    payload = doc.get("data", {}).get("payload") or {}
+    if row["event_type"] not in ("message.received", *RECEIPT_EVENTS):
+        return Outcome("ignored", "unsupported_event_type")
+    route = await _route_tenant(registry_pool, settings, row["event_type"], payload)
+    if route == "unknown_message":
+        raise ReceiptNotYetKnown(str(payload.get("id")))
+    if isinstance(route, str):
+        return Outcome("ignored", route)
+    try:
+        async with _leaser(supervisor).lease(route) as conn:
+            result = await _apply(conn, settings, row, payload)
+    except ReceiptNotYetKnown:
+        raise
+    except TenantNotFound:
+        return Outcome("ignored", "tenant_not_active", route)
+    except AppError as exc:   # unavailable, capacity, suspended, schema outdated: later
+        return Outcome("retry", exc.code, route, backoff(row["attempts"]))
+    if result.startswith("ignored:"):
+        return Outcome("ignored", result.split(":", 1)[1], route)
+    if result in REPLY_OUTCOMES:
+        # a keyword reply was queued: wake a worker now rather than at the next sweep
+        await enqueue(registry_pool, settings, route, datetime.now(UTC))
+    return Outcome("done", None if result == "applied" else result, route)
+
+
+async def process_inbox_row(registry_pool: Any, supervisor: Any, settings: Settings,
+                            row: Any) -> Outcome:
+    """Process one claimed row and record how it ended (retry with backoff when due later)."""
+    try:
+        async with asyncio.timeout(PROCESS_TIMEOUT):
+            outcome = await _process(registry_pool, supervisor, settings, row)
+    except ReceiptNotYetKnown:
+        outcome = Outcome("retry", "unknown_message",
+                          retry_in=backoff(row["attempts"], base=0.25, cap=8.0))
+        if row["attempts"] >= RECEIPT_MAX_ATTEMPTS:
+            outcome = Outcome("ignored", "unknown_message")
+    except Exception as exc:   # a bug or the registry: keep the event, try again later
+        log.error("webhook_processing_failed", event_id=row["event_id"], exc_info=exc)
+        outcome = Outcome("retry", f"error:{type(exc).__name__}"[:200],
+                          retry_in=backoff(row["attempts"]))
+    if outcome.state == "retry" and row["attempts"] >= MAX_ATTEMPTS:
+        outcome = Outcome("ignored", f"gave_up:{outcome.reason}", outcome.tenant_id)
+    await _record(registry_pool, settings, row, outcome)
+    return outcome
+
+
+async def _record(registry_pool: Any, settings: Settings, row: Any, outcome: Outcome) -> None:
+    q = rq(settings.sql_dir)
+    if outcome.state == "retry":
+        await q.retry_inbox_event(registry_pool, row["id"], outcome.tenant_id, outcome.reason,
+                                  outcome.retry_in or 1.0, timeout=5.0)
+        log.info("webhook_retry_scheduled", event_id=row["event_id"], reason=outcome.reason,
+                 tenant_id=str(outcome.tenant_id) if outcome.tenant_id else None,
+                 retry_in=outcome.retry_in)
+    else:
+        await q.finish_inbox_event(registry_pool, row["id"], outcome.state, outcome.tenant_id,
+                                   outcome.reason, timeout=5.0)
+
+
+async def process_by_id(registry_pool: Any, supervisor: Any, settings: Settings,
+                        row_id: int) -> Outcome | None:
+    """Claim and process one stored event (None when someone else has it or it is done)."""
+    row = await rq(settings.sql_dir).claim_inbox_event(registry_pool, row_id, LEASE_SECONDS,
+                                                       timeout=5.0)
+    if row is None:
+        return None
+    return await process_inbox_row(registry_pool, supervisor, settings, row)
+
+
+async def process_due(registry_pool: Any, supervisor: Any, settings: Settings,
+                      limit: int = 100) -> int:
+    """Reclaim stale claims, then process up to `limit` due events; how many were processed."""
+    q = rq(settings.sql_dir)
+    await q.requeue_stale_inbox_events(registry_pool, PROVIDER, timeout=5.0)
+    rows = await q.claim_due_inbox_events(registry_pool, PROVIDER, limit, LEASE_SECONDS,
+                                          timeout=5.0)
+    for row in rows:
+        await process_inbox_row(registry_pool, supervisor, settings, row)
+    return len(rows)
+
+
+async def prune(registry_pool: Any, settings: Settings, days: int) -> None:
+    """Delete finished inbox events and outbound message ids older than `days`."""
+    q = rq(settings.sql_dir)
+    events = await q.prune_inbox_events(registry_pool, days, timeout=30.0)
+    ids = await q.prune_outbound_index(registry_pool, days, timeout=30.0)
+    log.info("webhook_inbox_pruned", events=events, outbound_ids=ids, days=days)

@@ -1,0 +1,230 @@
+"""The outbox worker: claims churches from the registry queue and does their due work.
+
+Per claimed church, on one leased connection: queue scheduled broadcasts that are due,
+materialize due recurring occurrences, then drain the outbox (crash sweep first). The claim is
+renewed while the church is worked on; when it is given back, its next due time comes from the
+church's own database. Several workers (on several machines) share the queue: a church is
+claimed by one at a time (`FOR UPDATE SKIP LOCKED` plus a lease in the registry).
+
+A reconciliation round (one worker per interval wins the registry timer) re-derives every
+active church's next due time, so an enqueue lost between a tenant commit and the registry
+write only delays the work. `stop()` (SIGTERM) lets each slot finish its batch in flight,
+then every claim is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from ..config import Settings
+from ..errors import AppError
+from ..sqlq import registry as rq
+from ..sqlq import tenant as tq
+from . import broadcasts, queue, recurring
+from .carrier import Carrier
+from .outbox import Drain, DrainStats, Sender
+
+log = structlog.get_logger("ywm.worker")
+DRAIN_SLICE_S = 10.0          # then the church goes back to the queue so others get a turn
+UNAVAILABLE_RETRY_S = 30.0    # a church whose database is down is tried again after this
+ERROR_RETRY_S = 10.0
+RECONCILE_CONCURRENCY = 4
+STEP_TIMEOUT_S = 300.0        # a bound on one church's step, whatever happens inside
+
+
+def retry_after(exc: AppError) -> float:
+    """Seconds before trying a church again after `exc` (its Retry-After, bounded)."""
+    try:
+        return min(UNAVAILABLE_RETRY_S, max(0.5, float(exc.headers.get("Retry-After", ""))))
+    except ValueError:
+        return UNAVAILABLE_RETRY_S
+
+
+def utc_now() -> datetime:
+    """The real clock."""
+    return datetime.now(UTC)
+
+
+def default_owner() -> str:
+    """host:pid:random — unique per worker instance, readable in the registry."""
+    return f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """One worker process's engine (also run in-process by `ywm dev` and the tests)."""
+
+    def __init__(self, settings: Settings, registry_pool: Any, supervisor: Any,
+                 carrier: Carrier, *, owner: str | None = None,
+                 clock: Callable[[], datetime] = utc_now,
+                 inbox_sweep: Callable[[], Any] | None = None) -> None:
+        self.settings = settings
+        self.registry_pool = registry_pool
+        self.supervisor = supervisor
+        self.owner = owner or default_owner()
+        self.clock = clock
+        self.sender = Sender(settings, carrier, registry_pool, self.owner, clock)
+        self.stats = DrainStats()
+        self.inbox_sweep = inbox_sweep
+        self._stop = asyncio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        """True once shutdown began."""
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Begin shutdown: no new claims; batches in flight finish."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Work until `stop()`; then release every claim still held."""
+        log.info("worker_started", owner=self.owner, slots=self.settings.worker_concurrency)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for i in range(self.settings.worker_concurrency):
+                    tg.create_task(self._slot(), name=f"worker-slot-{i}")
+                tg.create_task(self._every(self.settings.worker_reconcile_interval,
+                                           self._reconcile_round), name="worker-reconcile")
+                if self.inbox_sweep is not None:
+                    tg.create_task(self._every(self.settings.webhook_sweep_interval,
+                                               self.inbox_sweep), name="worker-inbox-sweep")
+        finally:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5.0):
+                    await queue.release_all(self.registry_pool, self.settings, self.owner)
+            log.info("worker_stopped", owner=self.owner, sent=self.stats.sent,
+                     failed=self.stats.failed, unknown=self.stats.unknown)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _slot(self) -> None:
+        while not self.stopping:
+            try:
+                worked = await self.step()
+            except Exception as exc:  # the registry hiccuped: wait and try again
+                log.warning("worker_step_failed", error=repr(exc))
+                worked = False
+            if not worked:
+                await self._pause(self.settings.worker_poll_interval)
+
+    async def _every(self, interval: float, job: Callable[[], Any]) -> None:
+        while not self.stopping:
+            try:
+                await job()
+            except Exception as exc:
+                log.warning("worker_periodic_failed", job=getattr(job, "__name__", "job"),
+                            error=repr(exc))
+            await self._pause(interval)
+
+    async def step(self) -> bool:
+        """Claim one due church and work on it; False when nothing was due."""
+        tenant_id = await queue.claim(self.registry_pool, self.settings, self.owner,
+                                      self.clock())
+        if tenant_id is None:
+            return False
+        await self.process(tenant_id)
+        return True
+
+    async def drain_all(self, max_steps: int = 1000) -> int:
+        """Work until nothing is due (tests and benchmarks drive time this way)."""
+        steps = 0
+        while steps < max_steps and await self.step():
+            steps += 1
+        return steps
+
+    async def process(self, tenant_id: uuid.UUID) -> None:
+        """Work on a claimed church, then give it back with its next due time."""
+        lost = asyncio.Event()
+        renewer = asyncio.create_task(self._renew(tenant_id, lost), name="worker-renew")
+        next_due: datetime | None = self.clock() + timedelta(seconds=ERROR_RETRY_S)
+        try:
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                next_due = await self._work(tenant_id, lambda: self.stopping or lost.is_set())
+        except AppError as exc:  # database down or busy, schema behind, suspended: try later
+            log.warning("worker_tenant_unavailable", tenant_id=str(tenant_id), code=exc.code)
+            next_due = self.clock() + timedelta(seconds=retry_after(exc))
+        except Exception as exc:
+            log.error("worker_tenant_failed", tenant_id=str(tenant_id), error=repr(exc))
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            if not lost.is_set():
+                await queue.release(self.registry_pool, self.settings, tenant_id, self.owner,
+                                    next_due)
+
+    async def _work(self, tenant_id: uuid.UUID, stopping: Callable[[], bool]) -> datetime | None:
+        s = self.settings
+        async with self.supervisor.lease(tenant_id) as conn:
+            now = self.clock()
+            queued = await broadcasts.queue_due_scheduled(conn, s, now)
+            occurrences = await recurring.run_due(conn, s, now)
+            stats = await Drain(self.sender, tenant_id, conn, stopping).run(DRAIN_SLICE_S)
+            self.stats.add(stats)
+            if queued or occurrences or stats.claimed or stats.expired:
+                log.info("worker_tenant_worked", tenant_id=str(tenant_id), scheduled=queued,
+                         occurrences=len(occurrences), claimed=stats.claimed, sent=stats.sent,
+                         retried=stats.retried, failed=stats.failed, unknown=stats.unknown,
+                         skipped=stats.skipped, expired=stats.expired)
+            due: datetime | None = await tq(s.sql_dir).ob_next_due(conn)
+            return due
+
+    async def _renew(self, tenant_id: uuid.UUID, lost: asyncio.Event) -> None:
+        every = self.settings.worker_claim_ttl / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if not await queue.renew(self.registry_pool, self.settings, tenant_id,
+                                         self.owner, self.clock()):
+                    log.warning("worker_claim_lost", tenant_id=str(tenant_id))
+                    lost.set()
+                    return
+            except Exception as exc:  # keep trying until the claim would expire
+                log.warning("worker_claim_renew_failed", error=repr(exc))
+
+    async def _reconcile_round(self) -> None:
+        if await queue.take_timer(self.registry_pool, self.settings, queue.RECONCILE_TIMER,
+                                  self.owner, self.clock(),
+                                  self.settings.worker_reconcile_interval):
+            await self.reconcile()
+
+    async def reconcile(self) -> int:
+        """Re-derive every active church's next due time and enqueue it; how many had work."""
+        rows = await self._active_tenants()
+        gate = asyncio.Semaphore(RECONCILE_CONCURRENCY)
+        found = 0
+
+        async def one(tenant_id: uuid.UUID) -> None:
+            nonlocal found
+            async with gate:
+                try:
+                    async with self.supervisor.lease(tenant_id) as conn:
+                        due = await tq(self.settings.sql_dir).ob_next_due(conn)
+                except Exception as exc:  # one church's trouble is not the sweep's
+                    log.warning("reconcile_tenant_failed", tenant_id=str(tenant_id),
+                                error=type(exc).__name__)
+                    return
+                if due is not None:
+                    found += 1
+                    await queue.enqueue(self.registry_pool, self.settings, tenant_id, due)
+
+        async with asyncio.TaskGroup() as tg:
+            for tenant_id in rows:
+                tg.create_task(one(tenant_id))
+        log.info("worker_reconciled", tenants=len(rows), with_work=found)
+        return found
+
+    async def _active_tenants(self) -> list[uuid.UUID]:
+        rows = await rq(self.settings.sql_dir).active_tenant_ids(self.registry_pool)
+        return [r["id"] for r in rows]

@@ -1,0 +1,202 @@
+"""POST /webhooks/telnyx: verification before any work, the durable inbox, replays, unknown
+numbers, and delivery receipts that only move outbox rows forward."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from tests.integration.messaging_a_fixtures import *  # noqa: F403
+from tests.integration.messaging_a_fixtures import (
+    Client,
+    church_with_number,
+    envelope,
+    inbox_row,
+    post_signed,
+    problem,
+    random_number,
+    tenant_db,
+    wait_until,
+)
+from ywmessaging.config import Settings
+from ywmessaging.db.dsn import PgTarget
+from ywmessaging.messaging import signature
+from ywmessaging.messaging.carrier import SendRequest
+from ywmessaging.messaging.telnyx import TelnyxCarrier
+from ywmessaging.sqlq import registry as rq
+
+
+def _inbound(frm: str, to: str, text: str) -> dict[str, Any]:
+    return {"record_type": "message", "direction": "inbound", "id": str(uuid.uuid4()),
+            "type": "SMS", "from": {"phone_number": frm}, "to": [{"phone_number": to}],
+            "text": text}
+
+
+async def _settled(registry_conn: Any, event_id: str) -> Any:
+    row = await inbox_row(registry_conn, event_id)
+    return row if row is not None and row["state"] in ("done", "ignored") else None
+
+
+async def test_refused_webhooks_store_nothing(msg_client: Any, sim: Any,
+                                              registry_conn: Any) -> None:
+    body = envelope("message.received", _inbound(random_number(), random_number(), "hi"))
+    raw = orjson.dumps(body)
+    event_id = body["data"]["id"]
+    now = int(time.time())
+    good = signature.signed_headers(sim.state.key, raw, at=now)
+    other = signature.signed_headers(signature.private_key(signature.generate_seed()), raw)
+    cases = [
+        ({**good, signature.SIGNATURE_HEADER: other[signature.SIGNATURE_HEADER]},
+         "webhook_signature_invalid"),                                     # wrong key
+        ({**good, signature.SIGNATURE_HEADER: "%%%not-base64%%%"}, "webhook_signature_invalid"),
+        ({signature.TIMESTAMP_HEADER: good[signature.TIMESTAMP_HEADER]},
+         "webhook_signature_invalid"),                                     # no signature
+        (signature.signed_headers(sim.state.key, raw, at=now - 301), "webhook_timestamp_invalid"),
+        (signature.signed_headers(sim.state.key, raw, at=now + 301), "webhook_timestamp_invalid"),
+        ({signature.SIGNATURE_HEADER: good[signature.SIGNATURE_HEADER]},
+         "webhook_timestamp_invalid"),                                     # no timestamp
+    ]
+    for headers, code in cases:
+        resp = await msg_client.post("/webhooks/telnyx", data=raw,
+                                     headers={"Content-Type": "application/json", **headers})
+        await problem(resp, 401, code)
+    tampered = raw.replace(b'"hi"', b'"STOP"')
+    resp = await msg_client.post("/webhooks/telnyx", data=tampered,
+                                 headers={"Content-Type": "application/json", **good})
+    await problem(resp, 401, "webhook_signature_invalid")
+    assert await inbox_row(registry_conn, event_id) is None
+    # and the same body, signed properly, is accepted: the refusals above were real
+    resp = await post_signed(msg_client, sim, raw)
+    assert resp.status == 200
+    assert await inbox_row(registry_conn, event_id) is not None
+
+
+async def test_without_a_public_key_every_webhook_is_refused(
+        make_api_client: Callable[[Settings], Awaitable[Client]], msg_settings: Settings,
+        sim: Any, registry_conn: Any) -> None:
+    client = await make_api_client(msg_settings.with_(telnyx_public_key=None))
+    body = envelope("message.received", _inbound(random_number(), random_number(), "hi"))
+    resp = await post_signed(client, sim, body)
+    await problem(resp, 401, "webhook_key_missing")
+    assert await inbox_row(registry_conn, body["data"]["id"]) is None
+
+
+async def test_a_signed_body_that_is_not_an_event_is_400(msg_client: Any, sim: Any) -> None:
+    for raw in (b"not json", b"[]", b'{"data": {"id": 5}}', orjson.dumps({"data": {
+            "id": "x" * 300, "event_type": "message.received"}})):
+        resp = await post_signed(msg_client, sim, raw)
+        await problem(resp, 400, "webhook_malformed")
+
+
+async def test_a_replay_is_acknowledged_and_applied_once(
+        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
+    church, number = await church_with_number(msg_client, registry_conn)
+    body = envelope("message.received", _inbound(random_number(), number, "Prayer request"))
+    first = await post_signed(msg_client, sim, body)
+    assert (first.status, (await first.json())["status"]) == (200, "stored")
+    await wait_until(lambda: _settled(registry_conn, body["data"]["id"]))
+    body["meta"]["attempt"] = 2   # Telnyx's retry: same event id, new attempt number
+    again = await post_signed(msg_client, sim, body)
+    assert (again.status, (await again.json())["status"]) == (200, "duplicate")
+    # even if the inbox row is gone (pruned), the tenant's own dedupe holds
+    await registry_conn.execute("DELETE FROM webhook_inbox WHERE event_id = $1",
+                                body["data"]["id"])
+    third = await post_signed(msg_client, sim, body)
+    assert (await third.json())["status"] == "stored"
+    row = await wait_until(lambda: _settled(registry_conn, body["data"]["id"]))
+    assert (row["state"], row["last_error"]) == ("done", "duplicate")
+    async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
+        assert await db.fetchval("SELECT count(*) FROM conversation_messages") == 1
+        assert await db.fetchval("SELECT unread_count FROM conversations") == 1
+    count = await registry_conn.fetchval(
+        "SELECT count(*) FROM webhook_inbox WHERE event_id = $1", body["data"]["id"])
+    assert count == 1
+
+
+async def test_inbound_for_an_unknown_number_is_recorded_and_answered_200(
+        msg_client: Any, sim: Any, registry_conn: Any) -> None:
+    nobody = random_number()
+    async with msg_client.session.post(f"{sim.base_url}/sim/inbound", json={
+            "from": random_number(), "to": nobody, "text": "hello?"}) as resp:
+        data = (await resp.json())["data"]
+    assert data["status"] == 200
+    row = await wait_until(lambda: _settled(registry_conn, data["event_id"]))
+    assert (row["state"], row["last_error"], row["tenant_id"]) == (
+        "ignored", "unknown_number", None)
+
+
+async def _outbox_row(db: Any, carrier_id: str | None, state: str, phone: str) -> Any:
+    return await db.fetchval(
+        "INSERT INTO outbox (to_phone, body, state, carrier_message_id, lease_expires_at)"
+        " VALUES ($1, 'Service at 10', $2, $3, CASE WHEN $2 = 'sending' THEN now() END)"
+        " RETURNING id", phone, state, carrier_id)
+
+
+async def test_receipts_move_rows_forward_only(
+        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget,
+        msg_settings: Settings) -> None:
+    church, number = await church_with_number(msg_client, registry_conn)
+    tenant = uuid.UUID(church.tenant_id)
+    q = rq(msg_settings.sql_dir)
+    carrier = TelnyxCarrier(api_base=sim.base_url, api_key="k")
+    try:
+        async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
+            phone = random_number()
+            row_id = await _outbox_row(db, None, "sending", phone)
+            # what part B's worker does: send, then record the id and the tenant
+            sent = await carrier.send(SendRequest(number, phone, "Service at 10"))
+            await db.execute("UPDATE outbox SET state = 'sent', carrier_message_id = $2,"
+                             " lease_expires_at = NULL WHERE id = $1", row_id,
+                             sent.carrier_message_id)
+            await q.insert_outbound_index(registry_conn, sent.carrier_message_id, tenant)
+            await wait_until(lambda: db.fetchval(
+                "SELECT state = 'delivered' FROM outbox WHERE id = $1", row_id))
+            # a late message.sent after message.finalized changes nothing
+            late = envelope("message.sent", {"id": sent.carrier_message_id, "to": [
+                {"phone_number": phone, "status": "sent"}]})
+            assert (await post_signed(msg_client, sim, late)).status == 200
+            settled = await wait_until(lambda: _settled(registry_conn, late["data"]["id"]))
+            assert (settled["state"], settled["last_error"]) == ("done", "stale")
+            row = await db.fetchrow("SELECT * FROM outbox WHERE id = $1", row_id)
+            assert (row["state"], row["delivered_at"] is not None) == ("delivered", True)
+            # an `unknown` row (send outcome lost) may still learn it failed
+            lost_id = await _outbox_row(db, "lost-1", "unknown", phone)
+            await q.insert_outbound_index(registry_conn, "lost-1", tenant)
+            failed = envelope("message.finalized", {
+                "id": "lost-1", "to": [{"phone_number": phone, "status": "delivery_failed"}],
+                "errors": [{"code": "40008", "title": "Undeliverable"}]})
+            await post_signed(msg_client, sim, failed)
+            await wait_until(lambda: _settled(registry_conn, failed["data"]["id"]))
+            lost = await db.fetchrow("SELECT state, error_code FROM outbox WHERE id = $1",
+                                     lost_id)
+            assert (lost["state"], lost["error_code"]) == ("failed", "40008")
+    finally:
+        await carrier.close()
+
+
+async def test_a_receipt_before_the_sender_recorded_the_id_waits_for_it(
+        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget,
+        msg_settings: Settings) -> None:
+    church, _ = await church_with_number(msg_client, registry_conn)
+    carrier_id = f"early-{uuid.uuid4()}"
+    early = envelope("message.finalized", {"id": carrier_id, "to": [
+        {"phone_number": "+12065550123", "status": "delivered"}]})
+    assert (await post_signed(msg_client, sim, early)).status == 200
+    waiting = await wait_until(lambda: _failed_with(registry_conn, early["data"]["id"]))
+    assert waiting["last_error"] == "unknown_message"
+    async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
+        row_id = await _outbox_row(db, carrier_id, "sent", "+12065550123")
+        await rq(msg_settings.sql_dir).insert_outbound_index(registry_conn, carrier_id,
+                                                             uuid.UUID(church.tenant_id))
+        await wait_until(lambda: _settled(registry_conn, early["data"]["id"]))
+        assert await db.fetchval("SELECT state FROM outbox WHERE id = $1", row_id) == \
+            "delivered"
+
+
+async def _failed_with(registry_conn: Any, event_id: str) -> Any:
+    row = await inbox_row(registry_conn, event_id)
+    return row if row is not None and row["state"] == "failed" else None

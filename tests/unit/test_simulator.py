@@ -1,0 +1,228 @@
+"""The carrier simulator spoken to through the Telnyx adapter: sends, signed receipts, numbers,
+fault injection, and how each failure maps onto CarrierError."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from ywmessaging.messaging import signature
+from ywmessaging.messaging.carrier import SEND_OUTCOME_UNKNOWN, CarrierError, SendRequest
+from ywmessaging.messaging.simulator import RunningSimulator, start_simulator
+from ywmessaging.messaging.telnyx import TelnyxCarrier, parse_retry_after
+
+A, B = "+12065550100", "+12065550199"
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[RunningSimulator]:
+    running = await start_simulator(api_key="sk-test")
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def carrier(sim: RunningSimulator) -> AsyncIterator[TelnyxCarrier]:
+    c = TelnyxCarrier(api_base=sim.base_url, api_key="sk-test", timeout=0.5)
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+async def receiver(sim: RunningSimulator) -> AsyncIterator[list[dict[str, Any]]]:
+    """A webhook endpoint that verifies like the service and records what it got."""
+    got: list[dict[str, Any]] = []
+    key = signature.load_public_key(sim.public_key)
+
+    async def hook(request: web.Request) -> web.Response:
+        raw = await request.read()
+        signature.verify(key, request.headers.get(signature.SIGNATURE_HEADER),
+                         request.headers.get(signature.TIMESTAMP_HEADER), raw)
+        got.append(orjson.loads(raw))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    sim.set_webhook_url(f"http://127.0.0.1:{runner.addresses[0][1]}/hook")
+    yield got
+    await runner.cleanup()
+
+
+async def _sim(sim: RunningSimulator, method: str, path: str, **kw: Any) -> Any:
+    async with aiohttp.ClientSession() as s, s.request(method, sim.base_url + path, **kw) as r:
+        return r.status, (await r.json() if r.status != 204 else None)
+
+
+async def test_send_is_recorded_in_order_and_receipts_are_signed(
+        sim: RunningSimulator, carrier: TelnyxCarrier, receiver: list[dict[str, Any]]) -> None:
+    first = await carrier.send(SendRequest(A, B, "Hello"))
+    second = await carrier.send(SendRequest(A, B, "Ж" * 71))
+    assert (first.segments, second.segments) == (1, 2)
+    status, body = await _sim(sim, "GET", "/sim/messages")
+    assert status == 200
+    assert [m["id"] for m in body["data"]] == [first.carrier_message_id,
+                                               second.carrier_message_id]
+    assert body["data"][1]["encoding"] == "UCS-2"
+    assert await sim.sender.idle(5)
+    per_message: dict[str, list[tuple[str, str]]] = {}
+    for e in receiver:   # messages interleave; each message's own events come in order
+        payload = e["data"]["payload"]
+        per_message.setdefault(payload["id"], []).append(
+            (e["data"]["event_type"], payload["to"][0]["status"]))
+    expected = [("message.sent", "sent"), ("message.finalized", "delivered")]
+    assert per_message == {first.carrier_message_id: expected,
+                           second.carrier_message_id: expected}
+    assert await _sim(sim, "DELETE", "/sim/messages") == (204, None)
+    assert (await _sim(sim, "GET", "/sim/messages"))[1]["data"] == []
+
+
+async def test_wrong_api_key_is_refused(sim: RunningSimulator) -> None:
+    bad = TelnyxCarrier(api_base=sim.base_url, api_key="wrong")
+    try:
+        with pytest.raises(CarrierError) as exc:
+            await bad.send(SendRequest(A, B, "x"))
+    finally:
+        await bad.close()
+    assert (exc.value.http_status, exc.value.code, exc.value.retryable) == (401, "10009", False)
+
+
+async def test_invalid_number_is_permanent(carrier: TelnyxCarrier) -> None:
+    with pytest.raises(CarrierError) as exc:
+        await carrier.send(SendRequest(A, "2065550199", "x"))
+    assert (exc.value.code, exc.value.retryable) == ("10016", False)
+
+
+@pytest.mark.parametrize(("fault", "code", "retryable", "status", "retry_after"), [
+    ({"kind": "429", "retry_after": 3}, "10011", True, 429, 3.0),
+    ({"kind": "500"}, "10007", True, 500, None),
+    ({"kind": "opted_out"}, "40300", False, 400, None),
+])
+async def test_http_faults_map_to_carrier_errors(
+        sim: RunningSimulator, carrier: TelnyxCarrier, fault: dict[str, Any], code: str,
+        retryable: bool, status: int, retry_after: float | None) -> None:
+    assert (await _sim(sim, "POST", "/sim/faults", json={**fault, "count": 1}))[0] == 201
+    with pytest.raises(CarrierError) as exc:
+        await carrier.send(SendRequest(A, B, "x"))
+    err = exc.value
+    assert (err.code, err.retryable, err.http_status, err.retry_after) == (
+        code, retryable, status, retry_after)
+    assert err.opted_out is (code == "40300")
+    await carrier.send(SendRequest(A, B, "after the fault"))   # count 1: healthy again
+    assert [m["text"] for m in sim.state.messages] == ["after the fault"]
+
+
+async def test_a_429_carries_rate_limit_headers(sim: RunningSimulator) -> None:
+    await _sim(sim, "POST", "/sim/faults", json={"kind": "429"})
+    async with aiohttp.ClientSession() as s, s.post(
+            sim.base_url + "/v2/messages", json={"from": A, "to": B, "text": "x"},
+            headers={"Authorization": "Bearer sk-test"}) as r:
+        assert r.status == 429
+        assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
+                "retry-after"} <= {h.lower() for h in r.headers}
+        assert (await r.json())["errors"][0]["code"] == "10011"
+    assert await _sim(sim, "DELETE", "/sim/faults") == (204, None)
+    assert (await _sim(sim, "GET", "/sim/faults"))[1]["data"] == []
+
+
+async def test_a_drop_after_sending_is_outcome_unknown(
+        sim: RunningSimulator, carrier: TelnyxCarrier) -> None:
+    await _sim(sim, "POST", "/sim/faults", json={"kind": "drop", "count": 1})
+    with pytest.raises(CarrierError) as exc:
+        await carrier.send(SendRequest(A, B, "maybe sent"))
+    assert (exc.value.code, exc.value.retryable, exc.value.outcome_unknown) == (
+        SEND_OUTCOME_UNKNOWN, False, True)
+    assert [m["text"] for m in sim.state.messages] == ["maybe sent"]   # it was accepted
+
+
+async def test_slow_carrier_after_the_request_went_out_is_an_unknown_outcome(
+        sim: RunningSimulator, carrier: TelnyxCarrier) -> None:
+    """No answer in time after sending: the carrier may have accepted it, so never retry."""
+    await _sim(sim, "POST", "/sim/faults", json={"kind": "slow", "delay": 1.0, "count": 1})
+    with pytest.raises(CarrierError) as exc:
+        await carrier.send(SendRequest(A, B, "slow"))
+    assert (exc.value.code, exc.value.retryable) == (SEND_OUTCOME_UNKNOWN, False)
+    await asyncio.sleep(0.7)
+    assert sim.state.messages == []
+
+
+async def test_unreachable_carrier_is_retryable() -> None:
+    c = TelnyxCarrier(api_base="http://127.0.0.1:9", api_key="k", timeout=0.5)
+    try:
+        with pytest.raises(CarrierError) as exc:
+            await c.send(SendRequest(A, B, "x"))
+    finally:
+        await c.close()
+    assert (exc.value.code, exc.value.retryable) == ("connection_error", True)
+
+
+async def test_fail_delivery_sends_a_failed_finalized(
+        sim: RunningSimulator, carrier: TelnyxCarrier, receiver: list[dict[str, Any]]) -> None:
+    await _sim(sim, "POST", "/sim/faults", json={"kind": "fail_delivery", "count": 1})
+    await carrier.send(SendRequest(A, B, "x"))
+    assert await sim.sender.idle(5)
+    final = receiver[-1]["data"]
+    assert final["event_type"] == "message.finalized"
+    assert final["payload"]["to"][0]["status"] == "delivery_failed"
+    assert final["payload"]["errors"][0]["code"] == "40008"
+
+
+async def test_fault_rate_applies_to_a_fraction(sim: RunningSimulator,
+                                                carrier: TelnyxCarrier) -> None:
+    await _sim(sim, "POST", "/sim/faults", json={"kind": "500", "rate": 0.5})
+    failures = 0
+    for _ in range(40):
+        try:
+            await carrier.send(SendRequest(A, B, "x"))
+        except CarrierError:
+            failures += 1
+    assert 5 <= failures <= 35
+
+
+async def test_invalid_fault_is_refused(sim: RunningSimulator) -> None:
+    status, body = await _sim(sim, "POST", "/sim/faults", json={"kind": "meteor"})
+    assert status == 422 and body["errors"][0]["code"] == "10015"
+
+
+async def test_inbound_is_delivered_signed(sim: RunningSimulator,
+                                           receiver: list[dict[str, Any]]) -> None:
+    status, body = await _sim(sim, "POST", "/sim/inbound",
+                              json={"from": B, "to": A, "text": "STOP"})
+    assert status == 200 and body["data"]["status"] == 200
+    event = receiver[-1]["data"]
+    assert (event["id"], event["event_type"]) == (body["data"]["event_id"], "message.received")
+    assert event["payload"]["from"]["phone_number"] == B
+    assert event["payload"]["to"][0]["phone_number"] == A
+    assert receiver[-1]["meta"]["attempt"] == 1
+
+
+async def test_numbers_search_order_release(sim: RunningSimulator,
+                                            carrier: TelnyxCarrier) -> None:
+    found = await carrier.search_numbers(area_code="212", limit=3)
+    assert found == ["+12125550100", "+12125550101", "+12125550102"]
+    number_id = await carrier.order_number(found[0])
+    assert sim.state.numbers == {number_id: found[0]}
+    assert found[0] not in await carrier.search_numbers(area_code="212", limit=3)
+    with pytest.raises(CarrierError) as exc:
+        await carrier.order_number(found[0])
+    assert (exc.value.http_status, exc.value.retryable) == (422, False)
+    await carrier.release_number(number_id)
+    await carrier.release_number(number_id)   # already gone counts as released
+    assert sim.state.numbers == {}
+
+
+def test_retry_after_parsing() -> None:
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after("0.5") == 0.5
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
