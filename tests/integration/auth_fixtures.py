@@ -10,7 +10,8 @@ from __future__ import annotations
 import email
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from ywmessaging import app as app_module
+from ywmessaging.auth.passwords import Passwords
+from ywmessaging.auth.state import AUTH
 from ywmessaging.auth.wiring import setup_auth
 from ywmessaging.config import Settings
+from ywmessaging.db import pg
+from ywmessaging.db.dsn import PgTarget
 from ywmessaging.tenants.wiring import setup_supervisor
 
 Client = TestClient[web.Request, web.Application]
@@ -151,3 +156,41 @@ async def problem(resp: Any, status: int, code: str) -> dict[str, Any]:
     assert (resp.status, body.get("code")) == (status, code), body
     assert resp.headers["Content-Type"].startswith("application/problem+json")
     return body
+
+
+class CountingPasswords(Passwords):
+    """The real argon2id hasher, counting the hashes and verifications it computes (how tests
+    see that a burst or a made-up token did not reach the hasher)."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.hashes = 0
+        self.verifications = 0
+
+    async def hash(self, password: str) -> str:
+        """Count, then hash."""
+        self.hashes += 1
+        return await super().hash(password)
+
+    async def verify(self, stored: str | None, password: str) -> bool:
+        """Count, then verify."""
+        self.verifications += 1
+        return await super().verify(stored, password)
+
+
+def count_passwords(client: Client) -> CountingPasswords:
+    """Put a CountingPasswords into the running app and return it."""
+    counting = CountingPasswords()
+    client.app[AUTH].passwords = counting
+    return counting
+
+
+@asynccontextmanager
+async def church_db(pg_admin: PgTarget, settings: Settings, tenant_id: str) -> AsyncIterator[Any]:
+    """An admin connection to a church's database (test set-up and assertions)."""
+    conn = await pg.connect(pg_admin.with_db(
+        f"{settings.db_prefix}_t_{tenant_id.replace('-', '')}"))
+    try:
+        yield conn
+    finally:
+        await conn.close()

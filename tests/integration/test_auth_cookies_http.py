@@ -35,6 +35,9 @@ async def _cookie_login(client: Client, email: str) -> tuple[dict[str, str], dic
     return _jar(resp), body
 
 
+_PW = {"password": PASSWORD}  # MFA setup needs the current password
+
+
 async def test_cookie_session_reads_without_csrf_writes_with_it(api_client: Client) -> None:
     church = await register(api_client)
     cookies, body = await _cookie_login(api_client, church.email)
@@ -42,13 +45,14 @@ async def test_cookie_session_reads_without_csrf_writes_with_it(api_client: Clie
     session = _cookie_header(cookies, ACCESS_COOKIE, CSRF_COOKIE)
     me = await api_client.get("/api/v1/auth/me", headers=session)
     assert me.status == 200
-    await problem(await api_client.post("/api/v1/auth/mfa/setup", headers=session), 403,
+    await problem(await api_client.post("/api/v1/auth/mfa/setup", headers=session, json=_PW), 403,
                   "csrf_failed")
     wrong = {**session, CSRF_HEADER: body["csrf_token"][:-2] + "xx"}
-    await problem(await api_client.post("/api/v1/auth/mfa/setup", headers=wrong), 403,
+    await problem(await api_client.post("/api/v1/auth/mfa/setup", headers=wrong, json=_PW), 403,
                   "csrf_failed")
     good = {**session, CSRF_HEADER: body["csrf_token"]}
-    assert (await api_client.post("/api/v1/auth/mfa/setup", headers=good)).status == 200
+    resp = await api_client.post("/api/v1/auth/mfa/setup", headers=good, json=_PW)
+    assert resp.status == 200
 
 
 async def test_csrf_token_of_another_session_is_refused(api_client: Client) -> None:
@@ -58,7 +62,7 @@ async def test_csrf_token_of_another_session_is_refused(api_client: Client) -> N
     planted = {**_cookie_header({**mine, CSRF_COOKIE: theirs[CSRF_COOKIE]},
                                 ACCESS_COOKIE, CSRF_COOKIE),
                CSRF_HEADER: their_body["csrf_token"]}
-    await problem(await api_client.post("/api/v1/auth/mfa/setup", headers=planted), 403,
+    await problem(await api_client.post("/api/v1/auth/mfa/setup", headers=planted, json=_PW), 403,
                   "csrf_failed")
 
 
@@ -66,7 +70,8 @@ async def test_bearer_header_needs_no_csrf(api_client: Client) -> None:
     church = await register(api_client)
     cookies, _ = await _cookie_login(api_client, church.email)
     headers = {**bearer(church.access), **_cookie_header(cookies, ACCESS_COOKIE, CSRF_COOKIE)}
-    assert (await api_client.post("/api/v1/auth/mfa/setup", headers=headers)).status == 200
+    resp = await api_client.post("/api/v1/auth/mfa/setup", headers=headers, json=_PW)
+    assert resp.status == 200
 
 
 async def test_cookie_refresh_and_logout(api_client: Client) -> None:

@@ -12,14 +12,24 @@ from ywmessaging.auth import mfa
 from ywmessaging.db import pg
 from ywmessaging.db.dsn import PgTarget
 
+_PW = {"password": PASSWORD}  # setup, enable and disable need the current password
+
 
 def _code(secret: str, offset: int = 0) -> str:
     return mfa.totp_at(secret, mfa.current_step(time.time()) + offset)
 
 
+async def _refresh(client: Client, church: Church) -> None:
+    """New tokens for the church's session (MFA on/off refuses access tokens issued before)."""
+    resp = await client.post("/api/v1/auth/refresh", json={"refresh_token": church.refresh})
+    body = await resp.json()
+    assert resp.status == 200, body
+    church.access, church.refresh = body["access_token"], body["refresh_token"]
+
+
 async def _enrol(client: Client, church: Church) -> tuple[str, list[str], str]:
     """Set up and enable MFA; (secret, recovery codes, the code that enabled it)."""
-    setup = await client.post("/api/v1/auth/mfa/setup", headers=church.auth)
+    setup = await client.post("/api/v1/auth/mfa/setup", headers=church.auth, json=_PW)
     body = await setup.json()
     assert setup.status == 200, body
     uri = urlparse(body["otpauth_uri"])
@@ -27,9 +37,10 @@ async def _enrol(client: Client, church: Church) -> tuple[str, list[str], str]:
     secret = body["secret"]
     used = _code(secret, -1)
     enable = await client.post("/api/v1/auth/mfa/enable", headers=church.auth,
-                               json={"code": used})
+                               json={"code": used, **_PW})
     codes = (await enable.json())["recovery_codes"]
     assert enable.status == 200 and len(codes) == 10
+    await _refresh(client, church)
     return secret, codes, used
 
 
@@ -121,10 +132,11 @@ async def test_regenerate_and_disable(api_client: Client) -> None:
     # Disabling needs the password and a code.
     bad = await api_client.post("/api/v1/auth/mfa/disable", headers=church.auth,
                                 json={"password": "not the password", "code": new_codes[0]})
-    await problem(bad, 403, "invalid_current_password")
+    await problem(bad, 403, "invalid_password_or_code")
     off = await api_client.post("/api/v1/auth/mfa/disable", headers=church.auth,
                                 json={"password": PASSWORD, "code": new_codes[0]})
     assert off.status == 204
+    await _refresh(api_client, church)
     plain = await api_client.post("/api/v1/auth/login",
                                   json={"email": church.email, "password": PASSWORD})
     assert "access_token" in await plain.json()
@@ -136,21 +148,23 @@ async def test_regenerate_and_disable(api_client: Client) -> None:
 async def test_setup_twice_while_enabled_is_409(api_client: Client) -> None:
     church = await register(api_client)
     await _enrol(api_client, church)
-    await problem(await api_client.post("/api/v1/auth/mfa/setup", headers=church.auth), 409,
-                  "mfa_already_enabled")
+    await problem(await api_client.post("/api/v1/auth/mfa/setup", headers=church.auth,
+                                        json=_PW), 409, "mfa_already_enabled")
     await problem(await api_client.post("/api/v1/auth/mfa/enable", headers=church.auth,
-                                        json={"code": "123456"}), 409, "mfa_already_enabled")
+                                        json={"code": "123456", **_PW}), 409,
+                  "mfa_already_enabled")
 
 
 async def test_enable_without_setup_and_with_a_wrong_code(api_client: Client) -> None:
     church = await register(api_client)
     await problem(await api_client.post("/api/v1/auth/mfa/enable", headers=church.auth,
-                                        json={"code": "123456"}), 409, "mfa_not_set_up")
-    setup = await (await api_client.post("/api/v1/auth/mfa/setup", headers=church.auth)).json()
+                                        json={"code": "123456", **_PW}), 409, "mfa_not_set_up")
+    setup = await (await api_client.post("/api/v1/auth/mfa/setup", headers=church.auth,
+                                         json=_PW)).json()
     current = _code(setup["secret"])
     wrong = "000000" if current != "000000" else "111111"
     await problem(await api_client.post("/api/v1/auth/mfa/enable", headers=church.auth,
-                                        json={"code": wrong}), 400, "invalid_mfa_code")
+                                        json={"code": wrong, **_PW}), 400, "invalid_mfa_code")
     plain = await api_client.post("/api/v1/auth/login",
                                   json={"email": church.email, "password": PASSWORD})
     assert "access_token" in await plain.json()  # not enabled by a wrong code

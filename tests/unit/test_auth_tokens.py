@@ -135,6 +135,24 @@ def test_mfa_and_access_tokens_never_pass_for_each_other() -> None:
         tokens.verify_mfa(access)
 
 
+def test_mfa_token_carries_the_tokens_valid_after_it_was_issued_under() -> None:
+    tokens = _tokens()
+    admin, tenant = uuid.uuid4(), uuid.uuid4()
+    stamp = 1_767_225_600_123_456  # microseconds, as the database gives it
+    claims = tokens.verify_mfa(tokens.issue_mfa(admin_id=admin, tenant_id=tenant,
+                                                valid_after=stamp))
+    assert claims.valid_after == stamp and claims.iat > 0
+    # A token without the stamp (or with a non-integer one) is refused.
+    ring = tokens._mfa
+    raw = jwt.decode(tokens.issue_mfa(admin_id=admin, tenant_id=tenant),
+                     options={"verify_signature": False})
+    for changed in ({k: v for k, v in raw.items() if k != "vaf"}, raw | {"vaf": "1"}):
+        forged = jwt.encode(changed, ring.keys[ring.signing_kid], algorithm="HS256",
+                            headers={"kid": ring.signing_kid, "typ": "mfa+jwt"})
+        with pytest.raises(InvalidMfaToken):
+            tokens.verify_mfa(forged)
+
+
 def test_rotation_old_kid_verifies_new_kid_signs_retired_kid_fails() -> None:
     old = _tokens(jwt_signing_keys=f"k1:{KEY_A}")
     token_k1, _, _ = _issue(old)

@@ -5,8 +5,9 @@ INSERT INTO admins (id, email, password_hash, first_name, last_name, role, statu
 VALUES ($1, $2, $3, $4, $5, 'owner', 'active', now());
 
 -- name: get_admin_for_login :one
--- What a login needs about one admin: hash, role, status and whether MFA is on.
-SELECT a.id, a.email, a.password_hash, a.role, a.status, COALESCE(m.enabled, false) AS mfa_enabled
+-- What a login needs about one admin: hash, role, status, MFA on, and tokens_valid_after in microseconds.
+SELECT a.id, a.email, a.password_hash, a.role, a.status, COALESCE(m.enabled, false) AS mfa_enabled,
+       (extract(epoch FROM a.tokens_valid_after) * 1000000)::bigint AS valid_after_us
 FROM admins a LEFT JOIN admin_mfa m ON m.admin_id = a.id
 WHERE a.id = $1;
 
@@ -39,9 +40,14 @@ SELECT password_hash FROM admins WHERE id = $1 AND status = 'active';
 UPDATE admins SET password_hash = $2, updated_at = now() WHERE id = $1;
 
 -- name: change_password :exec
--- Store a new password chosen by the admin.
-UPDATE admins SET password_hash = $2, password_changed_at = now(), updated_at = now()
+-- Store a new password chosen by the admin and invalidate every token issued before now.
+UPDATE admins SET password_hash = $2, password_changed_at = now(), tokens_valid_after = now(),
+                  updated_at = now()
 WHERE id = $1;
+
+-- name: invalidate_admin_tokens :exec
+-- Refuse every access and MFA token of an admin issued before now (MFA turned on or off).
+UPDATE admins SET tokens_valid_after = now(), updated_at = now() WHERE id = $1;
 
 -- name: reset_password :one
 -- Store a new password from a reset link and invalidate every token issued before now.
@@ -68,6 +74,11 @@ INSERT INTO admins (id, email, first_name, last_name, role, status, invitation_t
 VALUES ($1, $2, $3, $4, $5, 'invited', $6, now() + make_interval(secs => $7::double precision))
 RETURNING id, email, first_name, last_name, role, status, last_login_at, created_at,
           false AS mfa_enabled;
+
+-- name: find_invitation :one
+-- A live invitation (looked up before any password is hashed).
+SELECT id, email, role FROM admins
+WHERE invitation_token_hash = $1 AND invitation_expires_at > now() AND status = 'invited';
 
 -- name: accept_invitation :one
 -- Redeem an invitation once: set the password, activate, forget the token.

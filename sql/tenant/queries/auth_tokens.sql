@@ -13,17 +13,24 @@ FROM refresh_token_families f
 WHERE f.id = $1;
 
 -- name: lock_refresh_token :one
--- A refresh token and its family, locking the family so refreshes of one session run one at a time.
+-- A refresh token and its family, both locked: refreshes of one session run one at a time and see each other's rotation.
 SELECT t.id, t.family_id, t.admin_id, t.expires_at, t.rotated_at, t.revoked_at,
        f.revoked_at AS family_revoked_at, f.expires_at AS family_expires_at, now() AS now
 FROM refresh_tokens t JOIN refresh_token_families f ON f.id = t.family_id
 WHERE t.token_hash = $1
-FOR UPDATE OF f;
+FOR UPDATE OF f, t;
 
--- name: rotate_refresh_token :exec
--- Mark a refresh token as exchanged (presenting it again is reuse) and touch its family.
-WITH t AS (UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1 RETURNING family_id)
-UPDATE refresh_token_families SET last_used_at = now() WHERE id = (SELECT family_id FROM t);
+-- name: rotate_refresh_token :val
+-- Mark a not yet exchanged refresh token as exchanged and touch its family; true if this call did it.
+WITH t AS (
+    UPDATE refresh_tokens SET rotated_at = now()
+    WHERE id = $1 AND rotated_at IS NULL
+    RETURNING family_id
+), f AS (
+    UPDATE refresh_token_families SET last_used_at = now()
+    WHERE id = (SELECT family_id FROM t)
+)
+SELECT EXISTS (SELECT 1 FROM t);
 
 -- name: revoke_session :val
 -- Revoke one session of an admin (logout, reuse detected); true if it was live.
@@ -55,6 +62,12 @@ VALUES ($1, $2, now() + make_interval(secs => $3::double precision), $4);
 -- How many reset tokens an admin was sent in the last hour (a cap against mail flooding).
 SELECT count(*) FROM password_reset_tokens
 WHERE admin_id = $1 AND created_at > now() - interval '1 hour';
+
+-- name: find_reset_token :one
+-- A live, unused reset token of an active admin (looked up before any password is hashed).
+SELECT p.admin_id, a.email
+FROM password_reset_tokens p JOIN admins a ON a.id = p.admin_id
+WHERE p.token_hash = $1 AND p.used_at IS NULL AND p.expires_at > now() AND a.status = 'active';
 
 -- name: consume_reset_token :one
 -- Use a live reset token once, for an active admin.

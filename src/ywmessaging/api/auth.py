@@ -202,7 +202,8 @@ async def accept_invitation(request: web.Request) -> web.Response:
                                                       "password": secret()},
                   optional={"use_cookies": boolean()})
     svc = services(request)
-    issued = await accounts.accept_invitation(svc, functools.partial(lease, request),
+    issued = await accounts.accept_invitation(svc, registry_pool(request),
+                                              functools.partial(lease, request),
                                               token=data["token"], password=data["password"],
                                               client=client(request))
     return tokens_response(svc, issued, cookies=bool(data["use_cookies"]))
@@ -211,9 +212,12 @@ async def accept_invitation(request: web.Request) -> web.Response:
 @routes.post("/auth/mfa/setup", name="auth_mfa_setup")
 @requires(Permission.SELF)
 async def mfa_setup(request: web.Request) -> web.Response:
-    """A new TOTP secret and its otpauth:// URI (MFA is on only after `enable`)."""
-    fields(await json_body(request, allow_empty=True))
-    got = await mfa_flows.setup(tenant_conn(request), services(request), principal(request))
+    """A new TOTP secret and its otpauth:// URI (MFA is on only after `enable`); needs the
+    current password."""
+    data = fields(await json_body(request), required={"password": secret()})
+    got = await mfa_flows.setup(tenant_conn(request), services(request), registry_pool(request),
+                                principal(request), password=data["password"],
+                                client=client(request))
     return json_response({"secret": got.secret, "otpauth_uri": got.otpauth_uri},
                          headers=dict(NO_STORE))
 
@@ -221,10 +225,13 @@ async def mfa_setup(request: web.Request) -> web.Response:
 @routes.post("/auth/mfa/enable", name="auth_mfa_enable")
 @requires(Permission.SELF)
 async def mfa_enable(request: web.Request) -> web.Response:
-    """Prove one code; MFA turns on and 10 recovery codes are shown once."""
-    data = fields(await json_body(request), required={"code": secret(32)})
-    codes = await mfa_flows.enable(tenant_conn(request), services(request), principal(request),
-                                   code=data["code"], client=client(request))
+    """The current password and one code; MFA turns on and 10 recovery codes are shown once."""
+    data = fields(await json_body(request), required={"code": secret(32),
+                                                      "password": secret()})
+    codes = await mfa_flows.enable(tenant_conn(request), services(request),
+                                   registry_pool(request), principal(request),
+                                   code=data["code"], password=data["password"],
+                                   client=client(request))
     return json_response({"recovery_codes": codes}, headers=dict(NO_STORE))
 
 
@@ -234,8 +241,8 @@ async def mfa_disable(request: web.Request) -> web.Response:
     """Turn MFA off with the password and a code; 204."""
     data = fields(await json_body(request),
                   required={"password": secret(), "code": secret(32)})
-    await mfa_flows.disable(tenant_conn(request), services(request), principal(request),
-                            password=data["password"], code=data["code"],
+    await mfa_flows.disable(tenant_conn(request), services(request), registry_pool(request),
+                            principal(request), password=data["password"], code=data["code"],
                             client=client(request))
     return web.Response(status=204)
 

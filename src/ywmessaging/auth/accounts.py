@@ -17,18 +17,19 @@ from ..sqlq import tenant as tq
 from ..tenants.provisioning import ProvisioningError
 from .audit import clean_ip, record, security_log
 from .emails import password_reset_email
-from .errors import (
-    EmailTaken,
-    InvalidCurrentPassword,
-    InvalidInvitation,
-    InvalidResetToken,
-    SignupFailed,
-)
+from .errors import EmailTaken, InvalidInvitation, InvalidResetToken, SignupFailed
 from .passwords import check_policy
 from .permissions import OWNER
 from .sessions import Issued, Leaser, open_session
 from .state import AuthServices, Client, Principal
-from .throttle import email_key
+from .stepup import prove_password
+from .throttle import (
+    INVITE_ACCEPT_LIMIT,
+    RESET_CONFIRM_LIMIT,
+    RESET_REQUEST_LIMIT,
+    SIGNUP_LIMIT,
+    email_key,
+)
 from .tokens import INVITE_PREFIX, RESET_PREFIX, new_opaque, parse_opaque
 
 log = structlog.get_logger("ywm.accounts")
@@ -53,6 +54,7 @@ async def register(svc: AuthServices, registry: Any, *, church_name: str, email:
     """Provision the church with its owner; the email is reserved inside the placement
     transaction, so of two concurrent sign-ups with one email exactly one makes anything."""
     assert svc.provisioner is not None, "setup_auth's cleanup context makes the provisioner"
+    await svc.throttle.limit(registry, SIGNUP_LIMIT, client.ip)
     pw = check_policy(password, email=email)
     if await rq(svc.settings.sql_dir).find_admin_login(registry, email) is not None:
         raise EmailTaken(field="email")
@@ -90,19 +92,14 @@ async def profile(conn: Any, svc: AuthServices, who: Principal) -> tuple[Any, An
 
 async def change_password(conn: Any, svc: AuthServices, registry: Any, who: Principal, *,
                           current: str, new: str, client: Client) -> int:
-    """Replace the password (current one required); other sessions are revoked."""
+    """Replace the password (current one required, throttled like a login); other sessions
+    are revoked, and every access token issued before now is refused (the current session
+    goes on through its refresh token)."""
     q = tq(svc.settings.sql_dir)
-    profile = await q.get_admin_profile(conn, who.admin_id)
-    key = [email_key(profile["email"])]
-    await svc.throttle.check(registry, key)
-    if not await svc.passwords.verify(await q.get_password_hash(conn, who.admin_id), current):
-        lock = await svc.throttle.fail(registry, key)
-        await record(conn, svc.settings, "auth.password_change_failed", tenant_id=who.tenant_id,
-                     admin_id=who.admin_id, client=client)
-        if lock is not None:
-            raise lock.error()
-        raise InvalidCurrentPassword(field="current_password")
-    hashed = await svc.passwords.hash(check_policy(new, email=profile["email"],
+    admin = await prove_password(conn, svc, registry, who, password=current, client=client,
+                                 failed_action="auth.password_change_failed",
+                                 field="current_password")
+    hashed = await svc.passwords.hash(check_policy(new, email=admin["email"],
                                                    field="new_password"))
     async with conn.transaction():
         await q.change_password(conn, who.admin_id, hashed)
@@ -119,6 +116,7 @@ async def request_reset(svc: AuthServices, registry: Any, lease: Leaser, *, emai
     """Email a single-use reset link if the email belongs to an active admin; the caller
     answers the same whatever happened here, and not sooner than RESET_MIN_S either way (so
     the time taken does not tell a known email from an unknown one)."""
+    await svc.throttle.limit(registry, RESET_REQUEST_LIMIT, client.ip)
     t0 = time.monotonic()
     try:
         await _request_reset(svc, registry, lease, email=email, client=client)
@@ -158,19 +156,28 @@ async def _request_reset(svc: AuthServices, registry: Any, lease: Leaser, *, ema
 
 async def confirm_reset(svc: AuthServices, registry: Any, lease: Leaser, *, token: str,
                         new_password: str, client: Client) -> None:
-    """Set a new password with a reset token (once); every session of the admin ends."""
+    """Set a new password with a reset token (once); every session of the admin ends.
+
+    The token is looked up before the new password is hashed, so made-up tokens cost one
+    indexed SELECT, not an argon2id hash; consuming it is still a single-use UPDATE.
+    """
+    await svc.throttle.limit(registry, RESET_CONFIRM_LIMIT, client.ip)
     parsed = parse_opaque(RESET_PREFIX, token)
     if parsed is None:
         raise InvalidResetToken(field="token")
     tid, digest = parsed
-    hashed = await svc.passwords.hash(check_policy(new_password, field="new_password"))
     q = tq(svc.settings.sql_dir)
     try:
+        async with lease(tid) as conn:
+            live = await q.find_reset_token(conn, digest)
+        if live is None:
+            raise InvalidResetToken(field="token")
+        hashed = await svc.passwords.hash(check_policy(new_password, email=live["email"],
+                                                       field="new_password"))
         async with lease(tid) as conn, conn.transaction():
             row = await q.consume_reset_token(conn, digest)
-            if row is None:
+            if row is None:  # spent by a concurrent request meanwhile
                 raise InvalidResetToken(field="token")
-            check_policy(new_password, email=row["email"], field="new_password")
             await q.reset_password(conn, row["admin_id"], hashed)
             revoked = await q.revoke_admin_sessions(conn, row["admin_id"], "password_reset",
                                                     None)
@@ -184,21 +191,26 @@ async def confirm_reset(svc: AuthServices, registry: Any, lease: Leaser, *, toke
     await svc.throttle.clear(registry, email_key(row["email"]))
 
 
-async def accept_invitation(svc: AuthServices, lease: Leaser, *, token: str, password: str,
-                            client: Client) -> Issued:
-    """Redeem an invitation (once): set the password, activate, and log in."""
+async def accept_invitation(svc: AuthServices, registry: Any, lease: Leaser, *, token: str,
+                            password: str, client: Client) -> Issued:
+    """Redeem an invitation (once): set the password, activate, and log in. The invitation
+    is looked up before the password is hashed."""
+    await svc.throttle.limit(registry, INVITE_ACCEPT_LIMIT, client.ip)
     parsed = parse_opaque(INVITE_PREFIX, token)
     if parsed is None:
         raise InvalidInvitation(field="token")
     tid, digest = parsed
-    hashed = await svc.passwords.hash(check_policy(password))
     q = tq(svc.settings.sql_dir)
     try:
+        async with lease(tid) as conn:
+            live = await q.find_invitation(conn, digest)
+        if live is None:
+            raise InvalidInvitation(field="token")
+        hashed = await svc.passwords.hash(check_policy(password, email=live["email"]))
         async with lease(tid) as conn, conn.transaction():
             row = await q.accept_invitation(conn, digest, hashed)
-            if row is None:
+            if row is None:  # accepted by a concurrent request meanwhile
                 raise InvalidInvitation(field="token")
-            check_policy(password, email=row["email"])
             issued = await open_session(conn, svc, tenant_id=tid, admin_id=row["id"],
                                         role=row["role"], client=client)
             await record(conn, svc.settings, "admin.invitation_accepted", tenant_id=tid,
@@ -206,4 +218,3 @@ async def accept_invitation(svc: AuthServices, lease: Leaser, *, token: str, pas
     except (TenantNotFound, TenantSuspended):
         raise InvalidInvitation(field="token") from None
     return issued
-

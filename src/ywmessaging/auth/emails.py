@@ -95,3 +95,14 @@ def invitation_email(to: str, church: str, inviter: str, link: str, days: int) -
         f"Set your password and sign in here (the link works once, for {days} days):\n{link}\n"
     )
     return Email(to, f"Invitation to {church}", body, "invitation")
+
+
+def mfa_changed_email(to: str, *, enabled: bool) -> Email:
+    """The notice sent when two-step sign-in is turned on or off."""
+    state = "turned on" if enabled else "turned off"
+    body = (
+        f"Two-step sign-in was just {state} for your church texting account.\n\n"
+        "If this was not you, reset your password now and tell your church's account owner:\n"
+        "someone may be signed in as you.\n"
+    )
+    return Email(to, f"Two-step sign-in {state}", body, "mfa_changed")

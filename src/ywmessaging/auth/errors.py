@@ -91,6 +91,12 @@ class InvalidCurrentPassword(Forbidden):
     code, title = "invalid_current_password", "The current password is wrong"
 
 
+class InvalidPasswordOrCode(Forbidden):
+    """Step-up with a password and a code: one answer whichever of the two was wrong."""
+
+    code, title = "invalid_password_or_code", "The password or the code is wrong"
+
+
 class EmailTaken(Conflict):
     code, title = "email_taken", "This email is already used by an admin"
 
@@ -109,7 +115,6 @@ class LastOwner(Conflict):
 
 class AuthBusy(ServiceUnavailable):
     code, title = "auth_busy", "Too many logins at once: try again shortly"
-
 
 
 class SignupFailed(ServiceUnavailable):

@@ -1,8 +1,10 @@
 """Login: email → registry → tenant → argon2id, throttled in the registry; then the MFA step.
 
-An unknown email, an admin who is not active and a wrong password take the same path: one
-argon2id verification (a dummy hash when there is no real one), one failure counted on the
-email and the address, and the same 401.
+An unknown email, an admin who is not active, a suspended church and a wrong password take the
+same path: one argon2id verification (a dummy hash when there is no real one), one failure
+counted on the email and the address, and the same 401. The attempt is counted *before* the
+hash (see throttle.py), so concurrent guesses cannot outrun the lock. A suspended church is
+named (423) only to someone who gave the right password.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from .audit import record, security_log
 from .errors import InvalidCredentials, InvalidMfaCode, InvalidMfaToken, MfaLocked
 from .sessions import Issued, Leaser, open_session
 from .state import AuthServices, Client
-from .throttle import email_key, ip_key
+from .suspended import suspended_admin
+from .throttle import Attempt, email_key, ip_key
 from .tokens import keyed_hash
 
 MFA_MAX_FAILURES = 5
@@ -39,32 +42,52 @@ class MfaChallenge:
 async def login(svc: AuthServices, registry: Any, lease: Leaser, *, email: str, password: str,
                 client: Client) -> Issued | MfaChallenge:
     """Check the password (throttled); tokens, or an MFA challenge when MFA is on."""
-    keys = [email_key(email), ip_key(client.ip)]
-    counted = await svc.throttle.check(registry, keys)
-    found = await rq(svc.settings.sql_dir).find_admin_login(registry, email)
-    admin = None
-    if found is not None and found["tenant_status"] == "active":
-        async with lease(found["tenant_id"]) as conn:
-            admin = await tq(svc.settings.sql_dir).get_admin_for_login(conn, found["admin_id"])
-    stored = admin["password_hash"] if admin is not None and admin["status"] == "active" else None
-    ok = await svc.passwords.verify(stored, password)
-    if found is not None and found["tenant_status"] == "suspended":
-        raise TenantSuspended()
+    attempt = await svc.throttle.reserve(registry, [email_key(email), ip_key(client.ip)])
+    try:
+        found, admin = await _find(svc, registry, lease, email)
+        stored = admin["password_hash"] if admin is not None and admin["status"] == "active" \
+            else None
+        ok = await svc.passwords.verify(stored, password)
+    except BaseException:
+        await svc.throttle.release(registry, attempt)  # the password was never checked
+        raise
     if not ok or admin is None:
-        await _failed(svc, registry, lease, keys, found if admin is not None else None, client)
+        await _failed(svc, lease, attempt, found if admin is not None else None, client)
         raise InvalidCredentials()
-    if keys[0] in counted:
-        await svc.throttle.clear(registry, keys[0])
-    stale = svc.passwords.needs_rehash(stored or "")
-    rehash = await svc.passwords.hash(password) if stale else None
-    tid, admin_id = found["tenant_id"], admin["id"]
+    if found["tenant_status"] != "active":  # only now: a right password for a suspended church
+        await svc.throttle.release(registry, attempt)
+        raise TenantSuspended()
+    await svc.throttle.succeeded(registry, attempt)
+    return await _signed_in(svc, lease, found["tenant_id"], admin, stored or "", password, client)
+
+
+async def _find(svc: AuthServices, registry: Any, lease: Leaser,
+                email: str) -> tuple[Any, Any]:
+    """The registry row of an email and the admin's login row (None when there is none)."""
+    found = await rq(svc.settings.sql_dir).find_admin_login(registry, email)
+    if found is None:
+        return None, None
+    if found["tenant_status"] == "suspended":
+        return found, await suspended_admin(svc, registry, found["tenant_id"], found["admin_id"])
+    if found["tenant_status"] != "active":
+        return found, None
+    async with lease(found["tenant_id"]) as conn:
+        return found, await tq(svc.settings.sql_dir).get_admin_for_login(conn, found["admin_id"])
+
+
+async def _signed_in(svc: AuthServices, lease: Leaser, tid: uuid.UUID, admin: Any, stored: str,
+                     password: str, client: Client) -> Issued | MfaChallenge:
+    """After a right password: rehash if due, then the MFA challenge or a new session."""
+    rehash = await svc.passwords.hash(password) if svc.passwords.needs_rehash(stored) else None
+    admin_id = admin["id"]
     async with lease(tid) as conn:
         if rehash is not None:
             await tq(svc.settings.sql_dir).set_password_hash(conn, admin_id, rehash)
         if admin["mfa_enabled"]:
             await record(conn, svc.settings, "auth.login_password_ok", tenant_id=tid,
                          admin_id=admin_id, client=client, detail={"mfa": "pending"})
-            return MfaChallenge(svc.tokens.issue_mfa(admin_id=admin_id, tenant_id=tid))
+            return MfaChallenge(svc.tokens.issue_mfa(admin_id=admin_id, tenant_id=tid,
+                                                     valid_after=admin["valid_after_us"]))
         async with conn.transaction():
             issued = await open_session(conn, svc, tenant_id=tid, admin_id=admin_id,
                                         role=admin["role"], client=client)
@@ -73,19 +96,20 @@ async def login(svc: AuthServices, registry: Any, lease: Leaser, *, email: str, 
     return issued
 
 
-async def _failed(svc: AuthServices, registry: Any, lease: Leaser, keys: list[str],
-                  found: Any, client: Client) -> None:
-    """Count the failure; audit it in the tenant when the admin exists; raise if now locked."""
-    lock = await svc.throttle.fail(registry, keys)
-    action = "auth.login_locked" if lock else "auth.login_failed"
-    if found is None:
-        security_log(action, tenant_id=None, admin_id=None, client=client)
+async def _failed(svc: AuthServices, lease: Leaser, attempt: Attempt, found: Any,
+                  client: Client) -> None:
+    """The failure is already counted (reserved): audit it in the tenant when the admin exists
+    and the church is active; raise the lock's 429 if this failure set it."""
+    action = "auth.login_locked" if attempt.lock else "auth.login_failed"
+    if found is None or found["tenant_status"] != "active":
+        security_log(action, tenant_id=found["tenant_id"] if found else None,
+                     admin_id=found["admin_id"] if found else None, client=client)
     else:
         async with lease(found["tenant_id"]) as conn:
             await record(conn, svc.settings, action, tenant_id=found["tenant_id"],
                          admin_id=found["admin_id"], client=client)
-    if lock is not None:
-        raise lock.error()
+    if attempt.lock is not None:
+        raise attempt.lock.error()
 
 
 async def verify_mfa(svc: AuthServices, lease: Leaser, *, mfa_token: str, code: str,
@@ -95,7 +119,8 @@ async def verify_mfa(svc: AuthServices, lease: Leaser, *, mfa_token: str, code: 
     tid = claims.tenant_id
     async with lease(tid) as conn:
         admin = await tq(svc.settings.sql_dir).get_admin_for_login(conn, claims.admin_id)
-        if admin is None or admin["status"] != "active" or not admin["mfa_enabled"]:
+        if (admin is None or admin["status"] != "active" or not admin["mfa_enabled"]
+                or admin["valid_after_us"] != claims.valid_after):  # issued before a change
             raise InvalidMfaToken()
         async with mfa_transaction(conn, svc, tenant_id=tid, client=client):
             kind = await check_second_factor(conn, svc, tenant_id=tid, admin_id=claims.admin_id,

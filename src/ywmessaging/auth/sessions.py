@@ -1,9 +1,11 @@
 """Login sessions: a refresh-token family per login, rotation on every refresh, reuse detection.
 
-Refreshes of one session are serialized by a row lock on the family. A token presented again
-after it was rotated means two parties hold it: the whole family is revoked, unless the
-rotation happened within a few seconds (two tabs refreshing at once), which gets 409 and
-no revocation.
+Refreshes of one session are serialized by row locks on the family *and* the token: a refresh
+that waited for the lock then reads the token as the winner left it (locking only the family
+would let it see the old, unrotated row and fork the chain). The rotation itself only marks a
+token that is not rotated yet. A token presented again after it was rotated means two parties
+hold it: the whole family is revoked, unless the rotation happened within a few seconds (two
+tabs refreshing at once), which gets 409 and no revocation.
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ async def rotate(conn: Any, svc: AuthServices, *, tenant_id: uuid.UUID, digest: 
             admin = await q.get_admin_for_login(conn, row["admin_id"])
             if admin is None or admin["status"] != "active":
                 raise InvalidRefreshToken()
-            await q.rotate_refresh_token(conn, row["id"])
+            if not await q.rotate_refresh_token(conn, row["id"]):
+                raise RefreshTokenSuperseded()  # rotated meanwhile (the row lock prevents it)
             refresh = await _new_refresh(conn, svc, tenant_id=tenant_id,
                                          session_id=row["family_id"], parent_id=row["id"],
                                          client=client)

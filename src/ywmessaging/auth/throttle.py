@@ -1,21 +1,36 @@
-"""Login throttling kept in the registry (every process sees the same counters).
+"""Login throttling and per-address rate limits, kept in the registry (every process sees them).
 
 A key (`email:<normalized>` or `ip:<address>`) counts failures. Past `free` failures each new
 attempt must wait a delay that doubles per failure; at `lock_after` failures the key is locked
 for `lock_s`. Unknown and known emails are counted alike, so a lock says nothing about whether
 an account exists. Counters start over after `window_s` without a failure.
+
+An attempt is *reserved* before any password is hashed: under a per-key advisory lock, the
+counters are read, the verdict taken and the attempt counted as a failure, in one short
+registry transaction. So however many requests arrive at once, a key lets through only as many
+password checks as its counters allow. A success then takes its count back (and clears the
+email's counter); an attempt that never reached the password check is taken back too. (The
+advisory locks live in their own namespace, class id 2037804404, "ywmt".)
+
+`Limit`s are plain rate limits on unauthenticated routes that cost a hash, a database or an
+email (sign-up, password reset, invitation acceptance): so many attempts per address per hour.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..config import Settings
+from ..errors import TooManyRequests
 from ..sqlq import registry as rq
-from .errors import LoginLocked, LoginThrottled
+from .errors import AuthBusy, LoginLocked, LoginThrottled
+
+ACQUIRE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,21 @@ IP_RULE = Rule(free=30, lock_after=100, lock_s=900)
 
 
 @dataclass(frozen=True)
+class Limit:
+    """At most `per_window` attempts per client address per `window_s` on one kind of route."""
+
+    kind: str
+    per_window: int
+    window_s: int = 3600
+
+
+SIGNUP_LIMIT = Limit("signup", 20)
+RESET_REQUEST_LIMIT = Limit("reset", 20)
+RESET_CONFIRM_LIMIT = Limit("reset-confirm", 30)
+INVITE_ACCEPT_LIMIT = Limit("invite-accept", 30)
+
+
+@dataclass(frozen=True)
 class Verdict:
     """Why an attempt must wait, and for how long."""
 
@@ -48,6 +78,14 @@ class Verdict:
         return LoginLocked(headers=headers) if self.locked else LoginThrottled(headers=headers)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """A reserved attempt: the keys it was counted on, and the lock that counting set."""
+
+    keys: tuple[str, ...]
+    lock: Verdict | None
+
+
 def email_key(email: str) -> str:
     """The throttle key of a normalized email."""
     return f"email:{email}"
@@ -56,6 +94,11 @@ def email_key(email: str) -> str:
 def ip_key(address: str | None) -> str:
     """The throttle key of a client address."""
     return f"ip:{address or 'unknown'}"
+
+
+def limit_key(limit: Limit, address: str | None) -> str:
+    """The rate-limit key of one kind of route for a client address."""
+    return f"{limit.kind}-ip:{address or 'unknown'}"
 
 
 def verdict(rule: Rule, *, failures: int, last_failure_at: datetime,
@@ -70,6 +113,24 @@ def verdict(rule: Rule, *, failures: int, last_failure_at: datetime,
     return Verdict(False, wait) if wait > 0 else None
 
 
+@asynccontextmanager
+async def _transaction(registry: Any) -> AsyncIterator[Any]:
+    """A registry transaction on a connection of `registry` (a pool or a connection)."""
+    if hasattr(registry, "acquire"):
+        try:
+            conn = await registry.acquire(timeout=ACQUIRE_TIMEOUT_S)
+        except TimeoutError:
+            raise AuthBusy(headers={"Retry-After": "2"}) from None
+        try:
+            async with conn.transaction():
+                yield conn
+        finally:
+            await registry.release(conn)
+    else:
+        async with registry.transaction():
+            yield registry
+
+
 class Throttle:
     """Reads and updates the registry's `login_throttle` rows."""
 
@@ -82,11 +143,8 @@ class Throttle:
     def _rule(self, key: str) -> Rule:
         return self.email_rule if key.startswith("email:") else self.ip_rule
 
-    async def check(self, conn: Any, keys: list[str]) -> set[str]:
-        """Raise the 429 of the most restrictive key, if any must wait; else the keys that
-        have counters (so a success clears only what exists)."""
+    def _worst(self, rows: list[Any]) -> Verdict | None:
         worst: Verdict | None = None
-        rows = await self.q.throttle_counters(conn, keys)
         for row in rows:
             v = verdict(self._rule(row["key"]), failures=row["failures"],
                         last_failure_at=row["last_failure_at"],
@@ -94,21 +152,51 @@ class Throttle:
             if v is not None and (worst is None or (v.locked, v.retry_after_s) >
                                   (worst.locked, worst.retry_after_s)):
                 worst = v
-        if worst is not None:
-            raise worst.error()
-        return {row["key"] for row in rows}
+        return worst
 
-    async def fail(self, conn: Any, keys: list[str]) -> Verdict | None:
-        """Count a failure on every key; the lock it caused, if any."""
-        caused: Verdict | None = None
-        for key in keys:
-            rule = self._rule(key)
-            row = await self.q.record_login_failure(conn, key, rule.lock_after,
-                                                    float(rule.lock_s), float(rule.window_s))
-            if row["failures"] >= rule.lock_after and row["locked_until"] is not None:
-                caused = Verdict(True, float(rule.lock_s))
-        return caused
+    async def reserve(self, registry: Any, keys: list[str]) -> Attempt:
+        """Count one attempt on every key before the password is checked, or raise the 429
+        of the most restrictive key (counting nothing). Keys are locked in sorted order, so
+        two reservations sharing keys never deadlock."""
+        ordered = sorted(set(keys))
+        async with _transaction(registry) as conn:
+            await self.q.lock_throttle_keys(conn, ordered)
+            worst = self._worst(await self.q.throttle_counters(conn, ordered))
+            if worst is not None:
+                raise worst.error()
+            caused: Verdict | None = None
+            for key in ordered:
+                rule = self._rule(key)
+                row = await self.q.record_login_failure(conn, key, rule.lock_after,
+                                                        float(rule.lock_s), float(rule.window_s))
+                if row["failures"] >= rule.lock_after and row["locked_until"] is not None:
+                    caused = Verdict(True, float(rule.lock_s))
+        return Attempt(tuple(ordered), caused)
+
+    async def release(self, registry: Any, attempt: Attempt) -> None:
+        """Take back an attempt that was not a failure (the password was right, or was never
+        checked); a lock its counting set is lifted with it."""
+        for key in attempt.keys:
+            await self.q.release_login_attempt(registry, key, self._rule(key).lock_after)
+
+    async def succeeded(self, registry: Any, attempt: Attempt) -> None:
+        """A successful login: forget the email's failures, take the attempt back elsewhere."""
+        for key in attempt.keys:
+            if key.startswith("email:"):
+                await self.q.clear_login_failures(registry, key)
+            else:
+                await self.q.release_login_attempt(registry, key, self._rule(key).lock_after)
 
     async def clear(self, conn: Any, key: str) -> None:
-        """Forget a key's failures (after a successful login or password reset)."""
+        """Forget a key's failures (after a password reset, or by an operator)."""
         await self.q.clear_login_failures(conn, key)
+
+    async def limit(self, registry: Any, limit: Limit, address: str | None) -> None:
+        """Count one attempt of a rate-limited route for this address; 429
+        `too_many_requests` (with Retry-After) once the window's allowance is spent."""
+        row = await self.q.count_rate_limited(registry, limit_key(limit, address),
+                                              float(limit.window_s))
+        if row["attempts"] > limit.per_window:
+            wait = max(1, math.ceil(row["retry_after_s"]))
+            raise TooManyRequests("too many attempts from this address: try again later",
+                                  headers={"Retry-After": str(wait)})

@@ -34,7 +34,7 @@ MIN_KEY_BYTES = 32
 _KID_RE = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 _ALLOWED_HEADERS = frozenset({"alg", "typ", "kid"})
 _ACCESS_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "tid", "role", "sid", "typ"]
-_MFA_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "tid", "typ"]
+_MFA_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "tid", "typ", "vaf"]
 
 
 def derive_key(secret: str | bytes, info: str, length: int = 32) -> bytes:
@@ -107,12 +107,19 @@ class AccessClaims:
 
 @dataclass(frozen=True)
 class MfaClaims:
-    """What a verified MFA token says: password proven, second factor pending."""
+    """What a verified MFA token says: password proven, second factor pending.
+
+    `valid_after` is the admin's `tokens_valid_after` (epoch microseconds) when the password
+    was proven: a password change or reset, MFA on or off, or a role change moves it, and the
+    token is then refused.
+    """
 
     admin_id: uuid.UUID
     tenant_id: uuid.UUID
     jti: str
     exp: int
+    iat: int = 0
+    valid_after: int = 0
 
 
 class Tokens:
@@ -150,13 +157,15 @@ class Tokens:
         except (jwt.PyJWTError, ValueError, TypeError, AttributeError, KeyError):
             raise InvalidToken() from None
 
-    def issue_mfa(self, *, admin_id: uuid.UUID, tenant_id: uuid.UUID) -> str:
-        """A short-lived token proving the password step; good only for `/auth/mfa/verify`."""
+    def issue_mfa(self, *, admin_id: uuid.UUID, tenant_id: uuid.UUID,
+                  valid_after: int = 0) -> str:
+        """A short-lived token proving the password step; good only for `/auth/mfa/verify`,
+        and only while the admin's `tokens_valid_after` is still `valid_after`."""
         now = int(time.time())
         payload = {
             "iss": self.issuer, "aud": self.audience + ":mfa", "sub": str(admin_id),
             "tid": str(tenant_id), "jti": secrets.token_urlsafe(16), "iat": now,
-            "exp": now + MFA_TOKEN_TTL_S, "typ": "mfa",
+            "exp": now + MFA_TOKEN_TTL_S, "typ": "mfa", "vaf": int(valid_after),
         }
         return self._sign(payload, self._mfa, "mfa+jwt")
 
@@ -164,9 +173,10 @@ class Tokens:
         """The claims of a valid MFA token, or InvalidMfaToken."""
         try:
             p = self._decode(token, self._mfa, self.audience + ":mfa", "mfa+jwt", _MFA_REQUIRED)
-            if p["typ"] != "mfa":
+            if p["typ"] != "mfa" or not isinstance(p["vaf"], int):
                 raise InvalidMfaToken()
-            return MfaClaims(uuid.UUID(p["sub"]), uuid.UUID(p["tid"]), p["jti"], int(p["exp"]))
+            return MfaClaims(uuid.UUID(p["sub"]), uuid.UUID(p["tid"]), p["jti"], int(p["exp"]),
+                             int(p["iat"]), p["vaf"])
         except (jwt.PyJWTError, ValueError, TypeError, AttributeError, KeyError, InvalidToken):
             raise InvalidMfaToken() from None
 
