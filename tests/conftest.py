@@ -40,7 +40,7 @@ async def settings(pg_admin: PgTarget, db_prefix: str) -> AsyncIterator[Settings
     registry = pg_admin.with_db(f"{db_prefix}_registry")
     s = Settings(
         database_url=registry.dsn(), secret_key=TEST_SECRET, db_prefix=db_prefix,
-        log_format="console", log_level="warning",
+        log_format="console", log_level=os.environ.get("YWM_TEST_LOG_LEVEL", "warning"),
     )
     try:
         await bootstrap(s)

@@ -32,14 +32,9 @@ RUN_TIMEOUT_S = 240.0
 # operationIds of the excluded operations (see the module docstring)
 EXCLUDED = ("logout", "changePassword", "enableMfa", "disableMfa", "removeAdmin")
 # Known failures of other parts, reported; remove an entry once its operation is fixed.
-KNOWN_FAILURES = {
-    # `cursor` has no maxLength: a generated URL over 8190 bytes gets aiohttp's own text/plain
-    # 400 (not problem+json) before the app sees it.
-    "listBroadcasts": "cursor query parameter without maxLength",
-    # Same: `cursor` allows 1024 characters of any kind; generated emoji take 12 bytes each
-    # once percent-encoded. A base64url `pattern` on cursors would bound the URL.
-    "listMemberConsent": "cursor query parameter without a base64url pattern",
-}
+# Operations that fail the contract today, with why (none: every cursor has a base64url
+# pattern now, which bounds generated URLs under aiohttp's 8190-byte request-line limit).
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def _schemathesis() -> str:

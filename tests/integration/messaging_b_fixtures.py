@@ -57,6 +57,11 @@ async def send_client(make_api_client: Callable[[Settings], Awaitable[Client]],
     queue starts empty and the workers' reconciliation round is put off (other tests'
     churches, with their leftover rows, are not this test's business)."""
     await registry_conn.execute("DELETE FROM tenant_work")
+    # other tests' webhook events still due (receipts for their messages, their churches'
+    # databases gone) would keep this test's inbox sweeper busy
+    await registry_conn.execute(
+        "UPDATE webhook_inbox SET state = 'ignored', last_error = 'test_isolation' "
+        "WHERE state IN ('received', 'failed')")
     await registry_conn.execute(
         "INSERT INTO work_timers (name, next_at) VALUES ('reconcile', 'infinity') "
         "ON CONFLICT (name) DO UPDATE SET next_at = 'infinity'")
