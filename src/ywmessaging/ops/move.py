@@ -71,6 +71,16 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+async def _row_counts(conn: Any, q: Any) -> dict[str, int]:
+    """Exact row count of every public table (names from the catalog, quoted; a query per
+    table rather than query_to_xml, which builds without libxml lack)."""
+    counts: dict[str, int] = {}
+    for row in await q.table_names(conn):
+        name = row["table_name"]
+        counts[name] = int(await conn.fetchval(f"SELECT count(*) FROM public.{quote_ident(name)}"))
+    return counts
+
+
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -276,12 +286,27 @@ class _Move:
         if await pg.role_exists(self.dst, self.role):
             raise MoveError(f"role {self.role} already exists on {self.target['name']}: "
                             "a leftover of an earlier move? (see ops/runbook-servers.md)")
+        await self._check_extensions()
         need = max(await self.q.server_version_num(self.src),
                    await self.q.server_version_num(self.dst)) // 10000
         self.pg_dump = await find_tool("pg_dump", need)
         self.pg_restore = await find_tool("pg_restore", need)
         self.say(f"tenant {self.tenant['id']} ({self.tenant['name']}) from "
                  f"{self.source['name']} to {self.target['name']}, database {self.db}")
+
+    async def _check_extensions(self) -> None:
+        """Refuse before anything changes when the target cannot install an extension the
+        tenant's database uses (pg_restore would fail half-way through the copy)."""
+        conn = await _admin_conn(self.src_admin.with_db(self.db), "the source database")
+        try:
+            used = {r["extname"] for r in await self.q.database_extensions(conn)}
+        finally:
+            await _close(conn)
+        available = {r["name"] for r in await self.q.available_extensions(self.dst)}
+        missing = sorted(used - available)
+        if missing:
+            raise MoveError(f"server {self.target['name']} cannot install extension(s) "
+                            f"{', '.join(missing)} that database {self.db} uses")
 
     async def _system_id(self, conn: Any) -> int | None:
         try:
@@ -358,9 +383,7 @@ class _Move:
         for admin, what in ((self.src_admin, "source"), (self.dst_admin, "target")):
             conn = await _admin_conn(admin.with_db(self.db), f"the {what} database")
             try:
-                rows = await self.q.table_row_counts(conn)
-                seen.append((await applied_version(conn),
-                             {r["table_name"]: int(r["row_count"]) for r in rows}))
+                seen.append((await applied_version(conn), await _row_counts(conn, self.q)))
             finally:
                 await _close(conn)
         (v_src, c_src), (v_dst, c_dst) = seen
