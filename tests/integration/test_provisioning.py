@@ -221,3 +221,44 @@ async def test_cancellation_at_any_moment_leaves_nothing(
             break
         await asyncio.sleep(0.25)
     assert leftovers == []
+
+
+class _ReplyLost:
+    """The real admin pool, except that one statement runs on the server and its reply is
+    'lost' (the caller is cancelled right after): the window a cancellation can land in."""
+
+    def __init__(self, pool: Any, prefix: str) -> None:
+        self._pool, self._prefix = pool, prefix
+
+    async def execute(self, sql: str, *args: Any, **kw: Any) -> Any:
+        result = await self._pool.execute(sql, *args, **kw)
+        if sql.startswith(self._prefix):
+            raise asyncio.CancelledError
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
+@pytest.mark.parametrize("statement", ["CREATE ROLE", "CREATE DATABASE"])
+async def test_object_made_just_before_a_cancellation_is_removed(
+    provisioner: Provisioner, settings: Settings, registry_conn: Any, pg_admin: PgTarget,
+    statement: str,
+) -> None:
+    server = await registry_conn.fetchrow("SELECT * FROM db_servers WHERE name = 'primary'")
+    real = await provisioner._admin_pool(server)
+    provisioner._admin_pools[server["id"]] = _ReplyLost(real, statement)
+    tid = uuid.uuid4()
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await provisioner.provision("Reply Lost", tenant_id=tid)
+        for _ in range(120):  # the shielded clean-up may still be running
+            left = await _exists(pg_admin, tenant_db_name(settings, tid),
+                                 tenant_role_name(settings, tid))
+            if left == (False, False):
+                break
+            await asyncio.sleep(0.25)
+        assert left == (False, False)
+        assert await registry_conn.fetchval("SELECT count(*) FROM tenants WHERE id=$1", tid) == 0
+    finally:
+        provisioner._admin_pools[server["id"]] = real
