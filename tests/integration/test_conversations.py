@@ -50,7 +50,9 @@ async def test_inbox_thread_reply_read_and_status(
             return page["items"][0]["delivery_status"] in wanted
         # two stages, so a failure says which side stalled: the worker's send, or receipts
         await wait_until(lambda: status_is("sent", "delivered"), timeout=30)
-        await wait_until(lambda: status_is("delivered"), timeout=30)
+        # receipts that beat the worker's "sent" commit are retried by the inbox sweeper with
+        # backoff (up to ~90 s before they are given up): allow for that whole window
+        await wait_until(lambda: status_is("delivered"), timeout=95)
     assert [(m["to"][0]["phone_number"], m["text"]) for m in sending.sim.state.messages] == [
         (phones[0], "Hi! See you Sunday")]
     thread = await _get(sending, church, f"/api/v1/conversations/{cid}/messages?limit=1")
