@@ -141,6 +141,9 @@ ENV_VARS: list[tuple[str, str, type, Any, str]] = [
     ("YWM_RECURRING_GRACE_SECONDS", "recurring_grace_seconds", float, 900.0,
      "A recurring occurrence later than this is missed: sent late once or skipped, by the "
      "rule's `missed_policy`."),
+    ("YWM_RECEIPT_CHECK_AFTER", "receipt_check_after", float, 900.0,
+     "Seconds after a send with no final delivery receipt before the worker looks the message "
+     "up at the carrier (then twice more at doubling intervals); 0 never looks up."),
 ]
 
 
@@ -221,6 +224,7 @@ class Settings:
     worker_claim_ttl: float = 30.0
     worker_reconcile_interval: float = 120.0
     recurring_grace_seconds: float = 900.0
+    receipt_check_after: float = 900.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -310,7 +314,8 @@ class Settings:
         for name, fvalue in (("YWM_COST_PER_SEGMENT", self.cost_per_segment),
                              ("YWM_SEND_RATE_PER_NUMBER", self.send_rate_per_number),
                              ("YWM_SEND_RATE_PER_CHURCH", self.send_rate_per_church),
-                             ("YWM_RECURRING_GRACE_SECONDS", self.recurring_grace_seconds)):
+                             ("YWM_RECURRING_GRACE_SECONDS", self.recurring_grace_seconds),
+                             ("YWM_RECEIPT_CHECK_AFTER", self.receipt_check_after)):
             if not 0 <= fvalue <= 1_000_000:
                 raise ConfigError(f"{name} must be a number from 0 to 1000000")
         for name, fvalue in (("YWM_SEND_BACKOFF_BASE", self.send_backoff_base),

@@ -52,13 +52,15 @@ RETURNING o.id, o.state, o.broadcast_id, o.conversation_message_id, o.member_id,
           o.from_phone, o.body, o.attempts;
 
 -- name: ob_mark_sent :val
--- The carrier accepted rows $1 as messages $2 (same order): store the ids, state sent (rows sender $3 still owns).
+-- The carrier accepted rows $1 as messages $2 (same order): store the ids, state sent (rows sender $3 still owns);
+-- look each up at the carrier after $4 seconds unless a receipt settles it first ($4 NULL: never).
 WITH u AS (
     SELECT * FROM unnest($1::uuid[], $2::text[]) AS u(id, carrier_id)
 ), o AS (
     UPDATE outbox
     SET state = 'sent', carrier_message_id = u.carrier_id, sent_at = now(), error_code = NULL,
-        error_detail = NULL, lease_expires_at = NULL, updated_at = now()
+        error_detail = NULL, lease_expires_at = NULL, updated_at = now(),
+        status_check_at = now() + make_interval(secs => $4::double precision)
     FROM u
     WHERE outbox.id = u.id AND outbox.lease_owner = $3 AND outbox.state IN ('sending', 'unknown')
     RETURNING outbox.conversation_message_id, u.carrier_id
@@ -111,9 +113,36 @@ INSERT INTO consent_events (member_id, kind, source, keyword, occurred_at, detai
 SELECT id, 'opt_out', 'carrier', NULL, $2, '{"carrier_code": "40300"}'::jsonb FROM m;
 
 -- name: ob_next_due :val
--- The earliest moment this church needs a worker again (NULL: nothing pending).
+-- The earliest moment this church needs a worker again (NULL: nothing pending); carrier lookups
+-- of unsettled sends count only when $1 (they are enabled).
 SELECT LEAST(
     (SELECT min(next_attempt_at) FROM outbox WHERE state = 'queued'),
     (SELECT min(lease_expires_at) FROM outbox WHERE state = 'sending'),
     (SELECT min(send_at) FROM broadcasts WHERE status = 'scheduled'),
-    (SELECT min(next_run_at) FROM recurring_messages WHERE status = 'active'));
+    (SELECT min(next_run_at) FROM recurring_messages WHERE status = 'active'),
+    (SELECT min(status_check_at) FROM outbox
+     WHERE $1::boolean AND state = 'sent' AND status_check_at IS NOT NULL));
+
+-- name: ob_status_due :many
+-- Up to $1 sent rows whose carrier lookup is due (their final receipt never came), oldest first.
+SELECT id, carrier_message_id, status_checks
+FROM outbox
+WHERE state = 'sent' AND status_check_at IS NOT NULL AND status_check_at <= now()
+ORDER BY status_check_at
+LIMIT $1;
+
+-- name: ob_status_checked :exec
+-- Row $1 was looked up and is still unsettled: count it; the next lookup $2 seconds × 2^checks
+-- later, none after $3 lookups.
+UPDATE outbox
+SET status_checks = status_checks + 1,
+    status_check_at = CASE WHEN status_checks + 1 < $3
+        THEN now() + make_interval(secs => $2::double precision * 2 ^ (status_checks + 1)) END,
+    updated_at = now()
+WHERE id = $1 AND state = 'sent';
+
+-- name: ob_status_defer :exec
+-- The carrier could not be asked now: rows $1 are looked up again in $2 seconds (not counted).
+UPDATE outbox
+SET status_check_at = now() + make_interval(secs => $2::double precision)
+WHERE id = ANY($1::uuid[]) AND state = 'sent' AND status_check_at IS NOT NULL;

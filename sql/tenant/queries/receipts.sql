@@ -14,6 +14,7 @@ SET state = $2,
     failed_at = CASE WHEN $2 = 'failed' THEN $3 ELSE failed_at END,
     error_code = CASE WHEN $2 = 'failed' THEN $4 ELSE error_code END,
     error_detail = CASE WHEN $2 = 'failed' THEN $5 ELSE error_detail END,
+    status_check_at = CASE WHEN $2 = 'sent' THEN status_check_at END,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
 WHERE carrier_message_id = $1
   AND (state IN ('queued', 'sending', 'unknown')

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -72,6 +72,11 @@ class Carrier(Protocol):
 
     async def send(self, req: SendRequest) -> SendResult:
         """Send one message; raise CarrierError on failure."""
+        ...
+
+    async def get_message(self, carrier_message_id: str) -> dict[str, Any] | None:
+        """The carrier's current record of a sent message (its `to[0].status`, `errors`), or
+        None when it does not know the id; raise CarrierError on failure."""
         ...
 
     async def search_numbers(self, *, area_code: str | None, limit: int = 10) -> list[str]:

@@ -10,11 +10,15 @@ the outcome. At most once per recipient, no silent loss:
    opts the member out); `unknown` when the request may have reached the carrier.
 3. A row still `sending` after its lease (the worker died mid-send) is turned `unknown` by the
    next drain's crash sweep and never resent automatically.
+4. A row left `sent` (its final receipt never came: the carrier retries a webhook for seconds
+   only) is looked up at the carrier `YWM_RECEIPT_CHECK_AFTER` seconds after the send, and up to
+   twice more at doubling intervals; a final status found there is applied like a receipt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 import uuid
@@ -30,7 +34,9 @@ from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
 from .carrier import Carrier, CarrierError, SendRequest, SendResult
 from .pacing import Pacer, backoff
+from .receipts import apply_receipt, receipt_from_payload
 from .schedule import quiet_until
+from .webhooks import parse_time
 
 log = structlog.get_logger("ywm.outbox")
 BACKOFF_CAP_S = 300.0
@@ -39,6 +45,9 @@ INDEX_TIMEOUT_S = 5.0
 # when this many are waiting, when they have waited this long, or when no send is in flight.
 FLUSH_ROWS = 16
 FLUSH_AGE_S = 0.05
+STATUS_LOOKUPS_PER_DRAIN = 100
+STATUS_CHECKS_MAX = 3      # lookups of one message before it is left `sent`
+STATUS_DEFER_S = 60.0      # the carrier could not be asked: try these rows again this much later
 
 
 @dataclass
@@ -54,6 +63,8 @@ class DrainStats:
     released: int = 0
     deferred: int = 0
     expired: int = 0
+    looked_up: int = 0     # carrier lookups of sends whose final receipt never came
+    settled: int = 0       # ... that found a final status and applied it
 
     def add(self, other: DrainStats) -> None:
         """Accumulate another drain's figures."""
@@ -117,7 +128,54 @@ class Drain:
         while not self.stopping() and time.monotonic() < deadline:
             if not await self._batch():
                 break
+        if self.settings.receipt_check_after > 0 and not self.stopping():
+            await self._check_statuses(deadline)
         return self.stats
+
+    async def _check_statuses(self, deadline: float) -> None:
+        """Look up sends whose final receipt is overdue; apply what the carrier knows."""
+        async with self._db:
+            rows = await self.q.ob_status_due(self.conn, STATUS_LOOKUPS_PER_DRAIN)
+        gate = asyncio.Semaphore(self.settings.send_concurrency)
+        deferred: list[uuid.UUID] = []
+
+        async def one(row: Any) -> None:
+            async with gate:
+                if deferred or self.stopping() or time.monotonic() >= deadline:
+                    deferred.append(row["id"])
+                    return
+                try:
+                    record = await self.s.carrier.get_message(row["carrier_message_id"])
+                except CarrierError as err:   # ask again later; the rest of the round too
+                    log.warning("status_lookup_failed", tenant_id=str(self.tenant_id),
+                                code=err.code, http_status=err.http_status)
+                    deferred.append(row["id"])
+                    return
+            self.stats.looked_up += 1
+            await self._settle(row, record)
+
+        async with asyncio.TaskGroup() as tg:
+            for r in rows:
+                tg.create_task(one(r))
+        if deferred:
+            async with self._db:
+                await self.q.ob_status_defer(self.conn, deferred, STATUS_DEFER_S)
+
+    async def _settle(self, row: Any, record: dict[str, Any] | None) -> None:
+        cid = str(row["carrier_message_id"])
+        occurred = (parse_time(record.get("completed_at")) if record else None) or self.s.clock()
+        event_id = f"lookup:{cid}" if len(cid) <= 121 else \
+            f"lookup:{hashlib.sha256(cid.encode()).hexdigest()}"
+        receipt = None if record is None else receipt_from_payload(
+            event_id, "carrier.lookup", occurred, record)
+        async with self._db:
+            if receipt is not None and receipt.state in ("delivered", "failed") and \
+                    await apply_receipt(self.conn, self.settings, receipt) == "applied":
+                self.stats.settled += 1
+                return
+            await self.q.ob_status_checked(self.conn, row["id"],
+                                           self.settings.receipt_check_after,
+                                           STATUS_CHECKS_MAX)
 
     async def _batch(self) -> bool:
         now = self.s.clock()
@@ -212,7 +270,8 @@ class Drain:
             log.warning("outbound_index_failed", tenant_id=str(self.tenant_id),
                         error=type(exc).__name__, messages=len(done))
         async with self._db:
-            stored = await self.q.ob_mark_sent(self.conn, ids, carrier_ids, self.s.owner)
+            stored = await self.q.ob_mark_sent(self.conn, ids, carrier_ids, self.s.owner,
+                                               self.settings.receipt_check_after or None)
         self.stats.sent += stored
         if stored != len(done):
             log.warning("send_results_not_stored", tenant_id=str(self.tenant_id),
@@ -222,11 +281,13 @@ class Drain:
         code = err.code or (f"http_{err.http_status}" if err.http_status else "carrier_error")
         if err.outcome_unknown:
             await self._final(row, "unknown", code, str(err))
-        elif err.opted_out:
-            await self._final(row, "failed", code, "the recipient opted out at the carrier")
-            if row["member_id"] is not None:
-                async with self._db:
+        elif err.opted_out:   # the row fails and the member is opted out together, or neither
+            async with self._db, self.conn.transaction():
+                await self.q.ob_mark_final(self.conn, row["id"], "failed", code[:64],
+                                           "the recipient opted out at the carrier", self.s.owner)
+                if row["member_id"] is not None:
                     await self.q.ob_opt_out_member(self.conn, row["member_id"], self.s.clock())
+            self.stats.failed += 1
         elif not err.retryable:
             await self._final(row, "failed", code, str(err))
         elif row["attempts"] >= self.settings.send_max_attempts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import time
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -119,6 +120,18 @@ class TelnyxCarrier:
         parts = data.get("parts")
         return SendResult(carrier_message_id=msg_id,
                           segments=parts if isinstance(parts, int) else None)
+
+    async def get_message(self, carrier_message_id: str) -> dict[str, Any] | None:
+        """GET /v2/messages/{id}: the message record with its per-recipient status (None when
+        the carrier does not know the id)."""
+        try:
+            doc = await self._call("GET", f"/v2/messages/{quote(carrier_message_id, safe='')}")
+        except CarrierError as err:
+            if err.http_status == 404:
+                return None
+            raise
+        data = doc.get("data")
+        return data if isinstance(data, dict) else None
 
     async def search_numbers(self, *, area_code: str | None, limit: int = 10) -> list[str]:
         """GET /v2/available_phone_numbers (US, SMS-capable)."""

@@ -177,7 +177,7 @@ class Worker:
                          occurrences=len(occurrences), claimed=stats.claimed, sent=stats.sent,
                          retried=stats.retried, failed=stats.failed, unknown=stats.unknown,
                          skipped=stats.skipped, expired=stats.expired)
-            due: datetime | None = await tq(s.sql_dir).ob_next_due(conn)
+            due: datetime | None = await tq(s.sql_dir).ob_next_due(conn, s.receipt_check_after > 0)
             return due
 
     async def _renew(self, tenant_id: uuid.UUID, lost: asyncio.Event) -> None:
@@ -210,7 +210,8 @@ class Worker:
             async with gate:
                 try:
                     async with self.supervisor.lease(tenant_id) as conn:
-                        due = await tq(self.settings.sql_dir).ob_next_due(conn)
+                        due = await tq(self.settings.sql_dir).ob_next_due(
+                            conn, self.settings.receipt_check_after > 0)
                 except Exception as exc:  # one church's trouble is not the sweep's
                     log.warning("reconcile_tenant_failed", tenant_id=str(tenant_id),
                                 error=type(exc).__name__)

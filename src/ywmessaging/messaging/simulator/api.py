@@ -99,11 +99,13 @@ async def send_message(request: web.Request) -> web.StreamResponse:
     message = outbound_message(body, webhook_url=webhook_url)
     state.messages.append(message)
     state.counters["accepted"] += 1
+    failed = fault is not None and fault.kind == "fail_delivery"
+    final = status_payload(message, "delivery_failed", [
+        {"code": "40008", "title": "Undeliverable", "detail": "simulated"}]) if failed \
+        else status_payload(message, "delivered")
+    # the carrier knows the outcome whether or not its webhooks get through
+    state.records[message["id"]] = final
     if state.receipts:
-        failed = fault is not None and fault.kind == "fail_delivery"
-        final = status_payload(message, "delivery_failed", [
-            {"code": "40008", "title": "Undeliverable", "detail": "simulated"}]) if failed \
-            else status_payload(message, "delivered")
         sender.deliver_later(envelope("message.sent", status_payload(message, "sent")),
                              envelope("message.finalized", final), url=webhook_url)
     if fault is not None and fault.kind == "drop" and request.transport is not None:
@@ -190,9 +192,23 @@ async def delete_number(request: web.Request) -> web.Response:
                "status": "deleted"})
 
 
+async def get_message(request: web.Request) -> web.Response:
+    """GET /v2/messages/{id}: the message with its current per-recipient status (injected
+    faults apply to sends only)."""
+    state = request.app[SIM_STATE]
+    if not _authorized(request, state):
+        return telnyx_error(401, "10009", "Authentication failed")
+    state.counters["lookups"] += 1
+    record = state.records.get(request.match_info["id"])
+    if record is None:
+        return telnyx_error(404, "10005", "Resource not found")
+    return ok(record)
+
+
 def add_api_routes(app: web.Application) -> None:
     """The Telnyx-compatible routes."""
     app.router.add_post("/v2/messages", send_message)
+    app.router.add_get("/v2/messages/{id}", get_message)
     app.router.add_get("/v2/available_phone_numbers", available_numbers)
     app.router.add_post("/v2/number_orders", order_numbers)
     app.router.add_get("/v2/phone_numbers", list_numbers)

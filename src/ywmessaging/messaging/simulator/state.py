@@ -39,12 +39,15 @@ class SimState:
     webhook_retry_delays: tuple[float, ...] = (0.25, 1.0)   # Telnyx: about three tries
     webhook_timeout: float = 2.0
     messages: list[dict[str, Any]] = field(default_factory=list)
+    # message id → its current record as GET /v2/messages/{id} answers (the final status)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     numbers: dict[str, str] = field(default_factory=dict)   # number id -> E.164 (owned)
     rng: random.Random = field(default_factory=lambda: random.Random(6))
     counters: dict[str, int] = field(default_factory=lambda: {
-        "requests": 0, "accepted": 0, "faulted": 0, "webhooks_ok": 0, "webhooks_failed": 0})
+        "requests": 0, "accepted": 0, "faulted": 0, "webhooks_ok": 0, "webhooks_failed": 0,
+        "lookups": 0})
 
     def take_fault(self) -> Fault | None:
         """The fault that applies to this send, consuming one of its count (or None)."""
