@@ -130,6 +130,9 @@ ENV_VARS: list[tuple[str, str, type, Any, str]] = [
      "Carrier requests in flight at once per church being drained."),
     ("YWM_WORKER_CONCURRENCY", "worker_concurrency", int, 4,
      "Churches one `ywm worker` process drains at once."),
+    ("YWM_WORKER_METRICS_PORT", "worker_metrics_port", int, 9101,
+     "Port on YWM_HOST where `ywm worker` serves /metrics and /healthz (0: none; a second "
+     "worker on the same machine logs that the port is taken and runs without)."),
     ("YWM_WORKER_POLL_INTERVAL", "worker_poll_interval", float, 1.0,
      "Seconds an idle worker waits before asking the queue again."),
     ("YWM_WORKER_CLAIM_TTL", "worker_claim_ttl", float, 30.0,
@@ -220,6 +223,7 @@ class Settings:
     send_batch_size: int = 100
     send_concurrency: int = 8
     worker_concurrency: int = 4
+    worker_metrics_port: int = 9101
     worker_poll_interval: float = 1.0
     worker_claim_ttl: float = 30.0
     worker_reconcile_interval: float = 120.0
@@ -308,7 +312,8 @@ class Settings:
                 ("YWM_SEND_MAX_ATTEMPTS", self.send_max_attempts, 1, 20),
                 ("YWM_SEND_BATCH_SIZE", self.send_batch_size, 1, 1000),
                 ("YWM_SEND_CONCURRENCY", self.send_concurrency, 1, 64),
-                ("YWM_WORKER_CONCURRENCY", self.worker_concurrency, 1, 64)):
+                ("YWM_WORKER_CONCURRENCY", self.worker_concurrency, 1, 64),
+                ("YWM_WORKER_METRICS_PORT", self.worker_metrics_port, 0, 65535)):
             if not low <= value <= high:
                 raise ConfigError(f"{name} must be between {low} and {high}")
         for name, fvalue in (("YWM_COST_PER_SEGMENT", self.cost_per_segment),

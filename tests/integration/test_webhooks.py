@@ -115,6 +115,20 @@ async def test_a_replay_is_acknowledged_and_applied_once(
     count = await registry_conn.fetchval(
         "SELECT count(*) FROM webhook_inbox WHERE event_id = $1", body["data"]["id"])
     assert count == 1
+    # /metrics: two stored (the first and the one after the prune), one duplicate, two done
+    metrics = await _webhook_metrics(msg_client)
+    assert metrics == {"stored": 2.0, "duplicate": 1.0, "done": 2.0}, metrics
+
+
+async def _webhook_metrics(client: Any) -> dict[str, float]:
+    """ywm_webhook_events_total{event_type="message.received"} by outcome, from /metrics."""
+    text = await (await client.get("/metrics")).text()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("ywm_webhook_events_total{") and "message.received" in line:
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            found[outcome] = float(line.split()[-1])
+    return found
 
 
 async def test_inbound_for_an_unknown_number_is_recorded_and_answered_200(
@@ -188,6 +202,8 @@ async def test_a_receipt_before_the_sender_recorded_the_id_waits_for_it(
     assert (await post_signed(msg_client, sim, early)).status == 200
     waiting = await wait_until(lambda: _failed_with(registry_conn, early["data"]["id"]))
     assert waiting["last_error"] == "unknown_message"
+    # the sweeper reports the waiting event in the inbox backlog gauge
+    await wait_until(lambda: _gauge(msg_client, 'ywm_webhook_inbox_events{state="failed"}'))
     async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
         row_id = await _outbox_row(db, carrier_id, "sent", "+12065550123")
         await rq(msg_settings.sql_dir).insert_outbound_index(registry_conn, carrier_id,
@@ -195,6 +211,15 @@ async def test_a_receipt_before_the_sender_recorded_the_id_waits_for_it(
         await wait_until(lambda: _settled(registry_conn, early["data"]["id"]))
         assert await db.fetchval("SELECT state FROM outbox WHERE id = $1", row_id) == \
             "delivered"
+
+
+async def _gauge(client: Any, series: str) -> float:
+    """The value of one series on /metrics (0 when absent)."""
+    text = await (await client.get("/metrics")).text()
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
 
 
 async def _failed_with(registry_conn: Any, event_id: str) -> Any:

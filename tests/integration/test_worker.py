@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -203,7 +205,8 @@ async def test_killed_worker_restarted_sends_no_duplicate_and_loses_no_row(
            "YWM_SEND_RATE_PER_NUMBER": "0", "YWM_SEND_LEASE_SECONDS": "2",
            "YWM_WORKER_CLAIM_TTL": "2", "YWM_WORKER_POLL_INTERVAL": "0.1",
            "YWM_SEND_BATCH_SIZE": "20", "YWM_LOG_LEVEL": "warning",
-           "YWM_MONTHLY_MESSAGE_QUOTA": "0", "YWM_WORKER_RECONCILE_INTERVAL": "3600"}
+           "YWM_MONTHLY_MESSAGE_QUOTA": "0", "YWM_WORKER_RECONCILE_INTERVAL": "3600",
+           "YWM_WORKER_METRICS_PORT": str(_free_port())}
 
     async def spawn(name: str) -> Any:
         out = (tmp_path / f"{name}.log").open("wb")
@@ -251,3 +254,57 @@ async def test_killed_worker_restarted_sends_no_duplicate_and_loses_no_row(
     delivered = set(phones) - unknown_phones
     assert delivered <= set(sent)                               # delivered rows really went
     assert set(sent) - delivered <= unknown_phones              # anything else is "unknown"
+
+
+async def test_worker_process_serves_its_metrics(
+        sending: Sending, send_settings: Settings, tmp_path: Path) -> None:
+    church, _, _ = await sending.church(members=3)
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": str(send_settings.database_url),
+           "YWM_SECRET_KEY": TEST_SECRET, "YWM_DB_PREFIX": send_settings.db_prefix,
+           "TELNYX_API_BASE": sending.sim.base_url, "YWM_SEND_RATE_PER_CHURCH": "0",
+           "YWM_SEND_RATE_PER_NUMBER": "0", "YWM_WORKER_POLL_INTERVAL": "0.1",
+           "YWM_LOG_LEVEL": "warning", "YWM_MONTHLY_MESSAGE_QUOTA": "0",
+           "YWM_WORKER_RECONCILE_INTERVAL": "3600", "YWM_WORKER_METRICS_PORT": str(port)}
+    doc = await sending.broadcast(church, {"body": "Metrics", "target": {"all": True}})
+    log_file = tmp_path / "worker.log"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ywmessaging", "worker", env=env, stdout=log_file.open("wb"),
+        stderr=subprocess.STDOUT)
+    try:
+        async with sending.db(church) as db:
+            await wait_until(lambda: _states_are(db, doc["id"], {"delivered": 3}), timeout=30)
+        figures = await _scrape(sending, port)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 20)
+    assert code == 0, log_file.read_text()
+    assert figures["sent"] == 3 and figures["send_calls"] == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _scrape(sending: Sending, port: int) -> dict[str, float]:
+    """The figures of a `ywm worker`'s /metrics this test looks at (and /healthz answers)."""
+    base = f"http://127.0.0.1:{port}"
+    async with sending.client.session.get(f"{base}/healthz") as resp:
+        assert resp.status == 200 and (await resp.json())["status"] == "ok"
+    async def sent_once() -> Any:
+        async with sending.client.session.get(f"{base}/metrics") as resp:
+            assert resp.status == 200
+            text = await resp.text()
+        figures = {"sent": 0.0, "send_calls": 0.0}
+        for line in text.splitlines():
+            if line.startswith('ywm_outbox_messages_total{outcome="sent"}'):
+                figures["sent"] = float(line.split()[-1])
+            if line.startswith("ywm_carrier_request_duration_seconds_count") and \
+                    'operation="send"' in line and 'result="ok"' in line:
+                figures["send_calls"] = float(line.split()[-1])
+        return figures if figures["sent"] else None   # counted when a drain ends
+    result: dict[str, float] = await wait_until(sent_once, timeout=20, every=0.2)
+    return result

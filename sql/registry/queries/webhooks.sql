@@ -56,11 +56,13 @@ SELECT id, provider, event_id, event_type, tenant_id, occurred_at, state, attemp
 FROM webhook_inbox
 WHERE provider = $1 AND event_id = $2;
 
--- name: inbox_state_counts :many
--- Stored events of provider $1 per state (operators: backlog and failures).
-SELECT state, count(*) AS events, min(next_attempt_at) AS oldest_due
+-- name: inbox_backlog :many
+-- Events of provider $1 not finished yet, per state, and how long the oldest due one has waited.
+SELECT state, count(*)::int AS events,
+       coalesce(extract(epoch FROM now() - min(next_attempt_at)
+                FILTER (WHERE next_attempt_at <= now())), 0)::float8 AS oldest_due_s
 FROM webhook_inbox
-WHERE provider = $1
+WHERE provider = $1 AND state IN ('received', 'failed', 'processing')
 GROUP BY state;
 
 -- name: prune_inbox_events :val

@@ -8,7 +8,7 @@ import asyncpg
 from aiohttp import web
 
 from ..errors import ServiceUnavailable
-from ..keys import REGISTRY_POOL, SETTINGS
+from ..keys import METRICS, REGISTRY_POOL, SETTINGS
 from ..messaging.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from ..messaging.webhooks import store_event
 from ..messaging.wiring_a import WEBHOOKS
@@ -27,14 +27,18 @@ async def telnyx_webhook(request: web.Request) -> web.Response:
     config = request.app[WEBHOOKS]
     signed_at = verify(config.public_key, request.headers.get(SIGNATURE_HEADER),
                        request.headers.get(TIMESTAMP_HEADER), raw)
+    metrics = request.app[METRICS]
     try:
         async with asyncio.timeout(STORE_TIMEOUT):
-            row_id = await store_event(request.app[REGISTRY_POOL], request.app[SETTINGS], raw,
-                                       signed_at)
+            row_id, event_type = await store_event(request.app[REGISTRY_POOL],
+                                                   request.app[SETTINGS], raw, signed_at)
     except (TimeoutError, OSError, asyncpg.PostgresError,
             asyncpg.InterfaceError) as exc:
+        metrics.observe_webhook("other", "store_failed")
         raise WebhookStoreUnavailable(headers={"Retry-After": "1"}) from exc
     if row_id is None:
+        metrics.observe_webhook(event_type, "duplicate")
         return json_response({"status": "duplicate"})
+    metrics.observe_webhook(event_type, "stored")
     config.dispatcher.notify(row_id)
     return json_response({"status": "stored"})

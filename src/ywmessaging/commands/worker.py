@@ -8,14 +8,16 @@ import signal
 from typing import Any
 
 import structlog
+from aiohttp import web
 
 from ..config import Settings
 from ..crypto import SecretBox
 from ..db import pg
 from ..db.dsn import PgTarget
 from ..messaging.carrier import carrier_from_settings
-from ..messaging.webhooks import process_due
+from ..messaging.webhooks import observe_backlog, process_due
 from ..messaging.worker import Worker
+from ..observability.metrics import Metrics
 from ..tenants.runtime import open_supervisor
 from .serve import check_registry_schema
 
@@ -29,23 +31,63 @@ async def run_worker(settings: Settings) -> int:
     registry = await pg.create_pool(PgTarget.parse(settings.require_database_url()),
                                     max_size=settings.registry_pool_max)
     runtime = None
-    carrier = carrier_from_settings(settings)
+    metrics = Metrics()
+    carrier = carrier_from_settings(settings, metrics)
     try:
         runtime = await open_supervisor(settings, SecretBox(settings.require_secret_key()),
                                         registry, kind="worker")
         sup = runtime.supervisor
 
         async def sweep_inbox() -> None:
-            await process_due(registry, sup, settings)
+            await process_due(registry, sup, settings, metrics=metrics)
+            await observe_backlog(registry, settings, metrics)
 
-        worker = Worker(settings, registry, sup, carrier, inbox_sweep=sweep_inbox)
+        worker = Worker(settings, registry, sup, carrier, inbox_sweep=sweep_inbox,
+                        metrics=metrics)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
-        await worker.run()
+        site = await serve_metrics(settings, metrics, worker)
+        try:
+            await worker.run()
+        finally:
+            if site is not None:
+                await site.cleanup()
         return 0
     finally:
         await _close(carrier, runtime, registry)
+
+
+async def serve_metrics(settings: Settings, metrics: Metrics,
+                        worker: Worker) -> web.AppRunner | None:
+    """GET /metrics and /healthz on YWM_HOST:YWM_WORKER_METRICS_PORT (None: off, or the port
+    is taken by another worker on this machine)."""
+    if not settings.worker_metrics_port:
+        return None
+
+    async def get_metrics(_: web.Request) -> web.Response:
+        body, content_type = metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def healthz(_: web.Request) -> web.Response:
+        status = 503 if worker.stopping else 200
+        return web.json_response({"status": "stopping" if worker.stopping else "ok",
+                                  "owner": worker.owner}, status=status)
+
+    app = web.Application()
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.worker_metrics_port).start()
+    except OSError as exc:
+        log.warning("worker_metrics_unavailable", port=settings.worker_metrics_port,
+                    error=str(exc))
+        await runner.cleanup()
+        return None
+    log.info("worker_metrics_listening", host=settings.host, port=settings.worker_metrics_port)
+    return runner
 
 
 async def _close(carrier: Any, runtime: Any, registry: Any) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..observability.metrics import Metrics
 
 # CarrierError.code when the connection dropped AFTER the request was written: the carrier may
 # have accepted the message, so the caller must mark the row `unknown` and never resend blindly.
@@ -96,8 +97,9 @@ class Carrier(Protocol):
         ...
 
 
-def carrier_from_settings(settings: Settings) -> Carrier:
-    """The Telnyx HTTP adapter pointed at `settings.telnyx_api_base` (the simulator in dev)."""
+def carrier_from_settings(settings: Settings, metrics: Metrics | None = None) -> Carrier:
+    """The Telnyx HTTP adapter pointed at `settings.telnyx_api_base` (the simulator in dev);
+    its calls are timed into `metrics` when given."""
     from .telnyx import TelnyxCarrier
 
     return TelnyxCarrier(
@@ -105,4 +107,5 @@ def carrier_from_settings(settings: Settings) -> Carrier:
         api_key=settings.telnyx_api_key,
         messaging_profile_id=settings.telnyx_messaging_profile_id,
         timeout=settings.telnyx_timeout,
+        observe=metrics.observe_carrier if metrics is not None else None,
     )

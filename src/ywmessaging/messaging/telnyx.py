@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -44,7 +45,9 @@ class TelnyxCarrier:
     """The `Carrier` implementation for Telnyx's REST API (`/v2/messages`, numbers)."""
 
     def __init__(self, *, api_base: str, api_key: str, messaging_profile_id: str | None = None,
-                 timeout: float = 10.0, connect_timeout: float = 3.0) -> None:
+                 timeout: float = 10.0, connect_timeout: float = 3.0,
+                 observe: Callable[[str, str, float], None] | None = None) -> None:
+        self._observe = observe   # (operation, result, seconds) of each call
         self._base = api_base.rstrip("/")
         self._key = api_key
         self._profile = messaging_profile_id
@@ -61,9 +64,25 @@ class TelnyxCarrier:
         return self._session
 
     async def _call(self, method: str, path: str, *, body: dict[str, Any] | None = None,
-                    params: dict[str, str] | None = None,
+                    params: dict[str, str] | None = None, operation: str = "other",
                     unknown_after_send: bool = False) -> dict[str, Any]:
-        """One API call; maps transport and HTTP failures to CarrierError."""
+        """One API call, timed as `operation`; maps failures to CarrierError."""
+        if self._observe is None:
+            return await self._request(method, path, body, params, unknown_after_send)
+        started, result = time.perf_counter(), "error"
+        try:
+            doc = await self._request(method, path, body, params, unknown_after_send)
+            result = "ok"
+            return doc
+        except CarrierError as err:
+            result = str(err.http_status) if err.http_status else (err.code or "error")
+            raise
+        finally:
+            self._observe(operation, result, time.perf_counter() - started)
+
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None,
+                       params: dict[str, str] | None,
+                       unknown_after_send: bool) -> dict[str, Any]:
         data = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else None
         try:
@@ -110,7 +129,8 @@ class TelnyxCarrier:
             body["messaging_profile_id"] = profile
         if req.webhook_url:
             body["webhook_url"] = req.webhook_url
-        doc = await self._call("POST", "/v2/messages", body=body, unknown_after_send=True)
+        doc = await self._call("POST", "/v2/messages", body=body, operation="send",
+                               unknown_after_send=True)
         data = doc.get("data") or {}
         msg_id = data.get("id")
         if not isinstance(msg_id, str) or not msg_id:
@@ -125,7 +145,8 @@ class TelnyxCarrier:
         """GET /v2/messages/{id}: the message record with its per-recipient status (None when
         the carrier does not know the id)."""
         try:
-            doc = await self._call("GET", f"/v2/messages/{quote(carrier_message_id, safe='')}")
+            doc = await self._call("GET", f"/v2/messages/{quote(carrier_message_id, safe='')}",
+                                   operation="get_message")
         except CarrierError as err:
             if err.http_status == 404:
                 return None
@@ -139,7 +160,8 @@ class TelnyxCarrier:
                   "filter[features][]": "sms"}
         if area_code:
             params["filter[national_destination_code]"] = area_code
-        doc = await self._call("GET", "/v2/available_phone_numbers", params=params)
+        doc = await self._call("GET", "/v2/available_phone_numbers", params=params,
+                               operation="search_numbers")
         return [str(row["phone_number"]) for row in doc.get("data") or []
                 if isinstance(row, dict) and row.get("phone_number")]
 
@@ -148,9 +170,11 @@ class TelnyxCarrier:
         body: dict[str, Any] = {"phone_numbers": [{"phone_number": e164}]}
         if self._profile:
             body["messaging_profile_id"] = self._profile
-        doc = await self._call("POST", "/v2/number_orders", body=body)
+        doc = await self._call("POST", "/v2/number_orders", body=body,
+                               operation="order_number")
         found = await self._call("GET", "/v2/phone_numbers",
-                                 params={"filter[phone_number]": e164})
+                                 params={"filter[phone_number]": e164},
+                                 operation="find_number")
         for row in found.get("data") or []:
             if isinstance(row, dict) and row.get("id"):
                 return str(row["id"])
@@ -160,7 +184,8 @@ class TelnyxCarrier:
     async def release_number(self, carrier_number_id: str) -> None:
         """DELETE /v2/phone_numbers/{id}; a number already gone counts as released."""
         try:
-            await self._call("DELETE", f"/v2/phone_numbers/{carrier_number_id}")
+            await self._call("DELETE", f"/v2/phone_numbers/{carrier_number_id}",
+                             operation="release_number")
         except CarrierError as exc:
             if exc.http_status != 404:
                 raise

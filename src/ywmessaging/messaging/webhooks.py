@@ -19,6 +19,7 @@ import structlog
 
 from ..config import Settings
 from ..errors import AppError, BadRequest, TenantNotFound
+from ..observability.metrics import Metrics
 from ..sqlq import registry as rq
 from .inbound import InboundMessage, apply_inbound
 from .queue import enqueue
@@ -92,14 +93,14 @@ def parse_envelope(raw: bytes) -> tuple[str, str, datetime | None, str]:
 
 
 async def store_event(registry_pool: Any, settings: Settings, raw: bytes,
-                      signed_at: int) -> int | None:
-    """Store a verified event; its inbox row id, or None when it was stored before."""
+                      signed_at: int) -> tuple[int | None, str]:
+    """Store a verified event: (its inbox row id, or None when it was stored before; its type)."""
     event_id, event_type, occurred_at, text = parse_envelope(raw)
     if occurred_at is None:   # fall back to the signed timestamp for ordering
         occurred_at = datetime.fromtimestamp(signed_at, UTC)
     row_id: int | None = await rq(settings.sql_dir).insert_inbox_event(
         registry_pool, PROVIDER, event_id, event_type, occurred_at, text)
-    return row_id
+    return row_id, event_type
 
 
 def backoff(attempts: int, *, base: float = 1.0, cap: float = MAX_BACKOFF) -> float:
@@ -186,7 +187,7 @@ async def _process(registry_pool: Any, supervisor: Any, settings: Settings,
 
 
 async def process_inbox_row(registry_pool: Any, supervisor: Any, settings: Settings,
-                            row: Any) -> Outcome:
+                            row: Any, metrics: Metrics | None = None) -> Outcome:
     """Process one claimed row and record how it ended (retry with backoff when due later)."""
     try:
         async with asyncio.timeout(PROCESS_TIMEOUT):
@@ -203,6 +204,8 @@ async def process_inbox_row(registry_pool: Any, supervisor: Any, settings: Setti
     if outcome.state == "retry" and row["attempts"] >= MAX_ATTEMPTS:
         outcome = Outcome("ignored", f"gave_up:{outcome.reason}", outcome.tenant_id)
     await _record(registry_pool, settings, row, outcome)
+    if metrics is not None:
+        metrics.observe_webhook(row["event_type"], outcome.state)
     return outcome
 
 
@@ -220,25 +223,32 @@ async def _record(registry_pool: Any, settings: Settings, row: Any, outcome: Out
 
 
 async def process_by_id(registry_pool: Any, supervisor: Any, settings: Settings,
-                        row_id: int) -> Outcome | None:
+                        row_id: int, metrics: Metrics | None = None) -> Outcome | None:
     """Claim and process one stored event (None when someone else has it or it is done)."""
     row = await rq(settings.sql_dir).claim_inbox_event(registry_pool, row_id, LEASE_SECONDS,
                                                        timeout=5.0)
     if row is None:
         return None
-    return await process_inbox_row(registry_pool, supervisor, settings, row)
+    return await process_inbox_row(registry_pool, supervisor, settings, row, metrics)
 
 
 async def process_due(registry_pool: Any, supervisor: Any, settings: Settings,
-                      limit: int = 100) -> int:
+                      limit: int = 100, metrics: Metrics | None = None) -> int:
     """Reclaim stale claims, then process up to `limit` due events; how many were processed."""
     q = rq(settings.sql_dir)
     await q.requeue_stale_inbox_events(registry_pool, PROVIDER, timeout=5.0)
     rows = await q.claim_due_inbox_events(registry_pool, PROVIDER, limit, LEASE_SECONDS,
                                           timeout=5.0)
     for row in rows:
-        await process_inbox_row(registry_pool, supervisor, settings, row)
+        await process_inbox_row(registry_pool, supervisor, settings, row, metrics)
     return len(rows)
+
+
+async def observe_backlog(registry_pool: Any, settings: Settings, metrics: Metrics) -> None:
+    """Refresh the inbox backlog gauges (after a sweep)."""
+    rows = await rq(settings.sql_dir).inbox_backlog(registry_pool, PROVIDER, timeout=5.0)
+    metrics.observe_inbox({r["state"]: r["events"] for r in rows},
+                          max((r["oldest_due_s"] for r in rows), default=0.0))
 
 
 async def prune(registry_pool: Any, settings: Settings, days: int) -> None:

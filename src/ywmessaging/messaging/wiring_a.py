@@ -21,11 +21,12 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..config import Settings
-from ..keys import API_V1, REGISTRY_POOL
+from ..keys import API_V1, METRICS, REGISTRY_POOL
+from ..observability.metrics import Metrics
 from ..tenants.keys import SUPERVISOR
 from .carrier import Carrier, carrier_from_settings
 from .signature import load_public_key
-from .webhooks import process_by_id, process_due, prune
+from .webhooks import observe_backlog, process_by_id, process_due, prune
 
 log = structlog.get_logger("ywm.webhooks")
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
@@ -53,8 +54,10 @@ WEBHOOKS = web.AppKey("telnyx_webhooks", WebhookConfig)
 class WebhookDispatcher:
     """Processes stored events soon after they are stored, and sweeps what is still due."""
 
-    def __init__(self, registry_pool: Any, supervisor: Any, settings: Settings) -> None:
+    def __init__(self, registry_pool: Any, supervisor: Any, settings: Settings,
+                 metrics: Metrics | None = None) -> None:
         self._pool, self._sup, self._settings = registry_pool, supervisor, settings
+        self._metrics = metrics
         self._queue: asyncio.Queue[int] = asyncio.Queue(QUEUE_SIZE)
         self._tasks: list[asyncio.Task[Any]] = []
         self._timers: set[asyncio.TimerHandle] = set()
@@ -75,7 +78,8 @@ class WebhookDispatcher:
         while True:
             row_id = await self._queue.get()
             try:
-                outcome = await process_by_id(self._pool, self._sup, self._settings, row_id)
+                outcome = await process_by_id(self._pool, self._sup, self._settings, row_id,
+                                              self._metrics)
             except Exception as exc:   # registry trouble: the sweeper will find the row
                 log.warning("webhook_dispatch_failed", row_id=row_id, error=repr(exc))
                 continue
@@ -96,8 +100,10 @@ class WebhookDispatcher:
             await asyncio.sleep(self._settings.webhook_sweep_interval)
             try:
                 while await process_due(self._pool, self._sup, self._settings,
-                                        SWEEP_BATCH) == SWEEP_BATCH:
+                                        SWEEP_BATCH, self._metrics) == SWEEP_BATCH:
                     pass
+                if self._metrics is not None:
+                    await observe_backlog(self._pool, self._settings, self._metrics)
                 if time.monotonic() - last_prune >= PRUNE_EVERY:
                     last_prune = time.monotonic()
                     await prune(self._pool, self._settings, RETENTION_DAYS)
@@ -131,9 +137,10 @@ def messaging_ctx(settings: Settings) -> CleanupCtx:
     """The carrier client and the webhook dispatcher (closed before the supervisor)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        carrier = carrier_from_settings(settings)
+        carrier = carrier_from_settings(settings, app[METRICS])
         app[CARRIER] = carrier
-        dispatcher = WebhookDispatcher(app[REGISTRY_POOL], app[SUPERVISOR], settings)
+        dispatcher = WebhookDispatcher(app[REGISTRY_POOL], app[SUPERVISOR], settings,
+                                       app[METRICS])
         app[WEBHOOKS] = WebhookConfig(load_public_key(settings.telnyx_public_key), dispatcher)
         if settings.telnyx_public_key is None:
             log.warning("telnyx_public_key_missing", effect="every webhook is refused with 401")

@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from ..config import Settings
-from ..keys import API_V1, REGISTRY_POOL, SETTINGS
+from ..keys import API_V1, METRICS, REGISTRY_POOL, SETTINGS
 from ..tenants.keys import SUPERVISOR
 from .carrier import carrier_from_settings
 from .worker import Worker
@@ -40,8 +40,9 @@ def worker_ctx() -> CleanupCtx:
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        carrier = carrier_from_settings(settings)
-        worker = Worker(settings, app[REGISTRY_POOL], app[SUPERVISOR].supervisor, carrier)
+        carrier = carrier_from_settings(settings, app[METRICS])
+        worker = Worker(settings, app[REGISTRY_POOL], app[SUPERVISOR].supervisor, carrier,
+                        metrics=app[METRICS])
         task = asyncio.create_task(worker.run(), name="dev-worker")
         yield
         worker.stop()

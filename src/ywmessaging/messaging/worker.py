@@ -27,6 +27,7 @@ import structlog
 
 from ..config import Settings
 from ..errors import AppError
+from ..observability.metrics import Metrics
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
 from . import broadcasts, queue, recurring
@@ -65,7 +66,8 @@ class Worker:
     def __init__(self, settings: Settings, registry_pool: Any, supervisor: Any,
                  carrier: Carrier, *, owner: str | None = None,
                  clock: Callable[[], datetime] = utc_now,
-                 inbox_sweep: Callable[[], Any] | None = None) -> None:
+                 inbox_sweep: Callable[[], Any] | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.registry_pool = registry_pool
         self.supervisor = supervisor
@@ -74,6 +76,7 @@ class Worker:
         self.sender = Sender(settings, carrier, registry_pool, self.owner, clock)
         self.stats = DrainStats()
         self.inbox_sweep = inbox_sweep
+        self.metrics = metrics
         self._stop = asyncio.Event()
 
     @property
@@ -172,6 +175,8 @@ class Worker:
             occurrences = await recurring.run_due(conn, s, now)
             stats = await Drain(self.sender, tenant_id, conn, stopping).run(DRAIN_SLICE_S)
             self.stats.add(stats)
+            if self.metrics is not None:
+                self.metrics.observe_drain(stats)
             if queued or occurrences or stats.claimed or stats.expired:
                 log.info("worker_tenant_worked", tenant_id=str(tenant_id), scheduled=queued,
                          occurrences=len(occurrences), claimed=stats.claimed, sent=stats.sent,

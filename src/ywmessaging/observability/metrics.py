@@ -9,6 +9,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -18,6 +19,13 @@ from prometheus_client.registry import Collector
 # Request latencies from a warm pool query (~0.25 ms) up to a bounded slow request.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Carrier API calls: tens of milliseconds when healthy, up to the client timeout.
+_CARRIER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Webhook event types with their own label value (anything else is "other").
+WEBHOOK_EVENT_TYPES = frozenset({"message.received", "message.sent", "message.finalized"})
+# What a worker's drain reports (DrainStats field names), each a value of `outcome`.
+OUTBOX_OUTCOMES = ("sent", "retried", "failed", "unknown", "skipped", "released", "deferred",
+                   "expired", "looked_up", "settled")
 
 
 class PoolCollector(Collector):
@@ -56,6 +64,58 @@ class Metrics:
             "ywm_http_request_duration_seconds", "Time to answer an HTTP request.",
             ["method", "route"], registry=self.registry, buckets=_LATENCY_BUCKETS,
         )
+
+        self.outbox = Counter(
+            "ywm_outbox_messages_total",
+            "Outbox rows by what this process's worker did with them (sent, retried, failed, "
+            "unknown, skipped at claim, released unsent, deferred for quiet hours, expired "
+            "leases, looked_up at the carrier after a lost receipt, settled by that lookup).",
+            ["outcome"], registry=self.registry,
+        )
+        self.carrier_calls = Histogram(
+            "ywm_carrier_request_duration_seconds",
+            "Carrier API calls by operation and result (HTTP status, or the transport error).",
+            ["operation", "result"], registry=self.registry, buckets=_CARRIER_BUCKETS,
+        )
+        self.webhooks = Counter(
+            "ywm_webhook_events_total",
+            "Carrier webhooks: at the endpoint (stored, duplicate, store_failed) and after "
+            "processing (done, ignored, retry), by event type.",
+            ["event_type", "outcome"], registry=self.registry,
+        )
+        self.inbox = Gauge(
+            "ywm_webhook_inbox_events",
+            "Stored webhook events not finished yet (received, failed = waiting to be retried, "
+            "processing), as of the last inbox sweep of this process.",
+            ["state"], registry=self.registry,
+        )
+        self.inbox_oldest_due = Gauge(
+            "ywm_webhook_inbox_oldest_due_seconds",
+            "Age of the oldest due event still waiting for processing (0: none), as of the "
+            "last inbox sweep.", registry=self.registry,
+        )
+
+    def observe_drain(self, stats: Any) -> None:
+        """Count one drain's outcomes (a messaging.outbox.DrainStats)."""
+        for outcome in OUTBOX_OUTCOMES:
+            value = getattr(stats, outcome)
+            if value:
+                self.outbox.labels(outcome).inc(value)
+
+    def observe_carrier(self, operation: str, result: str, seconds: float) -> None:
+        """Time one carrier call (`result`: HTTP status or a transport error name)."""
+        self.carrier_calls.labels(operation, result).observe(seconds)
+
+    def observe_webhook(self, event_type: str, outcome: str) -> None:
+        """Count one webhook event at the endpoint or after processing."""
+        kind = event_type if event_type in WEBHOOK_EVENT_TYPES else "other"
+        self.webhooks.labels(kind, outcome).inc()
+
+    def observe_inbox(self, counts: dict[str, int], oldest_due_s: float) -> None:
+        """The inbox backlog by state (states not present are 0)."""
+        for state in ("received", "processing", "failed"):
+            self.inbox.labels(state).set(counts.get(state, 0))
+        self.inbox_oldest_due.set(max(0.0, oldest_due_s))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request; `route` must be a template, never a raw path."""
