@@ -141,6 +141,9 @@ ENV_VARS: list[tuple[str, str, type, Any, str]] = [
     ("YWM_WORKER_RECONCILE_INTERVAL", "worker_reconcile_interval", float, 120.0,
      "Seconds between sweeps that re-derive every active church's next due time from its "
      "database (catches a lost enqueue); one worker runs each round."),
+    ("YWM_HOUSEKEEPING_INTERVAL", "housekeeping_interval", float, 3600.0,
+     "Seconds between housekeeping rounds over every church database (expired sessions, "
+     "reset tokens, denylisted token ids, old carrier event ids); one worker runs each."),
     ("YWM_RECURRING_GRACE_SECONDS", "recurring_grace_seconds", float, 900.0,
      "A recurring occurrence later than this is missed: sent late once or skipped, by the "
      "rule's `missed_policy`."),
@@ -227,6 +230,7 @@ class Settings:
     worker_poll_interval: float = 1.0
     worker_claim_ttl: float = 30.0
     worker_reconcile_interval: float = 120.0
+    housekeeping_interval: float = 3600.0
     recurring_grace_seconds: float = 900.0
     receipt_check_after: float = 900.0
 
@@ -327,7 +331,8 @@ class Settings:
                              ("YWM_SEND_LEASE_SECONDS", self.send_lease_seconds),
                              ("YWM_WORKER_POLL_INTERVAL", self.worker_poll_interval),
                              ("YWM_WORKER_CLAIM_TTL", self.worker_claim_ttl),
-                             ("YWM_WORKER_RECONCILE_INTERVAL", self.worker_reconcile_interval)):
+                             ("YWM_WORKER_RECONCILE_INTERVAL", self.worker_reconcile_interval),
+                             ("YWM_HOUSEKEEPING_INTERVAL", self.housekeeping_interval)):
             if not 0 < fvalue <= 86_400:
                 raise ConfigError(f"{name} must be a positive number of seconds")
 

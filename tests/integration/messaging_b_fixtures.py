@@ -54,8 +54,8 @@ def send_settings(msg_settings: Settings) -> Settings:
 async def send_client(make_api_client: Callable[[Settings], Awaitable[Client]],
                       send_settings: Settings, sim: Any, registry_conn: Any) -> Client:
     """The app on a real loopback port; the simulator's receipts come back to it. The work
-    queue starts empty and the workers' reconciliation round is put off (other tests'
-    churches, with their leftover rows, are not this test's business)."""
+    queue starts empty and the workers' reconciliation and housekeeping rounds are put off
+    (other tests' churches, with their leftover rows, are not this test's business)."""
     await registry_conn.execute("DELETE FROM tenant_work")
     # other tests' webhook events still due (receipts for their messages, their churches'
     # databases gone) would keep this test's inbox sweeper busy
@@ -63,7 +63,8 @@ async def send_client(make_api_client: Callable[[Settings], Awaitable[Client]],
         "UPDATE webhook_inbox SET state = 'ignored', last_error = 'test_isolation' "
         "WHERE state IN ('received', 'failed')")
     await registry_conn.execute(
-        "INSERT INTO work_timers (name, next_at) VALUES ('reconcile', 'infinity') "
+        "INSERT INTO work_timers (name, next_at) "
+        "VALUES ('reconcile', 'infinity'), ('housekeeping', 'infinity') "
         "ON CONFLICT (name) DO UPDATE SET next_at = 'infinity'")
     client = await make_api_client(send_settings)
     sim.set_webhook_url(str(client.make_url("/webhooks/telnyx")))

@@ -20,6 +20,7 @@ from ..sqlq import registry as rq
 log = structlog.get_logger("ywm.queue")
 ENQUEUE_TIMEOUT_S = 2.0
 RECONCILE_TIMER = "reconcile"
+HOUSEKEEPING_TIMER = "housekeeping"
 
 
 async def enqueue(pool: Any, settings: Settings, tenant_id: uuid.UUID,

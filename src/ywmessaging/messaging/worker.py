@@ -28,6 +28,7 @@ import structlog
 from ..config import Settings
 from ..errors import AppError
 from ..observability.metrics import Metrics
+from ..ops import housekeeping
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
 from . import broadcasts, queue, recurring
@@ -97,6 +98,9 @@ class Worker:
                     tg.create_task(self._slot(), name=f"worker-slot-{i}")
                 tg.create_task(self._every(self.settings.worker_reconcile_interval,
                                            self._reconcile_round), name="worker-reconcile")
+                tg.create_task(self._every(min(self.settings.housekeeping_interval, 60.0),
+                                           self._housekeeping_round),
+                               name="worker-housekeeping")
                 if self.inbox_sweep is not None:
                     tg.create_task(self._every(self.settings.webhook_sweep_interval,
                                                self.inbox_sweep), name="worker-inbox-sweep")
@@ -203,6 +207,13 @@ class Worker:
                                   self.owner, self.clock(),
                                   self.settings.worker_reconcile_interval):
             await self.reconcile()
+
+    async def _housekeeping_round(self) -> None:
+        if await queue.take_timer(self.registry_pool, self.settings, queue.HOUSEKEEPING_TIMER,
+                                  self.owner, self.clock(),
+                                  self.settings.housekeeping_interval):
+            await housekeeping.sweep_all(self.registry_pool, self.supervisor, self.settings,
+                                         self.metrics)
 
     async def reconcile(self) -> int:
         """Re-derive every active church's next due time and enqueue it; how many had work."""

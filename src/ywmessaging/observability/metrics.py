@@ -95,6 +95,12 @@ class Metrics:
             "last inbox sweep.", registry=self.registry,
         )
 
+        self.housekeeping = Counter(
+            "ywm_housekeeping_deleted_rows_total",
+            "Rows the housekeeping round deleted from church databases, by kind.",
+            ["kind"], registry=self.registry,
+        )
+
     def observe_drain(self, stats: Any) -> None:
         """Count one drain's outcomes (a messaging.outbox.DrainStats)."""
         for outcome in OUTBOX_OUTCOMES:
