@@ -15,6 +15,7 @@ from .church.wiring_b import setup_church_b
 from .config import Settings
 from .db import migrations, pg
 from .db.dsn import PgTarget
+from .forwarded import forwarded_middleware, parse_trusted
 from .messaging.wiring_a import setup_messaging_a
 from .messaging.wiring_b import setup_messaging_b
 from .middlewares import root_middlewares
@@ -41,9 +42,11 @@ log = structlog.get_logger("ywmessaging.app")
 def create_app(settings: Settings, plugins: Sequence[Plugin] = PLUGINS) -> web.Application:
     """The root application; nothing is opened until it starts."""
     metrics = Metrics()
-    app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=root_middlewares(metrics)
-    )
+    middlewares = root_middlewares(metrics)
+    proxies = parse_trusted(settings.trusted_proxies)
+    if proxies:   # outermost: everything after it sees the client's address
+        middlewares.insert(0, forwarded_middleware(proxies))
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics
     app[keys.DRAINING] = asyncio.Event()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .forwarded import parse_trusted
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,6 +24,10 @@ ENV_VARS: list[tuple[str, str, type, Any, str]] = [
      "Required by `ywm serve`; `ywm dev` keeps one in `.data/secret_key`."),
     ("YWM_HOST", "host", str, "127.0.0.1", "Address the HTTP server binds."),
     ("YWM_PORT", "port", int, 8080, "Port the HTTP server binds."),
+    ("YWM_TRUSTED_PROXIES", "trusted_proxies", str, "",
+     "Comma-separated addresses or CIDR networks of the reverse proxies in front of the API; "
+     "X-Forwarded-For is believed only from them (empty: never). Set it behind a load "
+     "balancer, or every client shares its address for login throttling."),
     ("YWM_DATA_DIR", "data_dir", Path, REPO_ROOT / ".data",
      "Where `ywm dev` keeps the embedded PostgreSQL and its dev key."),
     ("YWM_DB_PREFIX", "db_prefix", str, "ywm",
@@ -177,6 +182,7 @@ class Settings:
     secret_key: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
+    trusted_proxies: str = ""
     data_dir: Path = field(default=REPO_ROOT / ".data")
     db_prefix: str = "ywm"
     sql_dir: Path = field(default=REPO_ROOT / "sql")
@@ -258,6 +264,10 @@ class Settings:
             raise ConfigError("YWM_DB_PREFIX must be lower-case letters, digits and underscores")
         if len(self.db_prefix) > 20:
             raise ConfigError("YWM_DB_PREFIX must be at most 20 characters")
+        try:
+            parse_trusted(self.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"YWM_TRUSTED_PROXIES: {exc}") from None
         if self.log_format not in ("json", "console"):
             raise ConfigError("YWM_LOG_FORMAT must be `json` or `console`")
         if self.log_level not in ("debug", "info", "warning", "error"):

@@ -1,6 +1,7 @@
 """Login throttling and per-address rate limits, kept in the registry (every process sees them).
 
-A key (`email:<normalized>` or `ip:<address>`) counts failures. Past `free` failures each new
+A key (`email:<normalized>` or `ip:<address>`, an IPv6 address counted by its /64) counts
+failures. Past `free` failures each new
 attempt must wait a delay that doubles per failure; at `lock_after` failures the key is locked
 for `lock_s`. Unknown and known emails are counted alike, so a lock says nothing about whether
 an account exists. Counters start over after `window_s` without a failure.
@@ -18,6 +19,7 @@ email (sign-up, password reset, invitation acceptance): so many attempts per add
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -91,14 +93,30 @@ def email_key(email: str) -> str:
     return f"email:{email}"
 
 
+def client_net(address: str | None) -> str:
+    """What a client address is counted as: itself (IPv4), its /64 (IPv6: one subscriber
+    usually holds a whole /64 and could walk through its addresses), or `unknown`."""
+    if not address:
+        return "unknown"
+    try:
+        addr = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
+
+
 def ip_key(address: str | None) -> str:
     """The throttle key of a client address."""
-    return f"ip:{address or 'unknown'}"
+    return f"ip:{client_net(address)}"
 
 
 def limit_key(limit: Limit, address: str | None) -> str:
     """The rate-limit key of one kind of route for a client address."""
-    return f"{limit.kind}-ip:{address or 'unknown'}"
+    return f"{limit.kind}-ip:{client_net(address)}"
 
 
 def verdict(rule: Rule, *, failures: int, last_failure_at: datetime,
