@@ -15,7 +15,7 @@ LB = parse_trusted("10.0.0.0/8, 192.168.1.7, fd00::/8")
 def test_parse_trusted_reads_addresses_and_networks_and_names_a_bad_one() -> None:
     assert [str(n) for n in LB] == ["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]
     assert parse_trusted(" , ") == ()
-    with pytest.raises(ValueError, match="'10.0.0.300'"):
+    with pytest.raises(ValueError, match=r"'10\.0\.0\.300'"):
         parse_trusted("10.0.0.1, 10.0.0.300")
     with pytest.raises(ConfigError, match="YWM_TRUSTED_PROXIES"):
         Settings(trusted_proxies="example.org").validate()
@@ -25,7 +25,7 @@ def test_parse_trusted_reads_addresses_and_networks_and_names_a_bad_one() -> Non
     ("203.0.113.5", "198.51.100.1", "203.0.113.5"),        # a direct client: header ignored
     ("10.1.2.3", "198.51.100.1", "198.51.100.1"),          # through the balancer
     ("10.1.2.3", "198.51.100.1, 10.9.9.9", "198.51.100.1"),  # two trusted hops
-    ("10.1.2.3", "6.6.6.6, 198.51.100.1", "198.51.100.1"),   # the client's own prefix is not believed
+    ("10.1.2.3", "6.6.6.6, 198.51.100.1", "198.51.100.1"),   # the client's own part: ignored
     ("10.1.2.3", "junk, 198.51.100.1", "198.51.100.1"),
     ("10.1.2.3", "198.51.100.1, junk", "10.1.2.3"),        # garbage next to us: keep the peer
     ("10.1.2.3", "10.4.4.4, 10.5.5.5", "10.4.4.4"),        # all trusted: the leftmost
