@@ -799,14 +799,17 @@ def print_scenario(s: Scenario, budget: int, max_connections: int) -> None:
 def report(z: Sizes, facts: dict[str, Any], budget: int, settings: Settings,
            sc: dict[str, Scenario], w: Rate, c: Rate, c_admin: Rate) -> list[str]:
     """Print the figures; the TARGET lines."""
-    pools = min(settings.tenant_pool_cap, budget // settings.tenant_pool_max)
+    # pools are charged one connection each until they grow: the cap binds unless the budget
+    # is below it
+    pools = min(settings.tenant_pool_cap, budget)
     print(f"pool churn benchmark: N={z.n} tenants, {z.concurrency} requests in flight, "
           f"{z.rounds} round(s) of {z.seconds:g} s per scenario; {facts['version']}, server "
           f"max_connections {facts['max_connections']}, {os.cpu_count()} CPUs, load average "
           f"{facts['load'][0]:.1f} at the start, {facts['load'][1]:.1f} at the end")
     print(f"  sized for max_connections {SIZED_FOR_MAX_CONNECTIONS}: budget {budget}, "
           f"pool cap {settings.tenant_pool_cap}, pool max {settings.tenant_pool_max} "
-          f"=> at most {pools} pools open")
+          f"=> at most {pools} pools open (charged one connection each; "
+          f"{max(0, budget - pools)} connections left for pools to grow)")
     role_auth = loopback_auth(facts["hba"], "tenant-role")
     admin_auth = loopback_auth(facts["hba"], "postgres")
     print(f"  server {facts['server']}{'' if z.shared_server else ' (private cluster)'}: "

@@ -188,14 +188,18 @@ async def test_budget_and_cap_hold_under_concurrent_load(
     server = tenants[0].server_id
     assert sup.shares.share(server) == BUDGET
     sampler = await pg.connect(pg_admin)
+    small = CAP // 2  # pools are charged one connection each until they grow
     try:
-        # 1) the budget binds: 16 connections = 8 pools of 2, under the cap of 10
+        # 1) the budget binds: 5 connections, under the cap of 10 pools
+        await registry_conn.execute("UPDATE db_servers SET conn_budget = $1 WHERE id = $2",
+                                    small, server)
+        await wait_for(lambda: sup.shares.share(server) == small, 5)
         first = LoadRun(runtime, server, sampler, settings)
         out = await first.run(tenants, 600, seed=7)
         # the reservation starts at half the share and grows by early heartbeats, which a
         # loaded machine may not fit into the run: at least half, never more than the budget
-        assert BUDGET // 2 <= first.peak_used <= BUDGET
-        assert 0 < max(first.seen) <= BUDGET
+        assert small // 2 <= first.peak_used <= small
+        assert 0 < max(first.seen) <= small
         # 2) the cap binds: a budget of 2 × cap × pool size leaves room the cap never gives
         await registry_conn.execute("UPDATE db_servers SET conn_budget = $1 WHERE id = $2",
                                     2 * CAP * POOL_MAX, server)
@@ -294,6 +298,44 @@ async def test_listener_reconnects_and_invalidation_keeps_working(
         await q.set_tenant_status(registry_conn, t.id, "active", None)
 
 
+async def connections_to(conn: Any, db_name: str) -> int:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", db_name))
+
+
+async def test_pools_grow_under_concurrent_leases_and_are_trimmed_back(
+    runtime: SupervisorRuntime, tenants: list[Provisioned], pg_admin: PgTarget,
+) -> None:
+    sup, t = runtime.supervisor, tenants[4]
+    sup.trim_after = 0.5  # TRIM_AFTER is seconds: keep the test short
+    admin = await pg.connect(pg_admin)
+    try:
+        assert await query(runtime, t.id) == t.name
+        actor = sup.actor(t.id)
+        assert actor is not None and actor.charge == 1
+        assert await connections_to(admin, t.db_name) == 1
+        names = await asyncio.gather(*(query(runtime, t.id, hold=0.2) for _ in range(2)))
+        assert names == [t.name] * 2 and actor.charge == POOL_MAX  # the second one waited
+        assert await connections_to(admin, t.db_name) == POOL_MAX
+        # no longer needed: upkeep closes the extra one (its loop runs every second, later
+        # on a loaded machine: wait for it, bounded)
+        await wait_for(lambda: actor.charge == 1, 10)
+        await wait_for_async(lambda: connections_to(admin, t.db_name), lambda n: n == 1, 3)
+        pid = await admin.fetchval("SELECT pid FROM pg_stat_activity WHERE datname = $1",
+                                   t.db_name)
+        async with sup.lease(t.id) as conn:  # the kept connection serves on
+            assert await conn.fetchval("SELECT pg_backend_pid()") == pid
+            # a transaction left open is rolled back on release, even without the reset query
+            # (asyncpg logs "Resetting connection with an active transaction" for it)
+            await conn.execute("BEGIN; CREATE TEMP TABLE left_open (a int)")
+        async with sup.lease(t.id) as conn:
+            assert await conn.fetchval("SELECT pg_backend_pid()") == pid
+            assert await conn.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
+        assert sup.actor(t.id) is actor and actor.charge == 1
+    finally:
+        await admin.close()
+
+
 async def expect_fast_unavailable(rt: SupervisorRuntime, tid: uuid.UUID) -> None:
     t0 = time.monotonic()
     with pytest.raises(TenantUnavailable) as err:
@@ -390,7 +432,7 @@ async def test_two_processes_share_a_server_budget(
 ) -> None:
     # A heartbeat interval far longer than the test: every re-balancing seen here comes from
     # the `ywm_budget_changed` notifications, not from the clock.
-    s = sup_settings(settings, heartbeat_interval=60.0)
+    s = sup_settings(settings, heartbeat_interval=60.0, tenant_pool_cap=BUDGET)
     server = tenants[0].server_id
     sums: list[int] = []
     stop = asyncio.Event()
@@ -407,9 +449,9 @@ async def test_two_processes_share_a_server_budget(
     try:
         a, b = first.supervisor, None
         deadline = time.monotonic() + 5
-        while a.used(server) < BUDGET:  # 8 idle pools of 2 = the whole budget, reserved
+        while a.used(server) < BUDGET:  # 16 idle pools of 1 = the whole budget, reserved
             assert time.monotonic() < deadline, a.used(server)
-            for t in tenants[:8]:
+            for t in tenants[:BUDGET]:
                 await query(first, t.id)
         assert a.shares.limit(server) == BUDGET
         second = await open_supervisor(s, box, registry_pool, kind="worker")
@@ -417,7 +459,7 @@ async def test_two_processes_share_a_server_budget(
         assert b.shares.share(server) == 0  # the first one holds everything for now
         await wait_for(lambda: b.shares.share(server) == BUDGET // 2, 3)
         assert a.shares.share(server) == BUDGET // 2 and a.used(server) <= BUDGET // 2
-        assert await query(second, tenants[9].id) == tenants[9].name
+        assert await query(second, tenants[BUDGET].id) == tenants[BUDGET].name
         kinds = await registry_conn.fetch("SELECT kind FROM process_heartbeats ORDER BY kind")
         assert [r["kind"] for r in kinds] == ["api", "worker"]
         await second.close()
@@ -488,6 +530,7 @@ async def test_requests_lease_per_request_and_ops_endpoint(
             body = await r.json()
             assert r.status == 200 and body["state"] == "ready"
             assert body["counters"]["leases"] == 1 and body["pool"]["max_size"] == POOL_MAX
+            assert body["pool"]["charged"] == body["pool"]["connections"] == 1
             assert body["server"]["share"] == BUDGET and body["listener_connected"] is True
             r = await client.get("/metrics")
             text = await r.text()

@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -51,35 +52,69 @@ class Clock:
 class FakeConn:
     def __init__(self, pool: FakePool) -> None:
         self.pool = pool
+        self.closed = False
 
     async def fetchval(self, sql: str, *args: Any, timeout: float | None = None) -> Any:
         if self.pool.factory.broken.get(self.pool.info.id):
             raise asyncpg.ConnectionDoesNotExistError("connection was closed")
         return 1
 
+    def is_closed(self) -> bool:
+        return self.closed
+
+    async def close(self, *, timeout: float | None = None) -> None:
+        self.terminate()
+
+    def terminate(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.pool.conns.remove(self)
+            self.pool.in_use.discard(self)
+            self.pool.factory.disconnects += 1
+
 
 class FakePool:
+    """Like asyncpg's: opens a connection only for an acquire that finds no idle one (min 0),
+    and keeps released ones idle (last released, first reused)."""
+
     def __init__(self, factory: FakeFactory, info: TenantInfo, max_size: int) -> None:
         self.factory, self.info, self.max_size = factory, info, max_size
-        self.in_use = 0
+        self.conns: list[FakeConn] = []
+        self.idle: list[FakeConn] = []
+        self.in_use: set[FakeConn] = set()
+        self.acquires = self.releases = 0
         self.closed = False
 
     async def _acquire(self) -> FakeConn:
-        error = self.factory.fail.get(self.info.id)
-        if error is not None:
-            raise error
-        self.in_use += 1
-        assert self.in_use <= self.max_size, "the actor let more leases through than max_size"
-        return FakeConn(self)
+        assert not self.closed, "acquire on a closed pool"
+        self.acquires += 1
+        if self.idle:
+            conn = self.idle.pop()
+        else:
+            if self.factory.connect_delay:
+                await asyncio.sleep(self.factory.connect_delay)
+            error = self.factory.fail.get(self.info.id)
+            if error is not None:
+                raise error
+            assert len(self.conns) < self.max_size, "the pool would exceed its max_size"
+            conn = FakeConn(self)
+            self.conns.append(conn)
+            self.factory.connected(self)
+        self.in_use.add(conn)
+        return conn
 
     def acquire(self, *, timeout: float | None = None) -> Any:
         return self._acquire()
 
     async def release(self, connection: Any, *, timeout: float | None = None) -> None:
-        self.in_use -= 1
+        self.releases += 1
+        if connection.closed:
+            return
+        self.in_use.remove(connection)
+        self.idle.append(connection)
 
     async def close(self) -> None:
-        assert self.in_use == 0, "pool closed with a connection still leased"
+        assert not self.in_use, "pool closed with a connection still leased"
         await asyncio.sleep(self.factory.close_delay.get(self.info.id, 0.0))
         self._close()
 
@@ -88,30 +123,37 @@ class FakePool:
 
     def _close(self) -> None:
         if not self.closed:
+            for conn in list(self.conns):
+                conn.terminate()
+            self.idle.clear()
             self.closed = True
             self.factory.closes += 1
             self.factory.closed.append(self.info.id)
 
     def get_size(self) -> int:
-        return self.in_use
+        return len(self.conns)
 
     def get_idle_size(self) -> int:
-        return 0
+        return len(self.idle)
 
 
 class FakeFactory:
-    """Counts pool opens and closes; `fail[tid]` makes connecting for that tenant raise."""
+    """Counts pool opens and closes and connections; `fail[tid]` makes connecting for that
+    tenant raise; `audit` (set by `make`) checks every new connection against the budget."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.opens = 0
         self.closes = 0
+        self.connects = self.disconnects = 0
         self.closed: list[uuid.UUID] = []
         self.fail: dict[uuid.UUID, BaseException] = {}
         self.broken: dict[uuid.UUID, bool] = {}
         self.close_delay: dict[uuid.UUID, float] = {}
         self.pools: list[FakePool] = []
-        self.peak: dict[int, int] = {}  # server → most max_size ever open there at once
+        self.peak: dict[int, int] = {}  # server → most connections ever open there at once
+        self.audit: Callable[[FakePool], None] | None = None
+        self.connect_delay = 0.0
 
     async def __call__(self, info: TenantInfo, max_size: int) -> FakePool:
         self.opens += 1
@@ -119,10 +161,18 @@ class FakeFactory:
             await asyncio.sleep(self.delay)
         pool = FakePool(self, info, max_size)
         self.pools.append(pool)
-        sid = info.server_id
-        live = sum(p.max_size for p in self.pools if not p.closed and p.info.server_id == sid)
-        self.peak[sid] = max(self.peak.get(sid, 0), live)
         return pool
+
+    def open_on(self, server_id: int) -> int:
+        """Connections open now on a server (every pool of every tenant)."""
+        return sum(len(p.conns) for p in self.pools if p.info.server_id == server_id)
+
+    def connected(self, pool: FakePool) -> None:
+        self.connects += 1
+        sid = pool.info.server_id
+        self.peak[sid] = max(self.peak.get(sid, 0), self.open_on(sid))
+        if self.audit is not None:
+            self.audit(pool)
 
 
 class FakeLookup:
@@ -164,7 +214,19 @@ def make(*, cap: int = 50, pool_max: int = 3, budgets: dict[int, int] | None = N
     factory, lookup = FakeFactory(delay), FakeLookup(budgets)
     sup = PoolSupervisor(settings, lookup=lookup, pool_factory=factory, shares=shares,
                          metrics=PoolMetrics(), clock=clock)
+    factory.audit = lambda pool: audit(sup, factory, pool)
     return sup, factory, lookup, clock
+
+
+def audit(sup: PoolSupervisor, factory: FakeFactory, pool: FakePool) -> None:
+    """At every new connection: the server's open connections fit what the supervisor has
+    charged there, which fits its reservation, and the pool holds no more than its actor's
+    charge."""
+    sid = pool.info.server_id
+    assert factory.open_on(sid) <= sup.used(sid) <= sup.shares.limit(sid), (
+        factory.open_on(sid), sup.used(sid), sup.shares.limit(sid))
+    actor = next((a for a in sup.actors() if a.pool is pool), None)
+    assert actor is None or len(pool.conns) <= actor.charge, (len(pool.conns), actor.charge)
 
 
 def grant(book: ShareBook, servers: list[ServerBudget], clock: Clock,
@@ -319,32 +381,31 @@ def test_claims_never_exceed_the_budget_as_processes_join_and_leave() -> None:
 
 def test_make_room_prefers_same_server_then_lru_and_hands_over_only_what_it_needs() -> None:
     class A:
-        def __init__(self, name: str, server_id: int, max_size: int = 3) -> None:
-            self.name, self.server_id, self.max_size = name, server_id, max_size
+        def __init__(self, name: str, server_id: int, charge: int = 1) -> None:
+            self.name, self.server_id, self.charge = name, server_id, charge
 
-    a, b, c = A("a", 2), A("b", 1), A("c", 1)
+    a, b, c = A("a", 2), A("b", 1, 3), A("c", 1)
 
-    def room(idle: list[A], **kw: int) -> tuple[list[str], list[tuple[str, int]], list[str], int]:
-        got = make_room(idle, server_id=1, pool_max=3, **kw)
+    def room(idle: list[A], **kw: int) -> tuple[list[str], list[tuple[str, int]], list[str]]:
+        got = make_room(idle, server_id=1, **kw)
         assert not isinstance(got, str), got
         return ([v.name for v in got.victims], [(v.name, n) for v, n in got.credits],
-                [v.name for v in got.cap_handed], got.size)
+                [v.name for v in got.cap_handed])
 
-    assert room([a, b, c], share=6, used=6, count=3, cap=10) == (["b"], [("b", 3)], [], 3)
-    assert room([a, b, c], share=6, used=6, count=3, cap=3) == (["b"], [("b", 3)], ["b"], 3)
+    # the new pool is charged one connection: a same-server victim covers it, and only it
+    assert room([a, b, c], share=6, used=6, count=3, cap=10) == (["b"], [("b", 1)], [])
+    assert room([a, b, c], share=6, used=6, count=3, cap=3) == (["b"], [("b", 1)], ["b"])
     # the cap alone: a's slot is taken over, never server 2's connections
-    assert room([a, b, c], share=100, used=6, count=3, cap=3) == (["a"], [], ["a"], 3)
+    assert room([a, b, c], share=100, used=6, count=3, cap=3) == (["a"], [], ["a"])
     assert room([a, b, c], share=6, used=6, count=4, cap=3) == (
-        ["b", "a"], [("b", 3)], ["b", "a"], 3)
-    # same-server victims: credited only up to the new pool's size
-    d, e = A("d", 1, 2), A("e", 1, 2)
-    assert room([d, e], share=6, used=6, count=2, cap=10) == (
-        ["d", "e"], [("d", 2), ("e", 1)], [], 3)
-    assert room([a], share=8, used=6, count=1, cap=10) == ([], [], [], 2)  # a smaller pool
-    assert make_room([a], server_id=1, pool_max=3, share=6, used=6, count=1,
+        ["b", "a"], [("b", 1)], ["b", "a"])
+    # over the share (it shrank): as many same-server victims as it takes, one credited
+    d, e = A("d", 1), A("e", 1)
+    assert room([d, e], share=6, used=7, count=2, cap=10) == (["d", "e"], [("d", 1)], [])
+    assert room([a], share=7, used=6, count=1, cap=10) == ([], [], [])  # one connection left
+    assert make_room([a], server_id=1, share=6, used=6, count=1,
                      cap=10) == "server's connection budget"
-    assert make_room([], server_id=1, pool_max=3, share=60, used=6, count=3,
-                     cap=3) == "pool cap"
+    assert make_room([], server_id=1, share=60, used=6, count=3, cap=3) == "pool cap"
 
 
 async def test_single_flight_start() -> None:
@@ -391,32 +452,32 @@ async def test_leased_actor_never_evicted_when_cap_full() -> None:
 
 
 async def test_budget_per_server() -> None:
-    sup, factory, lookup, _ = make(pool_max=3, budgets={1: 6, 2: 30})
+    sup, factory, lookup, _ = make(pool_max=3, budgets={1: 2, 2: 30})
     a1, b1, c1, d2 = lookup.add(1), lookup.add(1), lookup.add(1), lookup.add(2)
     ha, hb = Holder(sup, a1), Holder(sup, b1)
     await asyncio.wait_for(asyncio.gather(ha.entered.wait(), hb.entered.wait()), 2)
     with pytest.raises(TenantCapacity):
         await use(sup, c1)
     await use(sup, d2)  # another server's budget is separate
-    assert sup.used(1) == 6 and sup.used(2) == 3
+    assert sup.used(1) == 2 and sup.used(2) == 1  # charged per connection, not per max size
     await ha.release()
     await use(sup, c1)  # a1 was idle on the same server
-    assert factory.closed == [a1] and sup.used(1) == 6
+    assert factory.closed == [a1] and sup.used(1) == 2
     await hb.release()
     await sup.close()
 
 
 async def test_shrinking_share_evicts_idle_lru_to_fit() -> None:
-    sup, factory, lookup, clock = make(pool_max=3, budgets={1: 12})
+    sup, factory, lookup, clock = make(pool_max=3, budgets={1: 4})
     tids = [lookup.add(1) for _ in range(4)]
     for tid in tids:
         await use(sup, tid)
     held = Holder(sup, tids[0])  # the oldest, but leased
     await asyncio.wait_for(held.entered.wait(), 2)
-    # another process joined: share min(12 / 2, 12 - its claims) = 6
-    grant(sup.shares, [ServerBudget(1, "s1", 12)], clock, peers=[Peer(1, {})])
+    # another process joined: share min(4 / 2, 4 - its claims) = 2
+    grant(sup.shares, [ServerBudget(1, "s1", 4)], clock, peers=[Peer(1, {})])
     assert await upkeep.fit_budgets(sup) == 2
-    assert factory.closed == tids[1:3] and sup.used(1) == 6
+    assert factory.closed == tids[1:3] and sup.used(1) == 2
     assert evictions(sup, "lru") == 2
     await held.release()
     await sup.close()
@@ -543,7 +604,7 @@ async def test_dropped_database_is_rechecked_by_upkeep_never_by_requests() -> No
 
 
 async def test_definitive_check_needs_a_spare_connection_in_the_share() -> None:
-    sup, factory, lookup, clock = make(pool_max=3, budgets={1: 3})
+    sup, factory, lookup, clock = make(pool_max=3, budgets={1: 1})
     tid, busy = lookup.add(), lookup.add()
     factory.fail[tid] = asyncpg.InvalidCatalogNameError("database does not exist")
     with pytest.raises(TenantUnavailable):
@@ -680,7 +741,7 @@ async def test_server_marked_down_closes_its_pools_and_refuses() -> None:
 
 
 async def test_cap_victim_on_another_server_keeps_counting_there_until_closed() -> None:
-    sup, factory, lookup, _ = make(cap=2, pool_max=3, budgets={1: 3, 2: 100})
+    sup, factory, lookup, _ = make(cap=2, pool_max=3, budgets={1: 1, 2: 100})
     a, b, c, d = lookup.add(1), lookup.add(2), lookup.add(2), lookup.add(1)
     await use(sup, a)
     await use(sup, b)
@@ -688,28 +749,28 @@ async def test_cap_victim_on_another_server_keeps_counting_there_until_closed() 
     start_c = asyncio.create_task(use(sup, c))  # the cap is full: a (server 1) makes room
     await asyncio.sleep(0.02)
     assert sup.actor(a) is None and a not in factory.closed
-    assert sup.used(1) == 3 and sup.open_count() == 2  # a's cap slot went to c, not its budget
+    assert sup.used(1) == 1 and sup.open_count() == 2  # a's cap slot went to c, not its budget
     with pytest.raises(TenantCapacity):
         await use(sup, d)  # server 1's share is still a's until its pool is closed
     await start_c
     await use(sup, d)
-    assert factory.closed[:2] == [a, b] and factory.peak[1] == 3
+    assert factory.closed[:2] == [a, b] and factory.peak[1] == 1
     await sup.close()
 
 
-async def test_pools_shrink_to_fit_what_is_left_of_the_share() -> None:
-    sup, factory, lookup, _ = make(pool_max=3, budgets={1: 4})
-    a, b, c = (lookup.add(1) for _ in range(3))
-    holders = [Holder(sup, a), Holder(sup, b)]
+async def test_a_new_pool_needs_only_one_connection_of_the_share() -> None:
+    sup, factory, lookup, _ = make(pool_max=3, budgets={1: 3})
+    a, b, c, d = (lookup.add(1) for _ in range(4))
+    holders = [Holder(sup, a), Holder(sup, b), Holder(sup, c)]
     for h in holders:
         await asyncio.wait_for(h.entered.wait(), 2)
-    small = sup.actor(b)
-    assert small is not None and small.max_size == 1 and sup.used(1) == 4
+    assert [sup.actor(t).charge for t in (a, b, c)] == [1, 1, 1]  # type: ignore[union-attr]
+    assert sup.used(1) == 3 and factory.open_on(1) == 3  # three pools where one of 3 fitted
     with pytest.raises(TenantCapacity):
-        await use(sup, c)  # not one connection left, nothing idle
+        await use(sup, d)  # not one connection left, nothing idle
     for h in holders:
         await h.release()
-    assert factory.peak[1] == 4
+    assert factory.peak[1] == 3
     await sup.close()
 
 
@@ -724,17 +785,23 @@ async def test_a_pool_that_does_not_fit_asks_for_an_early_heartbeat() -> None:
     servers = [ServerBudget(1, "s1", 6)]
     sup.shares.update(plan_shares(1, [], servers, {}), servers, clock())
     assert (sup.shares.limit(1), sup.shares.share(1)) == (3, 6)  # reserved half the share
-    held = [Holder(sup, lookup.add(1))]
-    await asyncio.wait_for(held[0].entered.wait(), 2)
+    held = [Holder(sup, lookup.add(1)) for _ in range(2)]
+    for h in held:
+        await asyncio.wait_for(h.entered.wait(), 2)
+    assert wants == [1]  # room left in the reservation
+    held.append(Holder(sup, lookup.add(1)))
+    await asyncio.wait_for(held[-1].entered.wait(), 2)
+    assert wants == [1, 1]  # that one filled it
     with pytest.raises(TenantCapacity):
         await use(sup, lookup.add(1))  # the reservation is full, the share is not
-    assert wants == [1, 1]
+    assert wants == [1, 1, 1]
     sup.shares.update(plan_shares(1, [], servers, {1: 3}), servers, clock())  # the heartbeat
-    held.append(Holder(sup, lookup.add(1)))
-    await asyncio.wait_for(held[1].entered.wait(), 2)
+    for _ in range(3):
+        held.append(Holder(sup, lookup.add(1)))
+        await asyncio.wait_for(held[-1].entered.wait(), 2)
     with pytest.raises(TenantCapacity):
         await use(sup, lookup.add(1))  # the whole share is reserved: no heartbeat helps
-    assert wants == [1, 1]
+    assert wants == [1, 1, 1]
     for h in held:
         await h.release()
     await sup.close()

@@ -23,9 +23,10 @@ failing falls to nothing after FRESH_BEATS − 1 intervals, before the others st
 claims. A process whose share is below its weighted share (the others hold it) notifies
 `ywm_budget_changed` (at most once an interval); the others heartbeat at once, close idle pools
 beyond their new shares and answer with a notification when that gave connections back, so a
-joining process gets its share in moments rather than heartbeat intervals. When less than
-YWM_TENANT_POOL_MAX is left, the supervisor opens smaller pools (see roster.make_room), and refuses
-only when not one connection fits.
+joining process gets its share in moments rather than heartbeat intervals. `used` counts each
+open pool's *charge* (the connections it may hold: one at first, more only while leases needed
+them and the reservation had room; see actor.py), so a pool is refused only when not one
+connection fits.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ class Snapshot:
     leases_in_use: int
     breakers: dict[tuple[str, str], int]          # (scope, state) → count
     server_connections: dict[str, int]            # server name → open connections
-    server_claimed: dict[str, int]                # server name → sum of open pools' max sizes
+    server_claimed: dict[str, int]                # server name → open pools' charges
     server_share: dict[str, int]                  # server name → this process's share
     server_reserved: dict[str, int] = field(default_factory=dict)  # → its reservation
 
@@ -54,7 +54,7 @@ class _SupervisorCollector(Collector):
                               "Connections this process's tenant pools hold, by server.",
                               labels=["server"]),
             GaugeMetricFamily("ywm_tenant_server_claimed_connections",
-                              "Sum of the max sizes of this process's open pools, by server.",
+                              "Connections charged to this process's open pools, by server.",
                               labels=["server"]),
             GaugeMetricFamily("ywm_tenant_server_share_connections",
                               "This process's share of each server's connection budget.",

@@ -4,8 +4,9 @@ All bookkeeping here is synchronous between awaits, so it is atomic on the event
 leaves `_actors` the moment it is detached (no new leases) and stays in `_closing`, still
 counted against the cap and its server's budget until its pool is closed, except for what it
 *handed over* to a starting actor that opens nothing before the old pool is closed: its cap
-slot (any server) and its connections (only to an actor on the same server, and only as many
-as that actor's own size covers).
+slot (any server) and one connection (only to an actor on the same server: the one the new
+actor is charged at first). An actor is charged for the connections it may hold (`charge`,
+see actor.py), not for the most it could grow to.
 """
 
 from __future__ import annotations
@@ -27,50 +28,48 @@ from .metrics import EVICTION_REASONS, PoolMetrics, StatsBook
 log = structlog.get_logger("ywm.supervisor")
 
 
-class Sized(Protocol):
+class Charged(Protocol):
     """What room-making needs of an actor."""
 
-    max_size: int
+    charge: int
 
     @property
     def server_id(self) -> int: ...
 
 
-V = TypeVar("V", bound=Sized)
+V = TypeVar("V", bound=Charged)
 
 
 @dataclass
 class Room(Generic[V]):
-    """Where a new pool fits: its size and the idle actors to evict first."""
+    """Where a new pool fits (charged one connection) and the idle actors to evict first."""
 
-    size: int
     victims: list[V] = field(default_factory=list)
-    # (victim on the same server, how many of its connections the new pool's size covers)
+    # (victim on the same server, how many of its connections the new pool's charge covers)
     credits: list[tuple[V, int]] = field(default_factory=list)
     cap_handed: list[V] = field(default_factory=list)     # cap slots taken over
 
 
-def make_room(idle: list[V], *, server_id: int, pool_max: int, share: int, used: int,
-              count: int, cap: int) -> Room[V] | str:
-    """Room for a pool on `server_id`, evicting idle actors (least recently used first):
-    a full `pool_max` pool when the share allows (after evicting), else a smaller one; or
-    what is full ("server's connection budget" or "pool cap").
+def make_room(idle: list[V], *, server_id: int, share: int, used: int, count: int,
+              cap: int) -> Room[V] | str:
+    """Room for a new pool on `server_id` (it starts charged one connection), evicting idle
+    actors (least recently used first); or what is full ("server's connection budget" or
+    "pool cap").
 
     The new pool opens nothing before its victims are closed, so it may take over what they
     hold, but only what it can cover: a cap slot each (as many as the cap needs), and on its
-    own server at most its own size in connections. A victim on another server keeps counting
+    own server the one connection it is charged. A victim on another server keeps counting
     against that server's budget until its pool is closed."""
-    reclaimable = sum(a.max_size for a in idle if a.server_id == server_id)
-    size = min(pool_max, share - used + reclaimable)
-    if size < 1:
+    reclaimable = sum(a.charge for a in idle if a.server_id == server_id)
+    if share - used + reclaimable < 1:
         return "server's connection budget"
     victims: list[V] = []
     for a in idle:
-        if used + size <= share:
+        if used + 1 <= share:
             break
         if a.server_id == server_id:
             victims.append(a)
-            used -= a.max_size
+            used -= a.charge
     left = count - len(victims)
     for a in idle:
         if left < cap:
@@ -80,13 +79,9 @@ def make_room(idle: list[V], *, server_id: int, pool_max: int, share: int, used:
             left -= 1
     if left >= cap:
         return "pool cap"
-    credits: list[tuple[V, int]] = []
-    cover = size
-    for a in victims:
-        if a.server_id == server_id and cover > 0:
-            credits.append((a, min(a.max_size, cover)))
-            cover -= credits[-1][1]
-    return Room(size, victims, credits, victims[:max(0, count + 1 - cap)])
+    same = [a for a in victims if a.server_id == server_id]
+    credits = [(same[0], 1)] if same else []
+    return Room(victims, credits, victims[:max(0, count + 1 - cap)])
 
 
 class Roster:
@@ -157,11 +152,11 @@ class Roster:
         return len(mine)
 
     def used(self, server_id: int) -> int:
-        """Connections claimed on a server: open and closing pools' max sizes (less what a
-        same-server successor's size covers) and upkeep's check connections."""
-        total = sum(a.max_size for a in self._actors.values() if a.info.server_id == server_id)
+        """Connections charged on a server: open and closing actors' charges (less what a
+        same-server successor's charge covers) and upkeep's check connections."""
+        total = sum(a.charge for a in self._actors.values() if a.info.server_id == server_id)
         return total + self._side.get(server_id, 0) + sum(
-            a.max_size - a.budget_credit for a in self._closing
+            a.charge - a.budget_credit for a in self._closing
             if a.info.server_id == server_id)
 
     def used_all(self) -> dict[int, int]:

@@ -34,6 +34,17 @@ MAX_INACTIVE_CONNECTION_LIFETIME = 60.0
 STOP_TIMEOUT = 5.0
 
 
+async def keep_session(conn: Any) -> None:
+    """The tenant pools' `reset`: nothing beyond what asyncpg always does first on release
+    (roll back an open transaction, drop listener callbacks), which saves the round trip of
+    its default `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`.
+
+    That is safe only while nothing leaves session state on a tenant connection: no session
+    advisory locks (the `_xact_` ones end with the transaction), no LISTEN, no `SET` without
+    LOCAL, no WITH HOLD cursors; tests/unit/test_supervisor_accounting.py checks the tenant
+    queries for them."""
+
+
 def asyncpg_pool_factory(settings: Settings, box: SecretBox, kind: str = "api") -> PoolFactory:
     """Pools that connect as the tenant's own role, opening connections lazily (min 0)."""
 
@@ -45,7 +56,7 @@ def asyncpg_pool_factory(settings: Settings, box: SecretBox, kind: str = "api") 
             max_inactive_connection_lifetime=min(MAX_INACTIVE_CONNECTION_LIFETIME,
                                                  settings.tenant_idle_seconds),
             timeout=settings.tenant_connect_timeout,
-            server_settings={"application_name": f"ywm-{kind}"},
+            server_settings={"application_name": f"ywm-{kind}"}, reset=keep_session,
         )
         return pool
 
@@ -133,6 +144,7 @@ class SupervisorRuntime:
             try:
                 await upkeep.sweep_idle(self.supervisor)
                 await upkeep.check_definitive(self.supervisor)
+                await upkeep.trim_grown(self.supervisor)
                 if time.monotonic() - last_probe >= s.health_interval:
                     last_probe = time.monotonic()
                     await upkeep.probe_all(self.supervisor)

@@ -51,7 +51,8 @@ def pool_status(sup: PoolSupervisor, tenant_id: uuid.UUID) -> dict[str, Any]:
     if actor is not None:
         size, idle = actor.sizes()
         body["pool"] = {
-            "max_size": actor.max_size, "connections": size, "idle": idle,
+            "max_size": actor.max_size, "charged": actor.charge, "connections": size,
+            "idle": idle,
             "leases": actor.leases, "idle_for_s": round(sup.clock() - actor.last_used, 3),
             "open_for_s": round(sup.clock() - actor.created_at, 3),
         }

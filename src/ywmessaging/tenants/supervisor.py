@@ -4,13 +4,15 @@ Invariants (the bookkeeping is synchronous between awaits, so it is atomic on th
 actor roster and drain-then-close live in roster.py):
 - open pools (actors in `_actors` plus closing ones whose cap slot was not handed over) never
   exceed the cap;
-- on each server, the sum of the max sizes of those pools (closing ones included, less what a
-  successor covers) never exceeds this process's reservation (budget.py); a pool is smaller
-  than YWM_TENANT_POOL_MAX when only that much of the reservation is left;
+- on each server, the sum of those actors' charges (closing ones included, less what a
+  successor covers) never exceeds this process's reservation (budget.py), and no actor's pool
+  holds more connections than its charge (actor.py): a pool starts charged one connection
+  and grows by one, up to YWM_TENANT_POOL_MAX, only when a lease finds every slot taken and
+  the reservation has room; upkeep trims pools that no longer need more than one;
 - an actor with a lease out, a probe running, or still starting is never chosen to make room
   or for idleness; when nothing can be evicted the caller gets TenantCapacity at once;
 - an actor evicted to make room hands over its cap slot and, only when it is on the same
-  server, its connections (up to the new pool's size); the new actor opens no connection
+  server, one connection (the new actor's first charge); the new actor opens no connection
   before the evicted pools are closed, so a victim on another server keeps counting there
   until it is closed;
 - breakers: a request is refused while its tenant's or server's breaker is open; the half-open
@@ -40,7 +42,14 @@ from ..errors import (
     TenantUnavailable,
 )
 from . import upkeep
-from .actor import CLOSE_TIMEOUT, ActorGone, PoolFactory, SlotTimeout, TenantPool
+from .actor import (
+    CLOSE_TIMEOUT,
+    TRIM_AFTER,
+    ActorGone,
+    PoolFactory,
+    SlotTimeout,
+    TenantPool,
+)
 from .breaker import BreakerBoard, Clock, Trials
 from .budget import ShareBook
 from .directory import Lookup, TenantInfo, gate
@@ -67,6 +76,7 @@ class PoolSupervisor(Roster):
         self.lookup = lookup
         self._factory = pool_factory
         self.pool_max = settings.tenant_pool_max
+        self.trim_after = TRIM_AFTER  # idle seconds before a grown pool is trimmed (upkeep)
         self.cap = settings.tenant_pool_cap
         self.shares = shares or ShareBook(settings.process_weight, settings.tenant_pool_max)
         super().__init__(metrics or PoolMetrics())
@@ -175,25 +185,35 @@ class PoolSupervisor(Roster):
         """Make room (cap and server budget) and register a starting actor, or refuse."""
         sid = info.server_id
         idle = [a for a in self._actors.values() if a.evictable]  # least recently used first
-        room = make_room(idle, server_id=sid, pool_max=self.pool_max,
-                         share=self.shares.limit(sid), used=self.used(sid),
-                         count=self.open_count(), cap=self.cap)
+        room = make_room(idle, server_id=sid, share=self.shares.limit(sid),
+                         used=self.used(sid), count=self.open_count(), cap=self.cap)
         if isinstance(room, str):
             if room != "pool cap":
                 self.shares.want(sid)
             raise TenantCapacity(f"this process's {room} is full of busy pools",
                                  headers={"Retry-After": "1"})
-        if room.credits or room.size < self.pool_max:
-            self.shares.want(sid)  # made room within the reservation: grow it if it can
         trials = self.breakers.take_trials(info.id, sid)  # sure to connect from here on
         credits = {id(v): n for v, n in room.credits}
         for v in room.victims:
             self._detach(v, "lru", budget_credit=credits.get(id(v), 0),
                          cap_handed=v in room.cap_handed)
-        actor = TenantPool(info, room.size, self.clock)
+        actor = TenantPool(info, self.pool_max, self.clock, grow=self._may_grow)
         self._actors[info.id] = actor
+        if room.credits or self.used(sid) >= self.shares.limit(sid):
+            self.shares.want(sid)  # the reservation is full: grow it if the share can
         self._spawn(self._start(actor, room.victims, trials), f"start-{info.id}")
         return actor
+
+    def _may_grow(self, actor: TenantPool) -> bool:
+        """Charge one more connection of an open actor to its server's budget, if the
+        reservation has room (the actor raises its charge at once, before any await)."""
+        sid = actor.server_id
+        if self._actors.get(actor.tenant_id) is not actor or self.shares.is_down(sid):
+            return False
+        if self.used(sid) + 1 <= self.shares.limit(sid):
+            return True
+        self.shares.want(sid)
+        return False
 
     async def _start(self, actor: TenantPool, victims: list[TenantPool], trials: Trials) -> None:
         tid = actor.tenant_id

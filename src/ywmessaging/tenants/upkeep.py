@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("ywm.supervisor")
 PROBE_CONCURRENCY = 8
+TRIM_TIMEOUT = 1.0  # trims run in the upkeep loop: keep them from delaying its checks
 
 
 async def sweep_idle(sup: PoolSupervisor) -> int:
@@ -29,20 +30,36 @@ async def sweep_idle(sup: PoolSupervisor) -> int:
     return await sup.retire(idle, "idle")
 
 
+async def trim_grown(sup: PoolSupervisor) -> int:
+    """Give back the connections (and charges) of pools that grew and have not needed more
+    than one at once for `sup.trim_after` seconds (bounded; never opens one)."""
+    now = sup.clock()
+    grown = [a for a in sup.actors() if a.trimmable(now, sup.trim_after)]
+    if not grown:
+        return 0
+    return sum(await asyncio.gather(*(a.trim(TRIM_TIMEOUT) for a in grown)))
+
+
 async def fit_budgets(sup: PoolSupervisor) -> int:
-    """After a share shrank: close least recently used idle pools until each server fits."""
+    """After a share shrank: trim grown pools, then close least recently used idle pools
+    until each server fits. Returns connections trimmed plus pools closed (nonzero: something
+    was given back)."""
+    servers = {a.server_id for a in sup.actors()}
+    over = {s for s in servers if sup.used(s) > sup.shares.share(s)}
+    trimmed = sum(await asyncio.gather(*(a.trim() for a in sup.actors()
+                                         if a.server_id in over and a.charge > 1)))
     victims = []
-    for server_id in {a.server_id for a in sup.actors()}:
-        over = sup.used(server_id) - sup.shares.share(server_id)
+    for server_id in over:
+        over_by = sup.used(server_id) - sup.shares.share(server_id)
         for a in sup.actors():
-            if over <= 0:
+            if over_by <= 0:
                 break
             if a.server_id == server_id and a.evictable and a.state is ActorState.READY:
                 victims.append(a)
-                over -= a.max_size
-        if over > 0:
-            log.warning("tenant_budget_over_share", server_id=server_id, over=over)
-    return await sup.retire(victims, "lru")
+                over_by -= a.charge
+        if over_by > 0:
+            log.warning("tenant_budget_over_share", server_id=server_id, over=over_by)
+    return trimmed + await sup.retire(victims, "lru")
 
 
 async def close_down_servers(sup: PoolSupervisor) -> int:
