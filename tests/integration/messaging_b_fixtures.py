@@ -37,6 +37,7 @@ __all__ = [
     "send_settings",
     "sending",
     "sim_numbers",
+    "states_are",
 ]
 
 
@@ -114,12 +115,23 @@ class Sending:
         """An admin connection to the church's database."""
         return tenant_db(self.pg_admin, self.registry_conn, church.tenant_id)
 
+    async def fault(self, **fault: Any) -> None:
+        """Inject a fault into the simulator (POST /sim/faults, asserting 201)."""
+        async with self.client.session.post(f"{self.sim.base_url}/sim/faults",
+                                            json=fault) as resp:
+            assert resp.status == 201, await resp.text()
+
     async def broadcast(self, church: Church, body: dict[str, Any], status: int = 201) -> Any:
         """POST /broadcasts, asserting the status; the JSON answer."""
         resp = await self.client.post("/api/v1/broadcasts", json=body, headers=church.auth)
         doc = await resp.json(content_type=None)
         assert resp.status == status, doc
         return doc
+
+
+async def states_are(db: Any, broadcast_id: str, expected: dict[str, int]) -> bool:
+    """Whether a broadcast's outbox rows are exactly `expected` per state."""
+    return await outbox_states(db, broadcast_id) == expected
 
 
 def sim_numbers(sim: Any) -> list[str]:

@@ -10,34 +10,24 @@ from typing import Any
 from tests.integration.messaging_b_fixtures import *  # noqa: F403
 from tests.integration.messaging_b_fixtures import (
     Sending,
-    outbox_states,
     running_worker,
+    states_are,
     wait_until,
 )
 from ywmessaging.config import Settings
-
-
-async def _fault(sending: Sending, **fault: Any) -> None:
-    async with sending.client.session.post(f"{sending.sim.base_url}/sim/faults",
-                                           json=fault) as resp:
-        assert resp.status == 201, await resp.text()
-
-
-async def _states(db: Any, broadcast_id: str, expected: dict[str, int]) -> bool:
-    return await outbox_states(db, broadcast_id) == expected
 
 
 async def test_sends_whose_receipts_were_lost_are_settled_by_a_lookup(
         sending: Sending, send_settings: Settings) -> None:
     sending.sim.state.receipts = False          # the carrier's webhooks never arrive
     church, _, _ = await sending.church(members=3)
-    await _fault(sending, kind="fail_delivery", count=1)
+    await sending.fault(kind="fail_delivery", count=1)
     settings = send_settings.with_(receipt_check_after=0.3)
     async with running_worker(sending.client, settings):
         doc = await sending.broadcast(church, {"body": "Potluck on Sunday",
                                                "target": {"all": True}})
         async with sending.db(church) as db:
-            await wait_until(lambda: _states(db, doc["id"], {"delivered": 2, "failed": 1}),
+            await wait_until(lambda: states_are(db, doc["id"], {"delivered": 2, "failed": 1}),
                              timeout=30)
             rows = await db.fetch("SELECT state, error_code, status_check_at, status_checks, "
                                   "delivered_at FROM outbox ORDER BY state")
@@ -75,14 +65,9 @@ async def test_a_message_the_carrier_does_not_know_is_looked_up_three_times_then
             row = await wait_until(checked_out, timeout=30)
             await asyncio.sleep(1.0)
             assert await db.fetchval("SELECT status_checks FROM outbox") == 3
+            assert await states_are(db, doc["id"], {"sent": 1})
     assert (row["state"], row["status_check_at"]) == ("sent", None)   # left as it was
     assert sending.sim.state.counters["lookups"] == 3
-    assert await outbox_states_of(sending, church, doc["id"]) == {"sent": 1}
-
-
-async def outbox_states_of(sending: Sending, church: Any, broadcast_id: str) -> dict[str, int]:
-    async with sending.db(church) as db:
-        return await outbox_states(db, broadcast_id)
 
 
 async def test_a_receipt_that_arrives_cancels_the_lookup(
@@ -92,7 +77,7 @@ async def test_a_receipt_that_arrives_cancels_the_lookup(
     async with running_worker(sending.client, settings):
         doc = await sending.broadcast(church, {"body": "Hi", "target": {"all": True}})
         async with sending.db(church) as db:
-            await wait_until(lambda: _states(db, doc["id"], {"delivered": 2}), timeout=30)
+            await wait_until(lambda: states_are(db, doc["id"], {"delivered": 2}), timeout=30)
             await asyncio.sleep(1.5)   # well past the lookup time
             planned = await db.fetchval(
                 "SELECT count(*) FROM outbox WHERE status_check_at IS NOT NULL")
@@ -129,7 +114,7 @@ async def test_lookups_can_be_turned_off(sending: Sending, send_settings: Settin
     async with running_worker(sending.client, settings):
         doc = await sending.broadcast(church, {"body": "Hi", "target": {"all": True}})
         async with sending.db(church) as db:
-            await wait_until(lambda: _states(db, doc["id"], {"sent": 1}), timeout=30)
+            await wait_until(lambda: states_are(db, doc["id"], {"sent": 1}), timeout=30)
             await asyncio.sleep(0.5)
             planned = await db.fetchval("SELECT status_check_at FROM outbox")
     assert planned is None and sending.sim.state.counters["lookups"] == 0

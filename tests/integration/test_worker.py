@@ -22,19 +22,10 @@ from tests.integration.messaging_b_fixtures import (
     running_worker,
     sim_inbound,
     sim_numbers,
+    states_are,
     wait_until,
 )
 from ywmessaging.config import Settings
-
-
-async def _fault(sending: Sending, **fault: Any) -> None:
-    async with sending.client.session.post(f"{sending.sim.base_url}/sim/faults",
-                                           json=fault) as resp:
-        assert resp.status == 201, await resp.text()
-
-
-async def _states_are(db: Any, broadcast_id: str, expected: dict[str, int]) -> bool:
-    return await outbox_states(db, broadcast_id) == expected
 
 
 async def test_broadcast_to_1000_members_reaches_each_opted_in_member_once_delivered(
@@ -47,7 +38,7 @@ async def test_broadcast_to_1000_members_reaches_each_opted_in_member_once_deliv
                                                "target": {"all": True}})
         assert doc["recipient_count"] == 975
         async with sending.db(church) as db:
-            await wait_until(lambda: _states_are(db, doc["id"], {"delivered": 975}),
+            await wait_until(lambda: states_are(db, doc["id"], {"delivered": 975}),
                              timeout=60, every=0.25)
     sent = sim_numbers(sending.sim)
     assert len(sent) == len(set(sent)) == 975          # exactly once each
@@ -72,8 +63,8 @@ async def test_a_member_who_sent_stop_gets_nothing_afterwards(
             later = await sending.broadcast(church, {"body": "Sent later",
                                                      "target": {"all": True}})
             assert later["recipient_count"] == 2            # resolved without them
-            await wait_until(lambda: _states_are(db, later["id"], {"delivered": 2}), timeout=15)
-            await wait_until(lambda: _states_are(
+            await wait_until(lambda: states_are(db, later["id"], {"delivered": 2}), timeout=15)
+            await wait_until(lambda: states_are(
                 db, waiting["id"], {"delivered": 2, "skipped": 1}), timeout=15)
     to_them = [m["text"] for m in sending.sim.state.messages
                if m["to"][0]["phone_number"] == phones[0]]
@@ -84,13 +75,13 @@ async def test_a_member_who_sent_stop_gets_nothing_afterwards(
 async def test_429_storms_and_500s_are_retried_and_paced(
         sending: Sending, send_settings: Settings) -> None:
     church, _, phones = await sending.church(members=40)
-    await _fault(sending, kind="429", count=12, retry_after=0.2)
-    await _fault(sending, kind="500", count=6)
+    await sending.fault(kind="429", count=12, retry_after=0.2)
+    await sending.fault(kind="500", count=6)
     settings = send_settings.with_(send_rate_per_number=20.0, send_max_attempts=8)
     async with running_worker(sending.client, settings):
         doc = await sending.broadcast(church, {"body": "Storm", "target": {"all": True}})
         async with sending.db(church) as db:
-            await wait_until(lambda: _states_are(db, doc["id"], {"delivered": 40}),
+            await wait_until(lambda: states_are(db, doc["id"], {"delivered": 40}),
                              timeout=40, every=0.2)
             attempts = await db.fetchval("SELECT sum(attempts) FROM outbox")
     assert sorted(sim_numbers(sending.sim)) == sorted(phones)  # each once, none lost
@@ -104,11 +95,11 @@ async def test_429_storms_and_500s_are_retried_and_paced(
 async def test_carrier_opt_out_fails_the_row_and_opts_the_member_out(
         sending: Sending, send_settings: Settings) -> None:
     church, _, phones = await sending.church(members=1)
-    await _fault(sending, kind="opted_out", count=1)
+    await sending.fault(kind="opted_out", count=1)
     async with running_worker(sending.client, send_settings):
         doc = await sending.broadcast(church, {"body": "Hi", "target": {"all": True}})
         async with sending.db(church) as db:
-            await wait_until(lambda: _states_are(db, doc["id"], {"failed": 1}))
+            await wait_until(lambda: states_are(db, doc["id"], {"failed": 1}))
             row = await db.fetchrow("SELECT error_code, attempts FROM outbox")
             member = await db.fetchrow("SELECT opt_in, opted_out_reason FROM members")
             consent = await db.fetchrow("SELECT kind, source FROM consent_events")
@@ -128,7 +119,7 @@ async def test_interrupted_sends_become_unknown_and_are_never_resent(
             "lease_expires_at = now() - interval '1 second' "
             "WHERE to_phone = ANY($1::text[])", phones[:2])
         async with running_worker(sending.client, send_settings):
-            await wait_until(lambda: _states_are(db, doc["id"], {"unknown": 2, "delivered": 2}))
+            await wait_until(lambda: states_are(db, doc["id"], {"unknown": 2, "delivered": 2}))
         codes = {r["error_code"] for r in await db.fetch(
             "SELECT error_code FROM outbox WHERE state = 'unknown'")}
     assert sorted(sim_numbers(sending.sim)) == sorted(phones[2:])
@@ -273,7 +264,7 @@ async def test_worker_process_serves_its_metrics(
         stderr=subprocess.STDOUT)
     try:
         async with sending.db(church) as db:
-            await wait_until(lambda: _states_are(db, doc["id"], {"delivered": 3}), timeout=30)
+            await wait_until(lambda: states_are(db, doc["id"], {"delivered": 3}), timeout=30)
         figures = await _scrape(sending, port)
     finally:
         proc.send_signal(signal.SIGTERM)
