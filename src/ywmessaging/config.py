@@ -82,6 +82,12 @@ ENV_VARS: list[tuple[str, str, type, Any, str]] = [
      "Absolute lifetime of a login session (refresh-token family) in seconds."),
     ("YWM_FRONTEND_URL", "frontend_url", str, "http://localhost:5173",
      "Base URL of the web frontend, used in password-reset and invitation links."),
+    ("SMTP_URL", "smtp_url", str, None,
+     "Where account emails go: smtp://user:password@host:587 (STARTTLS when the server offers "
+     "it; ?starttls=require to insist) or smtps://…:465 (TLS). Unset: written as .eml files "
+     "under YWM_DATA_DIR/outbox (development)."),
+    ("EMAIL_FROM", "email_from", str, "YWMessaging <no-reply@ywmessaging.dev>",
+     "The From of account emails."),
     ("YWM_IMPORT_MAX_BYTES", "import_max_bytes", int, 20 * 1_048_576,
      "Largest member CSV accepted by `POST /api/v1/members/import` (read as a stream, so "
      "YWM_MAX_BODY_BYTES does not apply to it); larger files get 413."),
@@ -209,6 +215,8 @@ class Settings:
     jwt_signing_keys: str | None = None
     jwt_session_max_age: int = 2_592_000
     frontend_url: str = "http://localhost:5173"
+    smtp_url: str | None = None
+    email_from: str = "YWMessaging <no-reply@ywmessaging.dev>"
     import_max_bytes: int = 20 * 1_048_576
     password_hash_concurrency: int = 0
     telnyx_api_base: str = "http://127.0.0.1:8081"
@@ -264,6 +272,13 @@ class Settings:
             raise ConfigError("YWM_DB_PREFIX must be lower-case letters, digits and underscores")
         if len(self.db_prefix) > 20:
             raise ConfigError("YWM_DB_PREFIX must be at most 20 characters")
+        if self.smtp_url is not None:
+            from .auth.smtp import parse_smtp_url  # the check lives with the sender
+
+            try:
+                parse_smtp_url(self.smtp_url)
+            except ValueError as exc:
+                raise ConfigError(f"SMTP_URL: {exc}") from None
         try:
             parse_trusted(self.trusted_proxies)
         except ValueError as exc:

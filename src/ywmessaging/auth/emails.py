@@ -1,6 +1,7 @@
-"""Outgoing account emails behind one interface: an outbox folder in development, memory in tests.
+"""Outgoing account emails behind one interface: SMTP in production (smtp.py), an outbox folder
+in development, memory in tests.
 
-A production sender (SMTP or an email API) implements `EmailSender.send`. Senders never log a
+Another sender (an email API) would implement `EmailSender.send`. Senders never log a
 message's body: it holds single-use tokens.
 """
 

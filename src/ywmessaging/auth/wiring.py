@@ -15,6 +15,7 @@ from ..sqlq import registry as rq
 from ..tenants.provisioning import Provisioner
 from .emails import EmailSender, OutboxEmailSender
 from .middleware import authenticate_middleware, session_middleware
+from .smtp import SmtpEmailSender
 from .state import AUTH, AuthServices
 from .throttle import IP_RULE
 
@@ -33,7 +34,7 @@ def setup_auth(app: web.Application, settings: Settings, *,
 
     Call it from create_app after `setup_supervisor` (whose lease middleware must sit between
     the two auth middlewares) and before the sub-application is mounted. `emails` defaults to
-    the development outbox folder under YWM_DATA_DIR.
+    SMTP (SMTP_URL) or the development outbox folder under YWM_DATA_DIR.
     """
     from ..api import admins, auth  # the handlers import auth's modules, not the reverse
 
@@ -45,8 +46,15 @@ def setup_auth(app: web.Application, settings: Settings, *,
     api.middlewares.append(session_middleware())
     api.router.add_routes(auth.routes)
     api.router.add_routes(admins.routes)
-    sender = emails or OutboxEmailSender(settings.data_dir / "outbox")
+    sender = emails or email_sender(settings)
     app.cleanup_ctx.append(auth_ctx(settings, sender))
+
+
+def email_sender(settings: Settings) -> EmailSender:
+    """SMTP when SMTP_URL is set, else the development outbox folder under YWM_DATA_DIR."""
+    if settings.smtp_url:
+        return SmtpEmailSender(settings.smtp_url, settings.email_from)
+    return OutboxEmailSender(settings.data_dir / "outbox")
 
 
 def auth_ctx(settings: Settings, emails: EmailSender) -> CleanupCtx:
@@ -63,6 +71,9 @@ def auth_ctx(settings: Settings, emails: EmailSender) -> CleanupCtx:
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await svc.provisioner.close()
+        closer = getattr(emails, "close", None)
+        if closer is not None:   # a background sender delivers what it still holds
+            await closer()
 
     return ctx
 
