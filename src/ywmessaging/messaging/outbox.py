@@ -12,13 +12,13 @@ the outcome. At most once per recipient, no silent loss:
    next drain's crash sweep and never resent automatically.
 4. A row left `sent` (its final receipt never came: the carrier retries a webhook for seconds
    only) is looked up at the carrier `YWM_RECEIPT_CHECK_AFTER` seconds after the send, and up to
-   twice more at doubling intervals; a final status found there is applied like a receipt.
+   twice more at doubling intervals; a final status found there is applied like a receipt
+   (lookups.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 import time
 import uuid
@@ -33,10 +33,9 @@ from ..config import Settings
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
 from .carrier import Carrier, CarrierError, SendRequest, SendResult
+from .lookups import check_statuses
 from .pacing import Pacer, backoff
-from .receipts import apply_receipt, receipt_from_payload
 from .schedule import quiet_until
-from .webhooks import parse_time
 
 log = structlog.get_logger("ywm.outbox")
 BACKOFF_CAP_S = 300.0
@@ -45,9 +44,6 @@ INDEX_TIMEOUT_S = 5.0
 # when this many are waiting, when they have waited this long, or when no send is in flight.
 FLUSH_ROWS = 16
 FLUSH_AGE_S = 0.05
-STATUS_LOOKUPS_PER_DRAIN = 100
-STATUS_CHECKS_MAX = 3      # lookups of one message before it is left `sent`
-STATUS_DEFER_S = 60.0      # the carrier could not be asked: try these rows again this much later
 
 
 @dataclass
@@ -115,7 +111,7 @@ class Drain:
         self.stopping = stopping
         self.pacer = sender.pacer(tenant_id)
         self.stats = DrainStats()
-        self._db = asyncio.Lock()  # one connection: statements take turns
+        self.db_lock = asyncio.Lock()  # one connection: statements take turns
         self._church: Any = None
         self._sent: list[tuple[uuid.UUID, str]] = []   # accepted, not yet recorded
         self._sent_since = 0.0
@@ -129,53 +125,8 @@ class Drain:
             if not await self._batch():
                 break
         if self.settings.receipt_check_after > 0 and not self.stopping():
-            await self._check_statuses(deadline)
+            await check_statuses(self, deadline)
         return self.stats
-
-    async def _check_statuses(self, deadline: float) -> None:
-        """Look up sends whose final receipt is overdue; apply what the carrier knows."""
-        async with self._db:
-            rows = await self.q.ob_status_due(self.conn, STATUS_LOOKUPS_PER_DRAIN)
-        gate = asyncio.Semaphore(self.settings.send_concurrency)
-        deferred: list[uuid.UUID] = []
-
-        async def one(row: Any) -> None:
-            async with gate:
-                if deferred or self.stopping() or time.monotonic() >= deadline:
-                    deferred.append(row["id"])
-                    return
-                try:
-                    record = await self.s.carrier.get_message(row["carrier_message_id"])
-                except CarrierError as err:   # ask again later; the rest of the round too
-                    log.warning("status_lookup_failed", tenant_id=str(self.tenant_id),
-                                code=err.code, http_status=err.http_status)
-                    deferred.append(row["id"])
-                    return
-            self.stats.looked_up += 1
-            await self._settle(row, record)
-
-        async with asyncio.TaskGroup() as tg:
-            for r in rows:
-                tg.create_task(one(r))
-        if deferred:
-            async with self._db:
-                await self.q.ob_status_defer(self.conn, deferred, STATUS_DEFER_S)
-
-    async def _settle(self, row: Any, record: dict[str, Any] | None) -> None:
-        cid = str(row["carrier_message_id"])
-        occurred = (parse_time(record.get("completed_at")) if record else None) or self.s.clock()
-        event_id = f"lookup:{cid}" if len(cid) <= 121 else \
-            f"lookup:{hashlib.sha256(cid.encode()).hexdigest()}"
-        receipt = None if record is None else receipt_from_payload(
-            event_id, "carrier.lookup", occurred, record)
-        async with self._db:
-            if receipt is not None and receipt.state in ("delivered", "failed") and \
-                    await apply_receipt(self.conn, self.settings, receipt) == "applied":
-                self.stats.settled += 1
-                return
-            await self.q.ob_status_checked(self.conn, row["id"],
-                                           self.settings.receipt_check_after,
-                                           STATUS_CHECKS_MAX)
 
     async def _batch(self) -> bool:
         now = self.s.clock()
@@ -269,7 +220,7 @@ class Drain:
         except Exception as exc:  # receipts for these messages will not find the church
             log.warning("outbound_index_failed", tenant_id=str(self.tenant_id),
                         error=type(exc).__name__, messages=len(done))
-        async with self._db:
+        async with self.db_lock:
             stored = await self.q.ob_mark_sent(self.conn, ids, carrier_ids, self.s.owner,
                                                self.settings.receipt_check_after or None)
         self.stats.sent += stored
@@ -282,7 +233,7 @@ class Drain:
         if err.outcome_unknown:
             await self._final(row, "unknown", code, str(err))
         elif err.opted_out:   # the row fails and the member is opted out together, or neither
-            async with self._db, self.conn.transaction():
+            async with self.db_lock, self.conn.transaction():
                 await self.q.ob_mark_final(self.conn, row["id"], "failed", code[:64],
                                            "the recipient opted out at the carrier", self.s.owner)
                 if row["member_id"] is not None:
@@ -298,13 +249,13 @@ class Drain:
             if err.http_status == 429:  # slow the whole church down, not just this row
                 self.pacer.pause(number, err.retry_after or delay)
             at = self.s.clock() + timedelta(seconds=delay)
-            async with self._db:
+            async with self.db_lock:
                 await self.q.ob_mark_retry(self.conn, row["id"], at, code, str(err),
                                            self.s.owner)
             self.stats.retried += 1
 
     async def _final(self, row: Any, state: str, code: str, detail: str) -> None:
-        async with self._db:
+        async with self.db_lock:
             await self.q.ob_mark_final(self.conn, row["id"], state, code[:64], detail,
                                        self.s.owner)
         if state == "failed":
