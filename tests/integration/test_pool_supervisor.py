@@ -12,13 +12,14 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ywmessaging import keys
 from ywmessaging.api.responses import json_response
 from ywmessaging.app import create_app
-from ywmessaging.config import Settings
+from ywmessaging.config import REPO_ROOT, Settings
 from ywmessaging.crypto import SecretBox
 from ywmessaging.db import migrations, pg
 from ywmessaging.db.dsn import PgTarget, quote_ident
@@ -531,6 +532,10 @@ async def test_requests_lease_per_request_and_ops_endpoint(
             assert r.status == 200 and body["state"] == "ready"
             assert body["counters"]["leases"] == 1 and body["pool"]["max_size"] == POOL_MAX
             assert body["pool"]["charged"] == body["pool"]["connections"] == 1
+            documented = _pool_schema()["properties"]   # the answer is what openapi.yaml says
+            assert set(body) == set(documented)
+            for part in ("pool", "server"):
+                assert set(body[part]) == set(documented[part]["properties"]), part
             assert body["server"]["share"] == BUDGET and body["listener_connected"] is True
             r = await client.get("/metrics")
             text = await r.text()
@@ -542,3 +547,10 @@ async def test_requests_lease_per_request_and_ops_endpoint(
         r = await client.get(f"/ops/tenants/{t.id}/pool",
                              headers={"Authorization": "Bearer op-token-for-tests"})
         assert r.status == 404
+
+
+def _pool_schema() -> Any:
+    """The 200 schema of GET /ops/tenants/{id}/pool in openapi.yaml."""
+    spec = yaml.safe_load((REPO_ROOT / "openapi.yaml").read_text())
+    answer = spec["paths"]["/ops/tenants/{id}/pool"]["get"]["responses"]["200"]
+    return answer["content"]["application/json"]["schema"]
