@@ -87,12 +87,17 @@ async def test_tid_claim_decides_the_tenant(api_client: Client) -> None:
     assert (await resp.json())["church"]["id"] == a.tenant_id
 
 
-async def test_token_older_than_tokens_valid_after_is_refused(api_client: Client) -> None:
+async def test_token_below_a_pushed_tokens_valid_after_is_refused(api_client: Client) -> None:
+    """A token whose `vaf` is below the admin's tokens_valid_after as last pushed (password
+    change, MFA, role change) is refused; the same token with the current `vaf` stands."""
     church = await register(api_client)
     fresh = await (await api_client.post("/api/v1/auth/login", json={
         "email": church.email, "password": PASSWORD})).json()
     assert (await _me(api_client, fresh["access_token"])).status == 200
-    # iat before the admin's tokens_valid_after (set at creation, and again by a password
-    # reset or a role change): refused even with a valid signature and a live session.
-    old = _resign(api_client, fresh["access_token"], {"iat": int(time.time()) - 3600})
-    await problem(await _me(api_client, old), 401, "invalid_token")
+    vaf = jwt.decode(fresh["access_token"], options={"verify_signature": False})["vaf"]
+    older = _resign(api_client, fresh["access_token"], {"vaf": vaf - 1})
+    assert (await _me(api_client, older)).status == 200   # nothing pushed yet
+    await api_client.app[AUTH].revocations.admin(uuid.UUID(church.tenant_id),
+                                                 uuid.UUID(church.admin_id), vaf)
+    await problem(await _me(api_client, older), 401, "invalid_token")
+    assert (await _me(api_client, fresh["access_token"])).status == 200

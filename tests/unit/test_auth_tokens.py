@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
+from ywmessaging.auth import tokens as tokens_module
 from ywmessaging.auth.errors import InvalidMfaToken, InvalidToken
 from ywmessaging.auth.tokens import (
     REFRESH_PREFIX,
@@ -35,7 +36,7 @@ def _tokens(**kw: Any) -> Tokens:
 def _issue(tokens: Tokens) -> tuple[str, uuid.UUID, uuid.UUID]:
     admin, tenant = uuid.uuid4(), uuid.uuid4()
     token, _ = tokens.issue_access(admin_id=admin, tenant_id=tenant, role="owner",
-                                   session_id=uuid.uuid4())
+                                   session_id=uuid.uuid4(), valid_after_us=1_700_000_000_000_000)
     return token, admin, tenant
 
 
@@ -54,6 +55,7 @@ def test_round_trip() -> None:
     token, admin, tenant = _issue(tokens)
     claims = tokens.verify_access(token)
     assert (claims.admin_id, claims.tenant_id, claims.role) == (admin, tenant, "owner")
+    assert claims.valid_after_us == 1_700_000_000_000_000
     assert claims.exp - claims.iat == 900
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "HS256" and header["typ"] == "at+jwt" and header["kid"]
@@ -72,6 +74,8 @@ def test_a_forged_copy_with_the_real_key_passes() -> None:
     {"typ": "mfa"},
     {"tid": "not-a-uuid"},
     {"iat": int(time.time()) + 3600},                  # issued in the future
+    {"vaf": "1700000000000000"},                       # tokens_valid_after not an integer
+    {"vaf": True},
 ])
 def test_bad_claims_are_refused(change: dict[str, Any]) -> None:
     tokens = _tokens()
@@ -79,7 +83,8 @@ def test_bad_claims_are_refused(change: dict[str, Any]) -> None:
         tokens.verify_access(_forge(tokens, change))
 
 
-@pytest.mark.parametrize("missing", ["exp", "iat", "jti", "sub", "tid", "role", "sid", "aud"])
+@pytest.mark.parametrize("missing", ["exp", "iat", "jti", "sub", "tid", "role", "sid", "aud",
+                                     "vaf"])
 def test_missing_claims_are_refused(missing: str) -> None:
     tokens = _tokens()
     good, _, _ = _issue(tokens)
@@ -130,7 +135,7 @@ def test_mfa_and_access_tokens_never_pass_for_each_other() -> None:
     with pytest.raises(InvalidToken):
         tokens.verify_access(mfa)
     access, _ = tokens.issue_access(admin_id=admin, tenant_id=tenant, role="owner",
-                                    session_id=uuid.uuid4())
+                                    session_id=uuid.uuid4(), valid_after_us=0)
     with pytest.raises(InvalidMfaToken):
         tokens.verify_mfa(access)
 
@@ -190,3 +195,44 @@ def test_opaque_tokens() -> None:
     assert parse_opaque(RESET_PREFIX, token) is None
     for bad in (None, 42, "", "ywr_x_y", f"ywr_{tid.hex}_short", f"ywr_{'z' * 32}_{'a' * 43}"):
         assert parse_opaque(REFRESH_PREFIX, bad) is None
+
+
+def test_a_verified_token_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = _tokens()
+    token, admin, _ = _issue(tokens)
+    decodes = []
+    real = tokens._decode
+    monkeypatch.setattr(tokens, "_decode", lambda *a: decodes.append(1) or real(*a))
+    for _ in range(5):
+        assert tokens.verify_access(token).admin_id == admin
+    assert len(decodes) == 1
+
+
+def test_a_cached_token_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = _tokens()
+    token, _, _ = _issue(tokens)
+    claims = tokens.verify_access(token)           # cached now
+
+    def decoder_says_expired(_token: str) -> Any:
+        raise InvalidToken()
+
+    monkeypatch.setattr(tokens, "_verify_access", decoder_says_expired)
+    assert tokens.verify_access(token) == claims   # still live: served from the cache
+    later = claims.exp + 11.0                      # past exp and the 10 s leeway
+    monkeypatch.setattr(tokens_module.time, "time", lambda: later)
+    with pytest.raises(InvalidToken):              # the cache no longer answers for it
+        tokens.verify_access(token)
+    assert token not in tokens._verified
+
+
+def test_the_verified_cache_is_bounded_and_keeps_working(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens_module, "VERIFIED_CACHE_MAX", 8)
+    tokens = _tokens()
+    issued = [_issue(tokens) for _ in range(30)]
+    for token, admin, _ in issued:
+        assert tokens.verify_access(token).admin_id == admin
+        assert len(tokens._verified) <= 8
+    newest = issued[-1][0]
+    assert newest in tokens._verified
+    for token, admin, _ in issued:  # evicted ones are verified again, not refused
+        assert tokens.verify_access(token).admin_id == admin

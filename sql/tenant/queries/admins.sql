@@ -20,17 +20,6 @@ SELECT a.id, a.email, a.first_name, a.last_name, a.role, a.status, a.last_login_
 FROM admins a LEFT JOIN admin_mfa m ON m.admin_id = a.id
 WHERE a.id = $1;
 
--- name: auth_session_state :one
--- Per request: the admin's live role and status, and whether this session and access token still stand.
-SELECT a.role, a.status,
-       floor(extract(epoch FROM a.tokens_valid_after))::bigint AS valid_after,
-       EXISTS (SELECT 1 FROM refresh_token_families f
-               WHERE f.id = $2 AND f.admin_id = a.id AND f.revoked_at IS NULL
-                 AND f.expires_at > now()) AS session_live,
-       EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $3) AS jti_revoked
-FROM admins a
-WHERE a.id = $1;
-
 -- name: get_password_hash :val
 -- The stored password hash of an active admin (password change, step-up checks).
 SELECT password_hash FROM admins WHERE id = $1 AND status = 'active';
@@ -56,9 +45,14 @@ UPDATE admins SET password_hash = $2, password_changed_at = now(), tokens_valid_
 WHERE id = $1 AND status = 'active'
 RETURNING email;
 
--- name: mark_login :exec
--- Remember when an admin last logged in.
-UPDATE admins SET last_login_at = now() WHERE id = $1;
+-- name: mark_login :val
+-- Remember when an admin last logged in; returns tokens_valid_after in microseconds (for new tokens).
+UPDATE admins SET last_login_at = now() WHERE id = $1
+RETURNING (extract(epoch FROM tokens_valid_after) * 1000000)::bigint;
+
+-- name: admin_valid_after :val
+-- An admin's tokens_valid_after in microseconds (pushed to every process when it moves).
+SELECT (extract(epoch FROM tokens_valid_after) * 1000000)::bigint FROM admins WHERE id = $1;
 
 -- name: list_admins :many
 -- Every admin of the church, owners first, then by name.

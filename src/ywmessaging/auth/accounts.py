@@ -17,7 +17,7 @@ from ..sqlq import tenant as tq
 from ..tenants.provisioning import ProvisioningError
 from .audit import clean_ip, record, security_log
 from .emails import password_reset_email
-from .errors import EmailTaken, InvalidInvitation, InvalidResetToken, SignupFailed
+from .errors import EmailTaken, InvalidInvitation, InvalidResetToken, InvalidToken, SignupFailed
 from .passwords import check_policy
 from .permissions import OWNER
 from .sessions import Issued, Leaser, open_session
@@ -85,9 +85,13 @@ async def register(svc: AuthServices, registry: Any, *, church_name: str, email:
 
 
 async def profile(conn: Any, svc: AuthServices, who: Principal) -> tuple[Any, Any]:
-    """The admin's profile row and the church's settings row."""
+    """The admin's profile row and the church's settings row (401 if the token names an
+    admin this church does not have: only a forged token can)."""
     q = tq(svc.settings.sql_dir)
-    return await q.get_admin_profile(conn, who.admin_id), await q.get_settings(conn)
+    admin = await q.get_admin_profile(conn, who.admin_id)
+    if admin is None:
+        raise InvalidToken()
+    return admin, await q.get_settings(conn)
 
 
 async def change_password(conn: Any, svc: AuthServices, registry: Any, who: Principal, *,
@@ -105,6 +109,8 @@ async def change_password(conn: Any, svc: AuthServices, registry: Any, who: Prin
         await q.change_password(conn, who.admin_id, hashed)
         revoked: int = await q.revoke_admin_sessions(conn, who.admin_id, "password_changed",
                                                      who.session_id)
+        await svc.revocations.admin(who.tenant_id, who.admin_id,
+                                    await q.admin_valid_after(conn, who.admin_id))
         await q.void_reset_tokens(conn, who.admin_id)
         await record(conn, svc.settings, "auth.password_changed", tenant_id=who.tenant_id,
                      admin_id=who.admin_id, client=client, detail={"sessions_revoked": revoked})
@@ -181,6 +187,8 @@ async def confirm_reset(svc: AuthServices, registry: Any, lease: Leaser, *, toke
             await q.reset_password(conn, row["admin_id"], hashed)
             revoked = await q.revoke_admin_sessions(conn, row["admin_id"], "password_reset",
                                                     None)
+            await svc.revocations.admin(tid, row["admin_id"],
+                                        await q.admin_valid_after(conn, row["admin_id"]))
             await q.void_reset_tokens(conn, row["admin_id"])
             await record(conn, svc.settings, "auth.password_reset", tenant_id=tid,
                          admin_id=row["admin_id"], client=client,

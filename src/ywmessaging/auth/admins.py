@@ -89,6 +89,7 @@ async def remove(conn: Any, svc: AuthServices, registry: Any, who: Principal,
     async with conn.transaction():
         target = await _guard_last_owner(conn, svc, target_id, losing_owner=True)
         await q.delete_admin(conn, target_id)
+        await svc.revocations.removed(who.tenant_id, target_id)
         await record(conn, svc.settings, "admin.removed", tenant_id=who.tenant_id,
                      admin_id=who.admin_id, client=client, target_id=target_id,
                      detail={"role": target["role"]})
@@ -107,6 +108,8 @@ async def update(conn: Any, svc: AuthServices, who: Principal, target_id: uuid.U
         changed_role = role is not None and role != target["role"]
         if changed_role:
             await q.revoke_admin_sessions(conn, target_id, "role_changed", None)
+            await svc.revocations.admin(who.tenant_id, target_id,
+                                        await q.admin_valid_after(conn, target_id))
         await record(conn, svc.settings, "admin.role_changed" if changed_role else "admin.updated",
                      tenant_id=who.tenant_id, admin_id=who.admin_id, client=client,
                      target_id=target_id,

@@ -127,6 +127,8 @@ async def _ended_other_sessions(conn: Any, svc: AuthServices, who: Principal) ->
     q = tq(svc.settings.sql_dir)
     await q.revoke_admin_sessions(conn, who.admin_id, "mfa_changed", who.session_id)
     await q.invalidate_admin_tokens(conn, who.admin_id)
+    await svc.revocations.admin(who.tenant_id, who.admin_id,
+                                await q.admin_valid_after(conn, who.admin_id))
 
 
 async def _notify(svc: AuthServices, to: str, who: Principal, *, enabled: bool) -> None:

@@ -59,9 +59,10 @@ async def _new_refresh(conn: Any, svc: AuthServices, *, tenant_id: uuid.UUID,
 
 
 def _issue(svc: AuthServices, *, admin_id: uuid.UUID, tenant_id: uuid.UUID, role: str,
-           session_id: uuid.UUID, refresh: str) -> Issued:
+           session_id: uuid.UUID, refresh: str, valid_after_us: int) -> Issued:
     access, claims = svc.tokens.issue_access(admin_id=admin_id, tenant_id=tenant_id, role=role,
-                                             session_id=session_id)
+                                             session_id=session_id,
+                                             valid_after_us=valid_after_us)
     return Issued(access, refresh, svc.tokens.access_ttl, claims,
                   new_csrf_token(svc.csrf_key, session_id))
 
@@ -74,9 +75,9 @@ async def open_session(conn: Any, svc: AuthServices, *, tenant_id: uuid.UUID,
                                         client.user_agent, clean_ip(client.ip))
     refresh = await _new_refresh(conn, svc, tenant_id=tenant_id, session_id=session_id,
                                  parent_id=None, client=client)
-    await q.mark_login(conn, admin_id)
+    valid_after_us = await q.mark_login(conn, admin_id)
     return _issue(svc, admin_id=admin_id, tenant_id=tenant_id, role=role,
-                  session_id=session_id, refresh=refresh)
+                  session_id=session_id, refresh=refresh, valid_after_us=valid_after_us)
 
 
 async def rotate(conn: Any, svc: AuthServices, *, tenant_id: uuid.UUID, digest: bytes,
@@ -95,6 +96,7 @@ async def rotate(conn: Any, svc: AuthServices, *, tenant_id: uuid.UUID, digest: 
             if row["now"] - row["rotated_at"] < REUSE_GRACE:
                 raise RefreshTokenSuperseded()
             await q.revoke_session(conn, row["family_id"], row["admin_id"], "reuse_detected")
+            await svc.revocations.session(tenant_id, row["family_id"])
             await record(conn, svc.settings, "auth.refresh_token_reused", tenant_id=tenant_id,
                          admin_id=row["admin_id"], client=client,
                          detail={"session_id": str(row["family_id"])})
@@ -111,18 +113,21 @@ async def rotate(conn: Any, svc: AuthServices, *, tenant_id: uuid.UUID, digest: 
     if reused is not None:  # raised after the commit so the revocation stands
         raise RefreshTokenReused()
     return _issue(svc, admin_id=row["admin_id"], tenant_id=tenant_id, role=admin["role"],
-                  session_id=row["family_id"], refresh=refresh)
+                  session_id=row["family_id"], refresh=refresh,
+                  valid_after_us=admin["valid_after_us"])
 
 
 async def end_session(conn: Any, svc: AuthServices, *, tenant_id: uuid.UUID,
                       admin_id: uuid.UUID, session_id: uuid.UUID, jti: str | None,
                       exp: int | None, client: Client) -> None:
-    """Logout: revoke the session's family and deny the access token's jti until it expires."""
+    """Logout: revoke the session's family (its access tokens with it, in every process) and
+    deny the access token's jti until it expires."""
     q = tq(svc.settings.sql_dir)
     async with conn.transaction():
         live = await q.revoke_session(conn, session_id, admin_id, "logout")
         if jti is not None and exp is not None:
             await q.deny_jti(conn, jti, float(exp))
+        await svc.revocations.session(tenant_id, session_id)
         if live:
             await record(conn, svc.settings, "auth.logout", tenant_id=tenant_id,
                          admin_id=admin_id, client=client,

@@ -18,6 +18,7 @@ from ..tenants.provisioning import Provisioner
 from .emails import EmailSender
 from .errors import NotAuthenticated
 from .passwords import Passwords
+from .revocations import Revocations
 from .throttle import Throttle
 from .tokens import Keyring, Tokens, derive_key
 
@@ -34,14 +35,16 @@ class AuthServices:
     box: SecretBox
     csrf_key: bytes
     recovery_key: bytes
+    revocations: Revocations
     provisioner: Provisioner | None = None
 
     @classmethod
-    def build(cls, settings: Settings, emails: EmailSender) -> AuthServices:
+    def build(cls, settings: Settings, emails: EmailSender, registry_pool: Any) -> AuthServices:
         """Keys derived from the settings (a bad keyring stops the boot here)."""
         secret = settings.require_secret_key()
         return cls(
             settings=settings,
+            revocations=Revocations(registry_pool, settings),
             tokens=Tokens(settings, Keyring.from_settings(settings)),
             passwords=Passwords(settings.password_hash_concurrency),
             throttle=Throttle(settings),
@@ -64,6 +67,7 @@ class Principal:
     iat: int
     exp: int
     via_cookie: bool
+    valid_after_us: int = 0
 
 
 @dataclass(frozen=True)

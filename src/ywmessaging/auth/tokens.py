@@ -33,7 +33,9 @@ MFA_TOKEN_TTL_S = 300
 MIN_KEY_BYTES = 32
 _KID_RE = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 _ALLOWED_HEADERS = frozenset({"alg", "typ", "kid"})
-_ACCESS_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "tid", "role", "sid", "typ"]
+_ACCESS_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "tid", "role", "sid", "typ",
+                    "vaf"]
+VERIFIED_CACHE_MAX = 10_000  # verified access tokens kept per process (about 1 KiB each)
 _MFA_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "tid", "typ", "vaf"]
 
 
@@ -103,6 +105,7 @@ class AccessClaims:
     jti: str
     iat: int
     exp: int
+    valid_after_us: int = 0  # the admin's tokens_valid_after at issue (see revocations.py)
 
 
 @dataclass(frozen=True)
@@ -132,28 +135,55 @@ class Tokens:
         self._access = keyring.for_purpose("access")
         self._mfa = keyring.for_purpose("mfa")
         self._jwt = jwt.PyJWT(options={"enforce_minimum_key_length": True})
+        # token → its claims, once verified: a token is decoded once per process, not once per
+        # request. Bounded; an entry is used only until the token's `exp` (plus the leeway the
+        # decoder allows). Revocation is checked on every request by the deny-list, not here.
+        self._verified: dict[str, AccessClaims] = {}
 
     def issue_access(self, *, admin_id: uuid.UUID, tenant_id: uuid.UUID, role: str,
-                     session_id: uuid.UUID) -> tuple[str, AccessClaims]:
-        """A signed access token for one admin of one tenant within one session."""
+                     session_id: uuid.UUID, valid_after_us: int) -> tuple[str, AccessClaims]:
+        """A signed access token for one admin of one tenant within one session;
+        `valid_after_us` is the admin's tokens_valid_after as the issuing transaction read it."""
         now = int(time.time())
         claims = AccessClaims(admin_id, tenant_id, role, session_id, secrets.token_urlsafe(16),
-                              now, now + self.access_ttl)
+                              now, now + self.access_ttl, int(valid_after_us))
         payload = {
             "iss": self.issuer, "aud": self.audience, "sub": str(admin_id),
             "tid": str(tenant_id), "role": role, "sid": str(session_id), "jti": claims.jti,
-            "iat": now, "exp": claims.exp, "typ": "access",
+            "iat": now, "exp": claims.exp, "typ": "access", "vaf": claims.valid_after_us,
         }
         return self._sign(payload, self._access, "at+jwt"), claims
 
     def verify_access(self, token: str) -> AccessClaims:
         """The claims of a valid access token, or InvalidToken (never says which check failed)."""
+        claims = self._verified.get(token)
+        if claims is not None:
+            if time.time() < claims.exp + LEEWAY_S:
+                return claims
+            del self._verified[token]
+        claims = self._verify_access(token)
+        if len(self._verified) >= VERIFIED_CACHE_MAX:
+            self._evict()
+        self._verified[token] = claims
+        return claims
+
+    def _evict(self) -> None:
+        """Make room: drop expired entries, then the older half (dicts keep insertion order)."""
+        now = time.time() - LEEWAY_S
+        live = {t: c for t, c in self._verified.items() if c.exp > now}
+        if len(live) >= VERIFIED_CACHE_MAX:
+            live = dict(list(live.items())[len(live) // 2:])
+        self._verified = live
+
+    def _verify_access(self, token: str) -> AccessClaims:
         try:
             p = self._decode(token, self._access, self.audience, "at+jwt", _ACCESS_REQUIRED)
-            if p["typ"] != "access" or not isinstance(p["role"], str):
+            if (p["typ"] != "access" or not isinstance(p["role"], str)
+                    or not isinstance(p["vaf"], int) or isinstance(p["vaf"], bool)):
                 raise InvalidToken()
             return AccessClaims(uuid.UUID(p["sub"]), uuid.UUID(p["tid"]), p["role"],
-                                uuid.UUID(p["sid"]), p["jti"], int(p["iat"]), int(p["exp"]))
+                                uuid.UUID(p["sid"]), p["jti"], int(p["iat"]), int(p["exp"]),
+                                p["vaf"])
         except (jwt.PyJWTError, ValueError, TypeError, AttributeError, KeyError):
             raise InvalidToken() from None
 

@@ -5,6 +5,8 @@ The same connection listens on `ywm_budget_changed` (budget.py: a process gave c
 back or wants more), so that every process re-balances its shares at once.
 While the connection is down the supervisor's cache still expires by its TTL; after each
 (re)connect the whole cache is dropped, since notifications may have been missed meanwhile.
+Other parts of the process `subscribe` to more channels on the same connection (auth's
+`ywm_revoked`), each with a hook called after every (re)connect to catch up on what it missed.
 """
 
 from __future__ import annotations
@@ -41,6 +43,29 @@ class ChangeListener:
         self.connected = False
         self.reconnects = 0
         self.on_budget_changed: Callable[[str], None] | None = None  # '<sender>:<what>'
+        # channel → (called with each payload, called after each (re)connect)
+        self._channels: dict[str, tuple[Callable[[str], None], Callable[[], None]]] = {}
+        self._conn: Any = None
+
+    async def subscribe(self, channel: str, on_payload: Callable[[str], None],
+                        on_connected: Callable[[], None]) -> None:
+        """Listen on one more channel from now on (at once if connected, else at the next
+        connect); `on_connected` is called then and after every reconnect."""
+        self._channels[channel] = (on_payload, on_connected)
+        conn = self._conn
+        if conn is not None and self.connected:
+            try:
+                await conn.add_listener(channel, self._relay)
+            except Exception as exc:  # the connection is going away: the reconnect listens
+                log.warning("listener_subscribe_failed", channel=channel,
+                            error=type(exc).__name__)
+                return
+            on_connected()
+
+    def _relay(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
+        hooks = self._channels.get(channel)
+        if hooks is not None:
+            hooks[0](payload)
 
     def _budget(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         if self.on_budget_changed is not None:
@@ -73,6 +98,7 @@ class ChangeListener:
                 log.warning("tenant_listener_lost", error=type(exc).__name__, retry_in_s=delay)
             finally:
                 self.connected = False
+                self._conn = None
                 await _close(conn)
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
@@ -82,6 +108,9 @@ class ChangeListener:
         conn.add_termination_listener(lambda _c: lost.set())
         await conn.add_listener(CHANNEL, self._notified)
         await conn.add_listener(BUDGET_CHANNEL, self._budget)
+        for channel in list(self._channels):
+            await conn.add_listener(channel, self._relay)
+        self._conn = conn
         self.connected = True
         if self.reconnects:
             log.info("tenant_listener_reconnected", reconnects=self.reconnects)
@@ -89,6 +118,8 @@ class ChangeListener:
         self._on_connected()
         if self.on_budget_changed is not None:  # budget notifications may have been missed too
             self.on_budget_changed("")
+        for _, on_connected in list(self._channels.values()):
+            on_connected()
         while not lost.is_set():
             try:
                 await asyncio.wait_for(lost.wait(), PING_INTERVAL)
