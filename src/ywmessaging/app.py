@@ -78,7 +78,10 @@ async def registry_pool_ctx(app: web.Application) -> AsyncIterator[None]:
     """The registry connection pool (lazy: opening it connects nothing)."""
     settings = app[keys.SETTINGS]
     target = PgTarget.parse(settings.require_database_url())
-    pool = await pg.create_pool(target, max_size=settings.registry_pool_max)
+    # No reset round trip when a connection goes back: registry queries leave no session
+    # state (only transaction-scoped advisory locks; LISTEN has its own connection).
+    pool = await pg.create_pool(target, max_size=settings.registry_pool_max,
+                                reset=pg.keep_session)
     app[keys.REGISTRY_POOL] = pool
     collector = app[keys.METRICS].watch_pool(
         "ywm_registry_pool_connections", "Registry pool connections by state.", pool

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import pytest
 
-from ywmessaging.crypto import scram_verifier
+from ywmessaging.crypto import TENANT_SCRAM_ITERATIONS, scram_verifier
 from ywmessaging.db import pg
 
 if TYPE_CHECKING:
@@ -16,16 +16,18 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.second_cluster"]
 
 
+@pytest.mark.parametrize("iterations", [4096, TENANT_SCRAM_ITERATIONS])
 async def test_verifier_logs_in_under_scram_and_refuses_a_wrong_password(
-    second_server: SecondCluster,
+    second_server: SecondCluster, iterations: int,
 ) -> None:
     role, password = "ywm_scram_probe", "correct horse battery staple"
     admin = await pg.connect(second_server.target)
     try:
         await admin.execute(f"DROP ROLE IF EXISTS {role}")
-        await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{scram_verifier(password)}'")
+        verifier = scram_verifier(password, iterations)
+        await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{verifier}'")
         stored = await admin.fetchval("SELECT rolpassword FROM pg_authid WHERE rolname=$1", role)
-        assert stored.startswith("SCRAM-SHA-256$4096:")
+        assert stored.startswith(f"SCRAM-SHA-256${iterations}:")
         # only this role authenticates with SCRAM; everyone else keeps trust
         hba = second_server.data / "pg_hba.conf"
         original = hba.read_text()

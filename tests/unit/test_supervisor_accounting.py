@@ -262,9 +262,9 @@ def leaves_session_state(statement: str) -> bool:
     return bool(SESSION_STATEMENT.match(statement) or SESSION_FUNCTIONS.search(statement))
 
 
-def test_tenant_queries_leave_no_session_state_behind() -> None:
-    """Tenant pools release connections without asyncpg's reset query (runtime.keep_session):
-    no tenant query may leave session state a later lease would inherit."""
+def test_named_queries_leave_no_session_state_behind() -> None:
+    """Tenant and registry pools release connections without asyncpg's reset query
+    (pg.keep_session): no named query may leave session state a later lease would inherit."""
     for bad in ("SELECT pg_advisory_lock(1)", "LISTEN x", " SET search_path = x",
                 "select set_config('a.b', '1', false)", "DECLARE c CURSOR WITH HOLD FOR x",
                 "RESET ALL"):
@@ -272,8 +272,10 @@ def test_tenant_queries_leave_no_session_state_behind() -> None:
     for fine in ("SELECT pg_advisory_xact_lock(1)", "SET LOCAL lock_timeout = '1s'",
                  "UPDATE t\nSET a = 1", "select set_config('a.b', '1', true)"):
         assert not leaves_session_state(fine), fine
+    # The registry pool releases without the reset query too (app.registry_pool_ctx).
     files = sorted((Settings().sql_dir / "tenant" / "queries").glob("*.sql"))
-    assert len(files) > 3
+    files += sorted((Settings().sql_dir / "registry" / "queries").glob("*.sql"))
+    assert len(files) > 10
     for path in files:
         text = "\n".join(line.split("--", 1)[0] for line in path.read_text().splitlines())
         for statement in text.split(";"):

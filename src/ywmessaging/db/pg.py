@@ -25,6 +25,16 @@ async def create_pool(target: PgTarget, *, min_size: int = 0, max_size: int = 10
     )
 
 
+async def keep_session(conn: Any) -> None:
+    """A pool `reset` that sends nothing: only what asyncpg always does on release (roll back
+    an open transaction, drop listener callbacks), without the round trip of its default
+    `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`.
+
+    Safe only for pools whose statements leave no session state: no session advisory locks
+    (the `_xact_` ones end with the transaction), no LISTEN, no `SET` without LOCAL, no WITH
+    HOLD cursors (tests/unit/test_supervisor_accounting.py checks the named queries)."""
+
+
 async def database_exists(conn: Any, name: str) -> bool:
     """Whether a database of that name exists on the connection's server."""
     return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))

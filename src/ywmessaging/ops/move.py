@@ -27,7 +27,7 @@ from typing import Any
 import structlog
 
 from ..config import Settings
-from ..crypto import SecretBox, scram_verifier
+from ..crypto import TENANT_SCRAM_ITERATIONS, SecretBox, scram_verifier
 from ..db import pg
 from ..db.dsn import PgTarget, quote_ident
 from ..errors import OperationError
@@ -357,7 +357,8 @@ class _Move:
                            "-Fc", "--lock-wait-timeout=30s", "-f", str(dump))
             size, dumped = dump.stat().st_size, time.perf_counter() - t0
             await self.dst.execute(
-                f"CREATE ROLE {role} LOGIN PASSWORD {_literal(scram_verifier(self.password))}")
+                f"CREATE ROLE {role} LOGIN PASSWORD "
+                f"{_literal(scram_verifier(self.password, TENANT_SCRAM_ITERATIONS))}")
             self.made.append("target_role")
             encoding = await self.q.database_encoding(self.src, self.db)
             await self.dst.execute(f"CREATE DATABASE {db} TEMPLATE template0 "

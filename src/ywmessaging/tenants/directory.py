@@ -1,7 +1,10 @@
 """What the supervisor knows about a tenant before opening its database, cached briefly.
 
-The cache is invalidated per tenant by `ywm_tenant_changed` notifications (see listener.py) and
-bounded by a TTL, so a missed notification (listener reconnecting) heals on its own.
+The cache is invalidated per tenant by `ywm_tenant_changed` notifications (see listener.py).
+While the listener is connected no change can go unheard, so a known tenant's entry is used
+until a notification drops it: a cold request then costs no registry round trip. While the
+listener is down (and for "no such tenant", which no notification would correct) entries last
+only the TTL, so a missed notification heals on its own; each reconnect drops the whole cache.
 """
 
 from __future__ import annotations
@@ -96,11 +99,14 @@ class TenantDirectory:
         # that is cancelled (its client went away) never cancels the fetch the others share.
         self._inflight: dict[uuid.UUID, asyncio.Task[TenantInfo | None]] = {}
         self._epoch = 0  # bumped by invalidations so an in-flight fetch is not cached stale
+        # Whether every change is being heard now (the listener is connected).
+        self.trusted: Callable[[], bool] = lambda: False
 
     async def get(self, tenant_id: uuid.UUID) -> TenantInfo | None:
         """The tenant's info (None if no such row), from the cache when fresh."""
         hit = self._cache.get(tenant_id)
-        if hit is not None and hit[0] > self._clock():
+        if hit is not None and (hit[0] > self._clock()
+                                or (hit[1] is not None and self.trusted())):
             return hit[1]
         task = self._inflight.get(tenant_id)
         if task is None:

@@ -21,7 +21,7 @@ import asyncpg
 import structlog
 
 from ..config import Settings
-from ..crypto import SecretBox, new_password, scram_verifier
+from ..crypto import TENANT_SCRAM_ITERATIONS, SecretBox, new_password, scram_verifier
 from ..db import migrations, pg
 from ..db.dsn import quote_ident
 from ..errors import OperationError, ValidationFailed
@@ -144,7 +144,7 @@ class Provisioner:
             try:
                 await admin.execute(
                     f"CREATE ROLE {quote_ident(role)} LOGIN PASSWORD "
-                    f"{_literal(scram_verifier(password))}"
+                    f"{_literal(scram_verifier(password, TENANT_SCRAM_ITERATIONS))}"
                 )
             except asyncpg.DuplicateObjectError:
                 made.remove("role")

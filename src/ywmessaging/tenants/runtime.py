@@ -19,10 +19,12 @@ from prometheus_client import CollectorRegistry
 
 from ..config import Settings
 from ..crypto import SecretBox
+from ..db import pg
 from ..db.dsn import PgTarget
 from . import upkeep
 from .actor import PoolFactory, PoolLike
 from .budget import FRESH_BEATS, PRUNE_BEATS, Heartbeat, ShareBook
+from .connect import TenantConnection, TlsChoice
 from .directory import TenantDirectory, TenantInfo
 from .health import describe
 from .listener import ChangeListener
@@ -34,19 +36,14 @@ MAX_INACTIVE_CONNECTION_LIFETIME = 60.0
 STOP_TIMEOUT = 5.0
 
 
-async def keep_session(conn: Any) -> None:
-    """The tenant pools' `reset`: nothing beyond what asyncpg always does first on release
-    (roll back an open transaction, drop listener callbacks), which saves the round trip of
-    its default `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`.
-
-    That is safe only while nothing leaves session state on a tenant connection: no session
-    advisory locks (the `_xact_` ones end with the transaction), no LISTEN, no `SET` without
-    LOCAL, no WITH HOLD cursors; tests/unit/test_supervisor_accounting.py checks the tenant
-    queries for them."""
+keep_session = pg.keep_session  # the tenant pools' reset: nothing (see db/pg.py)
 
 
-def asyncpg_pool_factory(settings: Settings, box: SecretBox, kind: str = "api") -> PoolFactory:
-    """Pools that connect as the tenant's own role, opening connections lazily (min 0)."""
+def asyncpg_pool_factory(settings: Settings, box: SecretBox, kind: str = "api",
+                         tls: TlsChoice | None = None) -> PoolFactory:
+    """Pools that connect as the tenant's own role, opening connections lazily (min 0), with
+    nothing on a new connection but the login (see connect.py)."""
+    tls = tls or TlsChoice()
 
     async def factory(info: TenantInfo, max_size: int) -> PoolLike:
         password = box.open(info.password_enc, f"tenant-role:{info.id}")
@@ -57,6 +54,7 @@ def asyncpg_pool_factory(settings: Settings, box: SecretBox, kind: str = "api") 
                                                  settings.tenant_idle_seconds),
             timeout=settings.tenant_connect_timeout,
             server_settings={"application_name": f"ywm-{kind}"}, reset=keep_session,
+            ssl=await tls.for_server(info.host, info.port), connection_class=TenantConnection,
         )
         return pool
 
@@ -181,6 +179,7 @@ async def open_supervisor(settings: Settings, box: SecretBox, registry_pool: Any
                          metrics=PoolMetrics(collector_registry))
     listener = ChangeListener(PgTarget.parse(settings.require_database_url()),
                               sup.on_tenant_changed, sup.on_cache_lost)
+    directory.trusted = lambda: listener.connected
     runtime = SupervisorRuntime(sup, Heartbeat(registry_pool, settings, kind), listener)
     listener.on_budget_changed = runtime.on_budget_changed
     try:
