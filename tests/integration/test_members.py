@@ -351,3 +351,22 @@ async def test_two_churches_never_touch_each_others_members(
     assert [r["action"] for r in await db_fetch(
         pg_admin, settings, a, "SELECT action FROM audit_log WHERE action LIKE 'member.%'"
     )] == ["member.create"]
+
+
+async def test_a_listed_member_reads_exactly_as_the_member_itself(api_client: Client) -> None:
+    """The list's items are written by PostgreSQL (member_json), the single member by Python:
+    the same member must come out the same, key for key and value for value."""
+    church = await register(api_client)
+    g1 = await post_json(church, "/groups", {"name": "Choir"}, 201)
+    g2 = await post_json(church, "/groups", {"name": "Youth"}, 201)
+    branch = await post_json(church, "/branches", {"name": "North"}, 201)
+    made = [await create(church, first_name="Zoë", last_name="Ünïcode \"q\"", phone=PHONES[0],
+                         email="z@example.org", group_ids=[g2["id"], g1["id"]],
+                         branch_id=branch["id"]),
+            await create(church, first_name="Bob", last_name="Plain", phone=PHONES[1])]
+    listed = (await get_json(church, "/members?sort=created"))["items"]
+    assert [m["id"] for m in listed] == [m["id"] for m in made]
+    for item in listed:
+        one = await get_json(church, f"/members/{item['id']}")
+        assert set(item) == MEMBER_KEYS
+        assert item == one, (item, one)

@@ -6,77 +6,99 @@
 -- $3 group id, $4 branch id, $5 opt-in state (each NULL = no filter), then the cursor
 -- values (NULL = first page), then the page size.
 
--- name: list_members_name_asc :many
--- A page of members by last name, first name, id (ascending), after the cursor.
-SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
-       m.opt_in_changed_at, m.created_at, m.updated_at,
-       ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.member_id = m.id
-             ORDER BY gm.group_id) AS group_ids
-FROM members m
-WHERE ($1::text IS NULL
-       OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
-       OR m.phone LIKE '%' || $2::text || '%')
-  AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM group_members gm
-                                   WHERE gm.group_id = $3 AND gm.member_id = m.id))
-  AND ($4::uuid IS NULL OR m.branch_id = $4)
-  AND ($5::text IS NULL OR m.opt_in = $5)
-  AND ($6::text IS NULL OR (m.last_name, m.first_name, m.id) > ($6::text, $7::text, $8::uuid))
-ORDER BY m.last_name, m.first_name, m.id
-LIMIT $9;
+-- name: list_members_name_asc :one
+-- A page of $9 members by last name, first name, id (ascending) after the cursor, as JSON text, with the sort key of its last row when more follow.
+WITH p AS (
+    SELECT m.last_name, m.first_name, m.id, m.created_at, member_json(m) AS doc,
+           row_number() OVER (ORDER BY m.last_name, m.first_name, m.id) AS n
+    FROM members m
+    WHERE ($1::text IS NULL
+           OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
+           OR m.phone LIKE '%' || $2::text || '%')
+      AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM group_members gm
+                                       WHERE gm.group_id = $3 AND gm.member_id = m.id))
+      AND ($4::uuid IS NULL OR m.branch_id = $4)
+      AND ($5::text IS NULL OR m.opt_in = $5)
+      AND ($6::text IS NULL OR (m.last_name, m.first_name, m.id) > ($6::text, $7::text, $8::uuid))
+    ORDER BY m.last_name, m.first_name, m.id
+    LIMIT $9 + 1
+)
+SELECT COALESCE(json_agg(p.doc ORDER BY p.n) FILTER (WHERE p.n <= $9), '[]')::text AS items,
+       count(*) > $9 AS more,
+       (array_agg(p.last_name) FILTER (WHERE p.n = $9))[1] AS last_name,
+       (array_agg(p.first_name) FILTER (WHERE p.n = $9))[1] AS first_name,
+       (array_agg(p.id) FILTER (WHERE p.n = $9))[1] AS id
+FROM p;
 
--- name: list_members_created_asc :many
--- A page of members by creation time, id (ascending), after the cursor.
-SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
-       m.opt_in_changed_at, m.created_at, m.updated_at,
-       ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.member_id = m.id
-             ORDER BY gm.group_id) AS group_ids
-FROM members m
-WHERE ($1::text IS NULL
-       OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
-       OR m.phone LIKE '%' || $2::text || '%')
-  AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM group_members gm
-                                   WHERE gm.group_id = $3 AND gm.member_id = m.id))
-  AND ($4::uuid IS NULL OR m.branch_id = $4)
-  AND ($5::text IS NULL OR m.opt_in = $5)
-  AND ($6::timestamptz IS NULL OR (m.created_at, m.id) > ($6::timestamptz, $7::uuid))
-ORDER BY m.created_at, m.id
-LIMIT $8;
+-- name: list_members_created_asc :one
+-- A page of $8 members by creation time, id (ascending) after the cursor, as JSON text, with the sort key of its last row when more follow.
+WITH p AS (
+    SELECT m.last_name, m.first_name, m.id, m.created_at, member_json(m) AS doc,
+           row_number() OVER (ORDER BY m.created_at, m.id) AS n
+    FROM members m
+    WHERE ($1::text IS NULL
+           OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
+           OR m.phone LIKE '%' || $2::text || '%')
+      AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM group_members gm
+                                       WHERE gm.group_id = $3 AND gm.member_id = m.id))
+      AND ($4::uuid IS NULL OR m.branch_id = $4)
+      AND ($5::text IS NULL OR m.opt_in = $5)
+      AND ($6::timestamptz IS NULL OR (m.created_at, m.id) > ($6::timestamptz, $7::uuid))
+    ORDER BY m.created_at, m.id
+    LIMIT $8 + 1
+)
+SELECT COALESCE(json_agg(p.doc ORDER BY p.n) FILTER (WHERE p.n <= $8), '[]')::text AS items,
+       count(*) > $8 AS more,
+       (array_agg(p.created_at) FILTER (WHERE p.n = $8))[1] AS created_at,
+       (array_agg(p.id) FILTER (WHERE p.n = $8))[1] AS id
+FROM p;
 
--- name: list_members_name_desc :many
--- A page of members by last name, first name, id (descending), after the cursor.
-SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
-       m.opt_in_changed_at, m.created_at, m.updated_at,
-       ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.member_id = m.id
-             ORDER BY gm.group_id) AS group_ids
-FROM members m
-WHERE ($1::text IS NULL
-       OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
-       OR m.phone LIKE '%' || $2::text || '%')
-  AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM group_members gm
-                                   WHERE gm.group_id = $3 AND gm.member_id = m.id))
-  AND ($4::uuid IS NULL OR m.branch_id = $4)
-  AND ($5::text IS NULL OR m.opt_in = $5)
-  AND ($6::text IS NULL OR (m.last_name, m.first_name, m.id) < ($6::text, $7::text, $8::uuid))
-ORDER BY m.last_name DESC, m.first_name DESC, m.id DESC
-LIMIT $9;
+-- name: list_members_name_desc :one
+-- A page of $9 members by last name, first name, id (descending) after the cursor, as JSON text, with the sort key of its last row when more follow.
+WITH p AS (
+    SELECT m.last_name, m.first_name, m.id, m.created_at, member_json(m) AS doc,
+           row_number() OVER (ORDER BY m.last_name DESC, m.first_name DESC, m.id DESC) AS n
+    FROM members m
+    WHERE ($1::text IS NULL
+           OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
+           OR m.phone LIKE '%' || $2::text || '%')
+      AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM group_members gm
+                                       WHERE gm.group_id = $3 AND gm.member_id = m.id))
+      AND ($4::uuid IS NULL OR m.branch_id = $4)
+      AND ($5::text IS NULL OR m.opt_in = $5)
+      AND ($6::text IS NULL OR (m.last_name, m.first_name, m.id) < ($6::text, $7::text, $8::uuid))
+    ORDER BY m.last_name DESC, m.first_name DESC, m.id DESC
+    LIMIT $9 + 1
+)
+SELECT COALESCE(json_agg(p.doc ORDER BY p.n) FILTER (WHERE p.n <= $9), '[]')::text AS items,
+       count(*) > $9 AS more,
+       (array_agg(p.last_name) FILTER (WHERE p.n = $9))[1] AS last_name,
+       (array_agg(p.first_name) FILTER (WHERE p.n = $9))[1] AS first_name,
+       (array_agg(p.id) FILTER (WHERE p.n = $9))[1] AS id
+FROM p;
 
--- name: list_members_created_desc :many
--- A page of members by creation time, id (descending), after the cursor.
-SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
-       m.opt_in_changed_at, m.created_at, m.updated_at,
-       ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.member_id = m.id
-             ORDER BY gm.group_id) AS group_ids
-FROM members m
-WHERE ($1::text IS NULL
-       OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
-       OR m.phone LIKE '%' || $2::text || '%')
-  AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM group_members gm
-                                   WHERE gm.group_id = $3 AND gm.member_id = m.id))
-  AND ($4::uuid IS NULL OR m.branch_id = $4)
-  AND ($5::text IS NULL OR m.opt_in = $5)
-  AND ($6::timestamptz IS NULL OR (m.created_at, m.id) < ($6::timestamptz, $7::uuid))
-ORDER BY m.created_at DESC, m.id DESC
-LIMIT $8;
+-- name: list_members_created_desc :one
+-- A page of $8 members by creation time, id (descending) after the cursor, as JSON text, with the sort key of its last row when more follow.
+WITH p AS (
+    SELECT m.last_name, m.first_name, m.id, m.created_at, member_json(m) AS doc,
+           row_number() OVER (ORDER BY m.created_at DESC, m.id DESC) AS n
+    FROM members m
+    WHERE ($1::text IS NULL
+           OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
+           OR m.phone LIKE '%' || $2::text || '%')
+      AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM group_members gm
+                                       WHERE gm.group_id = $3 AND gm.member_id = m.id))
+      AND ($4::uuid IS NULL OR m.branch_id = $4)
+      AND ($5::text IS NULL OR m.opt_in = $5)
+      AND ($6::timestamptz IS NULL OR (m.created_at, m.id) < ($6::timestamptz, $7::uuid))
+    ORDER BY m.created_at DESC, m.id DESC
+    LIMIT $8 + 1
+)
+SELECT COALESCE(json_agg(p.doc ORDER BY p.n) FILTER (WHERE p.n <= $8), '[]')::text AS items,
+       count(*) > $8 AS more,
+       (array_agg(p.created_at) FILTER (WHERE p.n = $8))[1] AS created_at,
+       (array_agg(p.id) FILTER (WHERE p.n = $8))[1] AS id
+FROM p;
 
 -- name: get_member :one
 -- One member with its group ids.

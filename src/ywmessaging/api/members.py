@@ -21,7 +21,7 @@ from ..config import Settings
 from ..errors import ValidationFailed
 from ..keys import REQUEST_ID, SETTINGS
 from ..tenants.middleware import tenant_conn
-from .responses import json_response
+from .responses import json_response, page_response
 from .validation import Check, email, fields, json_body, text, uuid_path
 
 routes = web.RouteTableDef()
@@ -120,7 +120,7 @@ async def list_members(request: web.Request) -> web.Response:
     query = _member_query(query_params(request, LIST_PARAMS))
     items, next_cursor = await data.list_members(tenant_conn(request), settings_of(request),
                                                  query)
-    return json_response({"items": items, "next_cursor": next_cursor})
+    return page_response(items, next_cursor)
 
 
 @routes.post("/members", name="members_create")

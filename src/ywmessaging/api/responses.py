@@ -21,6 +21,14 @@ def json_response(
     )
 
 
+def page_response(items_json: str, next_cursor: str | None) -> web.Response:
+    """`{"items": [...], "next_cursor": ...}` around a page PostgreSQL already wrote as JSON
+    text (passed through, never parsed)."""
+    body = b'{"items":' + items_json.encode() + b',"next_cursor":' + orjson.dumps(next_cursor) \
+        + b"}"
+    return web.Response(body=body, content_type="application/json")
+
+
 def problem_response(
     error: AppError, *, instance: str | None = None, request_id: str | None = None
 ) -> web.Response:

@@ -18,7 +18,7 @@ from ..config import Settings
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..sqlq import tenant as tq
 from . import Actor, audit, rows_json
-from .pagination import decode_cursor, page
+from .pagination import decode_cursor, encode_cursor, page
 from .phones import digits_fragment, to_e164
 
 OPT_STATES = ("opted_in", "opted_out")
@@ -81,8 +81,9 @@ def member_json(row: Any) -> dict[str, Any]:
 
 
 async def list_members(conn: Any, settings: Settings,
-                       query: MemberQuery) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of members and the cursor of the next page (None on the last)."""
+                       query: MemberQuery) -> tuple[str, str | None]:
+    """One page of members as a JSON array (text, built by PostgreSQL: see member_json in
+    0004_create_api_json_functions.sql) and the cursor of the next page (None on the last)."""
     kind = f"members:{query.sort}:{query.order}"
     types = _CURSOR_TYPES[query.sort]
     after: tuple[Any, ...] = (decode_cursor(query.cursor, kind, types) if query.cursor
@@ -90,10 +91,10 @@ async def list_members(conn: Any, settings: Settings,
     name_part = escape_like(query.search) if query.search else None
     digits = digits_fragment(query.search) if query.search else None
     run = getattr(tq(settings.sql_dir), f"list_members_{query.sort}_{query.order}")
-    rows = await run(conn, name_part, digits, query.group_id, query.branch_id, query.opt_in,
-                     *after, query.limit + 1)
-    items, next_cursor = page(rows, query.limit, kind, _SORT_KEYS[query.sort])
-    return [member_json(r) for r in items], next_cursor
+    row = await run(conn, name_part, digits, query.group_id, query.branch_id, query.opt_in,
+                    *after, query.limit)
+    next_cursor = encode_cursor(kind, _SORT_KEYS[query.sort](row)) if row["more"] else None
+    return row["items"], next_cursor
 
 
 async def get_member(conn: Any, settings: Settings, member_id: uuid.UUID) -> dict[str, Any]:
