@@ -170,3 +170,30 @@ async def test_two_churches_never_touch_each_others_groups_and_branches(
     assert await get_json(a, f"/members/{member_a['id']}") == member_a
     assert len(await db_fetch(pg_admin, settings, a, "SELECT 1 FROM audit_log WHERE "
                               "action LIKE 'group.%' OR action LIKE 'branch.%'")) == 2
+
+
+async def test_listed_groups_and_branches_read_exactly_as_each_one(api_client: Client) -> None:
+    """Lists are written by PostgreSQL, single reads by Python: the same object either way."""
+    church = await register(api_client)
+    groups = [await post_json(church, "/groups", {"name": "Zebra \"q\" ü", "color": "#a1b2c3"},
+                              201),
+              await post_json(church, "/groups", {"name": "alpha"}, 201)]
+    branch = await post_json(church, "/branches", {"name": "North", "address": "1 Main St",
+                                                   "phone": "(213) 373-4253"}, 201)
+    await post_json(church, "/branches", {"name": "east"}, 201)
+    await create(church, first_name="Ann", last_name="Lee", phone=PHONES[0],
+                 group_ids=[groups[0]["id"]], branch_id=branch["id"])
+    listed = (await get_json(church, "/groups"))["items"]
+    assert [g["name"] for g in listed] == ["alpha", "Zebra \"q\" ü"]
+    for item in listed:
+        assert set(item) == GROUP_KEYS
+        assert item == await get_json(church, f"/groups/{item['id']}")
+    assert listed[1]["member_count"] == 1
+    listed = (await get_json(church, "/branches"))["items"]
+    assert [b["name"] for b in listed] == ["east", "North"]
+    for item in listed:
+        assert set(item) == BRANCH_KEYS
+        assert item == await get_json(church, f"/branches/{item['id']}")
+    empty = await register(api_client)
+    assert await get_json(empty, "/groups") == {"items": []}
+    assert await get_json(empty, "/branches") == {"items": []}

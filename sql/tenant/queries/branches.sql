@@ -2,13 +2,16 @@
 -- soft (deleted_at; the name is free again) and clears the members' branch in the same
 -- transaction. Names are unique case-insensitively among live branches (branches_name_lower_key).
 
--- name: list_branches :many
--- Every live branch with its member count, by name.
-SELECT b.id, b.name, b.address, b.phone, b.description, b.is_active, b.created_at, b.updated_at,
-       (SELECT count(*) FROM members m WHERE m.branch_id = b.id)::int AS member_count
+-- name: list_branches :val
+-- Every live branch with its member count, by name, as the API's JSON array (text).
+SELECT COALESCE(json_agg(json_build_object(
+           'id', b.id, 'name', b.name, 'address', b.address, 'phone', b.phone,
+           'description', b.description, 'is_active', b.is_active,
+           'created_at', api_ts(b.created_at), 'updated_at', api_ts(b.updated_at),
+           'member_count', (SELECT count(*) FROM members m WHERE m.branch_id = b.id)::int)
+         ORDER BY lower(b.name), b.id), '[]')::text
 FROM branches b
-WHERE b.deleted_at IS NULL
-ORDER BY lower(b.name), b.id;
+WHERE b.deleted_at IS NULL;
 
 -- name: get_branch :one
 -- One live branch with its member count.

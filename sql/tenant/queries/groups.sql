@@ -1,12 +1,14 @@
 -- Groups: named sets of members (a member may be in many). Names are unique case-insensitively
 -- (groups_name_lower_key); inserts and renames hitting it return no row and the caller answers 409.
 
--- name: list_groups :many
--- Every group with its member count, by name.
-SELECT g.id, g.name, g.description, g.color, g.created_at, g.updated_at,
-       (SELECT count(*) FROM group_members gm WHERE gm.group_id = g.id)::int AS member_count
-FROM groups g
-ORDER BY lower(g.name), g.id;
+-- name: list_groups :val
+-- Every group with its member count, by name, as the API's JSON array (text).
+SELECT COALESCE(json_agg(json_build_object(
+           'id', g.id, 'name', g.name, 'description', g.description, 'color', g.color,
+           'created_at', api_ts(g.created_at), 'updated_at', api_ts(g.updated_at),
+           'member_count', (SELECT count(*) FROM group_members gm WHERE gm.group_id = g.id)::int)
+         ORDER BY lower(g.name), g.id), '[]')::text
+FROM groups g;
 
 -- name: get_group :one
 -- One group with its member count.

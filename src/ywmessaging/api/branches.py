@@ -11,7 +11,7 @@ from ..church import branches as data
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
 from .members import actor_of, cleared, settings_of
-from .responses import json_response
+from .responses import items_response, json_response
 from .validation import Check, boolean, fields, json_body, text, uuid_path
 
 routes = web.RouteTableDef()
@@ -32,7 +32,7 @@ def _branch_fields(raw: dict[str, Any], *, create: bool,
 async def list_branches(request: web.Request) -> web.Response:
     """Every branch with its member count."""
     items = await data.list_branches(tenant_conn(request), settings_of(request))
-    return json_response({"items": items})
+    return items_response(items)
 
 
 @routes.post("/branches", name="branches_create")

@@ -12,7 +12,7 @@ from ..church import groups as data
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
 from .members import actor_of, cleared, settings_of, uuid_list
-from .responses import json_response
+from .responses import items_response, json_response
 from .validation import Check, fields, json_body, text, uuid_path
 
 routes = web.RouteTableDef()
@@ -38,7 +38,7 @@ _OPTIONAL = {"description": text(1000), "color": color()}
 async def list_groups(request: web.Request) -> web.Response:
     """Every group with its member count."""
     items = await data.list_groups(tenant_conn(request), settings_of(request))
-    return json_response({"items": items})
+    return items_response(items)
 
 
 @routes.post("/groups", name="groups_create")

@@ -29,6 +29,12 @@ def page_response(items_json: str, next_cursor: str | None) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
+def items_response(items_json: str) -> web.Response:
+    """`{"items": [...]}` around a list PostgreSQL already wrote as JSON text."""
+    return web.Response(body=b'{"items":' + items_json.encode() + b"}",
+                        content_type="application/json")
+
+
 def problem_response(
     error: AppError, *, instance: str | None = None, request_id: str | None = None
 ) -> web.Response:

@@ -41,9 +41,10 @@ def branch_json(row: Any) -> dict[str, Any]:
     return rows_json(row)
 
 
-async def list_branches(conn: Any, settings: Settings) -> list[dict[str, Any]]:
-    """Every live branch with its member count."""
-    return [branch_json(r) for r in await tq(settings.sql_dir).list_branches(conn)]
+async def list_branches(conn: Any, settings: Settings) -> str:
+    """Every live branch with its member count, as a JSON array PostgreSQL wrote (text)."""
+    items: str = await tq(settings.sql_dir).list_branches(conn)
+    return items
 
 
 async def get_branch(conn: Any, settings: Settings, branch_id: uuid.UUID) -> dict[str, Any]:

@@ -38,9 +38,10 @@ def group_json(row: Any) -> dict[str, Any]:
     return rows_json(row)
 
 
-async def list_groups(conn: Any, settings: Settings) -> list[dict[str, Any]]:
-    """Every group with its member count."""
-    return [group_json(r) for r in await tq(settings.sql_dir).list_groups(conn)]
+async def list_groups(conn: Any, settings: Settings) -> str:
+    """Every group with its member count, as a JSON array PostgreSQL wrote (text)."""
+    items: str = await tq(settings.sql_dir).list_groups(conn)
+    return items
 
 
 async def get_group(conn: Any, settings: Settings, group_id: uuid.UUID) -> dict[str, Any]:
