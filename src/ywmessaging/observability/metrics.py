@@ -95,6 +95,10 @@ class Metrics:
             "last inbox sweep.", registry=self.registry,
         )
 
+        # (method, route, status) → the two series a request updates (bounded like the labels:
+        # routes are templates, methods and statuses few).
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
         self.housekeeping = Counter(
             "ywm_housekeeping_deleted_rows_total",
             "Rows the housekeeping round deleted from church databases, by kind.",
@@ -126,8 +130,14 @@ class Metrics:
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request; `route` must be a template, never a raw path."""
         method = method if method in _METHODS else "other"
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_duration.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:  # labels() takes a lock and builds a tuple: once per series
+            children = (self.http_requests.labels(method, route, str(status)),
+                        self.http_duration.labels(method, route))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def watch_pool(self, name: str, documentation: str, pool: Any) -> Collector:
         """Expose an asyncpg pool's connection counts; unregister the result when it closes."""
