@@ -25,7 +25,7 @@ _CARRIER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 WEBHOOK_EVENT_TYPES = frozenset({"message.received", "message.sent", "message.finalized"})
 # What a worker's drain reports (DrainStats field names), each a value of `outcome`.
 OUTBOX_OUTCOMES = ("sent", "retried", "failed", "unknown", "skipped", "released", "deferred",
-                   "expired", "looked_up", "settled")
+                   "expired", "requeued", "looked_up", "settled")
 
 
 class PoolCollector(Collector):
@@ -69,7 +69,8 @@ class Metrics:
             "ywm_outbox_messages_total",
             "Outbox rows by what this process's worker did with them (sent, retried, failed, "
             "unknown, skipped at claim, released unsent, deferred for quiet hours, expired "
-            "leases, looked_up at the carrier after a lost receipt, settled by that lookup).",
+            "sends (now unknown), requeued from a dead worker's claim, looked_up at the "
+            "carrier after a lost receipt, settled by that lookup).",
             ["outcome"], registry=self.registry,
         )
         self.carrier_calls = Histogram(
