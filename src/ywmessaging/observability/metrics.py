@@ -87,7 +87,8 @@ class Metrics:
         self.inbox = Gauge(
             "ywm_webhook_inbox_events",
             "Stored webhook events not finished yet (received, failed = waiting to be retried, "
-            "processing), as of the last inbox sweep of this process.",
+            "processing) and given up after every retry (gave_up), as of the last inbox sweep "
+            "of this process.",
             ["state"], registry=self.registry,
         )
         self.inbox_oldest_due = Gauge(
@@ -120,7 +121,7 @@ class Metrics:
 
     def observe_inbox(self, counts: dict[str, int], oldest_due_s: float) -> None:
         """The inbox backlog by state (states not present are 0)."""
-        for state in ("received", "processing", "failed"):
+        for state in ("received", "processing", "failed", "gave_up"):
             self.inbox.labels(state).set(counts.get(state, 0))
         self.inbox_oldest_due.set(max(0.0, oldest_due_s))
 
