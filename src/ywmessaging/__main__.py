@@ -16,7 +16,7 @@ from .errors import ConfigError, OperationError
 # Each module defines `register(subparsers)`, which adds its commands and sets `func` to a
 # callable `(args, settings) -> int` (sync) or a coroutine function of the same shape.
 COMMAND_MODULES = ("dev", "serve", "migrate", "tenants", "servers", "doctor", "env", "worker",
-                   "carrier_sim")
+                   "carrier_sim", "inbox")
 
 
 def build_parser() -> argparse.ArgumentParser:
