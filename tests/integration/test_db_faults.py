@@ -11,17 +11,19 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
 
 from tests.conftest import TEST_SECRET
 from tests.integration.auth_fixtures import PASSWORD, Church, Client, build_app, register
-from tests.second_cluster import SecondCluster, _bin_dir, _unprivileged_user, free_port
 from ywmessaging.config import Settings
 from ywmessaging.db import pg
 from ywmessaging.ops.bootstrap import bootstrap
+
+if TYPE_CHECKING:
+    from tests.second_cluster import SecondCluster
 
 # what a connection-level failure may be answered with, by kind of route
 REGISTRY_CODES = {"database_unavailable"}
@@ -31,6 +33,9 @@ TENANT_CODES = {"database_unavailable", "tenant_unavailable", "tenant_capacity"}
 @pytest.fixture(scope="module")
 async def cluster() -> AsyncIterator[SecondCluster]:
     """A cluster of this module's own (max_connections 30): it is exhausted and restarted."""
+    # imported here: other modules load tests.second_cluster as a pytest plugin
+    from tests.second_cluster import SecondCluster, _bin_dir, _unprivileged_user, free_port
+
     made = SecondCluster(base=Path(tempfile.mkdtemp(prefix="ywm-faults-pg-")),
                          bindir=_bin_dir(), port=free_port(), user=_unprivileged_user())
     try:
