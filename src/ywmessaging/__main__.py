@@ -15,8 +15,8 @@ from .errors import ConfigError, OperationError
 
 # Each module defines `register(subparsers)`, which adds its commands and sets `func` to a
 # callable `(args, settings) -> int` (sync) or a coroutine function of the same shape.
-COMMAND_MODULES = ("dev", "serve", "migrate", "tenants", "servers", "sessions", "doctor", "env",
-                   "worker", "carrier_sim")
+COMMAND_MODULES = ("dev", "serve", "migrate", "tenants", "servers", "sessions", "inbox", "doctor",
+                   "env", "worker", "carrier_sim")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from .api.responses import problem_response
+from .db.faults import unavailable
 from .errors import AppError, MethodNotAllowed, NotFound, PayloadTooLarge
 from .keys import REQUEST_ID
 from .observability.metrics import Metrics
@@ -100,7 +101,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return _problem(request, from_http_exception(exc))
-    except Exception:
+    except Exception as exc:
+        down = unavailable(exc)   # the database is unreachable: 503, on every route alike
+        if down is not None:
+            log.warning("database_unavailable", method=request.method,
+                        route=route_template(request), error=type(exc).__name__)
+            return _problem(request, down)
         log.exception("unhandled_error", method=request.method, route=route_template(request))
         return _problem(request, AppError())
 

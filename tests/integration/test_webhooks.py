@@ -8,7 +8,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import orjson
+import pytest
+import yaml
 
 from tests.integration.messaging_a_fixtures import *  # noqa: F403
 from tests.integration.messaging_a_fixtures import (
@@ -22,11 +25,13 @@ from tests.integration.messaging_a_fixtures import (
     tenant_db,
     wait_until,
 )
+from ywmessaging.api.health import OPENAPI_PATH
 from ywmessaging.config import Settings
 from ywmessaging.db.dsn import PgTarget
 from ywmessaging.messaging import signature
 from ywmessaging.messaging.carrier import SendRequest
 from ywmessaging.messaging.telnyx import TelnyxCarrier
+from ywmessaging.messaging.webhooks import EVENT_ID_MAX
 from ywmessaging.sqlq import registry as rq
 
 
@@ -225,3 +230,31 @@ async def _gauge(client: Any, series: str) -> float:
 async def _failed_with(registry_conn: Any, event_id: str) -> Any:
     row = await inbox_row(registry_conn, event_id)
     return row if row is not None and row["state"] == "failed" else None
+
+
+async def test_an_event_id_a_church_database_cannot_hold_is_refused_not_acknowledged(
+        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
+    """Event ids: one limit at the endpoint, in the spec, in the inbox and in the church
+    database, so an acknowledged event can always be applied (issue #16, item 3)."""
+    church, number = await church_with_number(msg_client, registry_conn)
+    too_long = envelope("message.received", _inbound(random_number(), number, "hi"),
+                        event_id=uuid.uuid4().hex.ljust(EVENT_ID_MAX + 1, "e"))
+    resp = await post_signed(msg_client, sim, too_long)
+    await problem(resp, 400, "webhook_malformed")
+    assert await inbox_row(registry_conn, too_long["data"]["id"]) is None
+    longest = envelope("message.received", _inbound(random_number(), number, "Prayer request"),
+                       event_id=uuid.uuid4().hex.ljust(EVENT_ID_MAX, "e"))
+    resp = await post_signed(msg_client, sim, longest)
+    assert (resp.status, (await resp.json())["status"]) == (200, "stored")
+    row = await wait_until(lambda: _settled(registry_conn, longest["data"]["id"]))
+    assert row["state"] == "done"
+    async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
+        assert await db.fetchval("SELECT count(*) FROM inbound_events "
+                                 "WHERE carrier_event_id = $1", longest["data"]["id"]) == 1
+    spec = yaml.safe_load(OPENAPI_PATH.read_text())
+    event_id = spec["components"]["schemas"]["TelnyxEvent"]["properties"]["data"]["properties"]
+    assert event_id["id"]["maxLength"] == EVENT_ID_MAX
+    with pytest.raises(asyncpg.CheckViolationError):   # the inbox holds no longer id either
+        await registry_conn.execute(
+            "INSERT INTO webhook_inbox (provider, event_id, event_type, payload) "
+            "VALUES ('telnyx', $1, 'message.received', '{}')", "e" * (EVENT_ID_MAX + 1))

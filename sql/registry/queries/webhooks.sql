@@ -57,13 +57,36 @@ FROM webhook_inbox
 WHERE provider = $1 AND event_id = $2;
 
 -- name: inbox_backlog :many
--- Events of provider $1 not finished yet, per state, and how long the oldest due one has waited.
+-- Events of provider $1 not finished yet, per state, plus those given up (`gave_up`), and how long the oldest due one has waited.
 SELECT state, count(*)::int AS events,
        coalesce(extract(epoch FROM now() - min(next_attempt_at)
                 FILTER (WHERE next_attempt_at <= now())), 0)::float8 AS oldest_due_s
 FROM webhook_inbox
 WHERE provider = $1 AND state IN ('received', 'failed', 'processing')
-GROUP BY state;
+GROUP BY state
+UNION ALL
+SELECT 'gave_up', count(*)::int, 0::float8
+FROM webhook_inbox
+WHERE provider = $1 AND state = 'ignored' AND last_error LIKE 'gave\_up:%';
+
+-- name: list_inbox_events :many
+-- Operators: the newest $2 stored events, only failed ones (waiting for a retry, or given up) when $1.
+SELECT id, provider, event_id, event_type, tenant_id, state, attempts, next_attempt_at,
+       last_error, received_at, processed_at
+FROM webhook_inbox
+WHERE NOT $1::boolean OR state = 'failed'
+      OR (state = 'ignored' AND last_error LIKE 'gave\_up:%')
+ORDER BY received_at DESC, id DESC
+LIMIT $2;
+
+-- name: requeue_inbox_events :many
+-- Operators: events $1 (failed or ignored), or every failed one when $2, are due again now with a fresh count of attempts.
+UPDATE webhook_inbox
+SET state = 'received', attempts = 0, next_attempt_at = now(), processed_at = NULL
+WHERE (id = ANY($1::bigint[]) AND state IN ('failed', 'ignored'))
+   OR ($2::boolean AND (state = 'failed'
+                        OR (state = 'ignored' AND last_error LIKE 'gave\_up:%')))
+RETURNING id, provider, event_id, event_type;
 
 -- name: prune_inbox_events :val
 -- Delete finished events received more than $1 days ago.

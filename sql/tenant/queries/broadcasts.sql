@@ -150,6 +150,17 @@ WHERE id = $1;
 UPDATE broadcasts SET status = 'sending', updated_at = now()
 WHERE id = ANY($1::uuid[]) AND status = 'queued';
 
+-- name: bc_finish_settled :val
+-- Broadcasts left `sending` with no row left to send (a crash sweep settled their last rows, or a worker died before finishing them) are sent, completed at $1; how many.
+WITH f AS (
+    UPDATE broadcasts b SET status = 'sent', completed_at = $1, updated_at = now()
+    WHERE b.status = 'sending'
+      AND NOT EXISTS (SELECT 1 FROM outbox o
+                      WHERE o.broadcast_id = b.id AND o.state IN ('queued', 'sending'))
+    RETURNING 1
+)
+SELECT count(*)::int FROM f;
+
 -- name: bc_finish :exec
 -- Broadcasts among $1 with no row left to send are sent (completed at $2).
 UPDATE broadcasts b SET status = 'sent', completed_at = $2, updated_at = now()

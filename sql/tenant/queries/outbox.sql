@@ -1,18 +1,22 @@
--- name: ob_expire_leases :val
--- Crash sweep: rows left `sending` past their lease (at $1) become `unknown`, never resent.
-WITH x AS (
+-- name: ob_expire_leases :one
+-- Crash sweep at $1: rows left `sending` past their lease (a carrier call may have started) become `unknown`, never resent; claimed rows never tried (still `queued`) are given back.
+WITH lost AS (
     UPDATE outbox
     SET state = 'unknown', error_code = 'lease_expired',
         error_detail = 'the sender stopped during the send; not resent automatically',
         updated_at = now()
     WHERE state = 'sending' AND lease_expires_at < $1
     RETURNING conversation_message_id
+), back AS (
+    UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+    WHERE state = 'queued' AND lease_expires_at < $1
+    RETURNING 1
 ), c AS (
     UPDATE conversation_messages cm SET delivery_status = 'unknown'
-    FROM x WHERE cm.id = x.conversation_message_id
+    FROM lost WHERE cm.id = lost.conversation_message_id
     RETURNING 1
 )
-SELECT count(*)::int FROM x;
+SELECT (SELECT count(*) FROM lost)::int AS expired, (SELECT count(*) FROM back)::int AS requeued;
 
 -- name: ob_defer_quiet :val
 -- Quiet hours at $1: due broadcast rows wait until $2 (replies and keyword answers do not).
@@ -24,7 +28,7 @@ WITH d AS (
 SELECT count(*)::int FROM d;
 
 -- name: ob_claim :many
--- Claim up to $2 due rows for sender $3 until $1 + $4 s (attempts + 1); rows whose member opted out become skipped; broadcast rows are left alone when $5 (quiet hours).
+-- Claim up to $2 due rows for sender $3 until $1 + $4 s: they stay `queued` (nothing sent yet) under the lease; rows whose member opted out become skipped; broadcast rows are left alone when $5 (quiet hours).
 WITH picked AS (
     SELECT o.id,
            COALESCE(m.opt_in = 'opted_out'
@@ -33,14 +37,14 @@ WITH picked AS (
     FROM outbox o
     LEFT JOIN members m ON m.id = o.member_id
     WHERE o.state = 'queued' AND o.next_attempt_at <= $1
+      AND (o.lease_expires_at IS NULL OR o.lease_expires_at < $1)
       AND NOT ($5::boolean AND o.broadcast_id IS NOT NULL)
     ORDER BY o.next_attempt_at, o.id
     LIMIT $2
     FOR UPDATE OF o SKIP LOCKED
 )
 UPDATE outbox o
-SET state = CASE WHEN p.opted_out THEN 'skipped' ELSE 'sending' END,
-    attempts = o.attempts + CASE WHEN p.opted_out THEN 0 ELSE 1 END,
+SET state = CASE WHEN p.opted_out THEN 'skipped' ELSE 'queued' END,
     lease_owner = $3,
     lease_expires_at = CASE WHEN p.opted_out THEN NULL
                             ELSE $1::timestamptz + $4::float8 * interval '1 second' END,
@@ -50,6 +54,13 @@ FROM picked p
 WHERE o.id = p.id
 RETURNING o.id, o.state, o.broadcast_id, o.conversation_message_id, o.member_id, o.to_phone,
           o.from_phone, o.body, o.attempts;
+
+-- name: ob_begin_send :val
+-- Just before its carrier call: claimed row $1 of sender $2 becomes `sending` (attempts + 1) while the lease still runs at $3; NULL when it is no longer ours to send.
+UPDATE outbox
+SET state = 'sending', attempts = attempts + 1, updated_at = now()
+WHERE id = $1 AND lease_owner = $2 AND state = 'queued' AND lease_expires_at > $3
+RETURNING attempts;
 
 -- name: ob_mark_sent :val
 -- The carrier accepted rows $1 as messages $2 (same order): store the ids, state sent (rows sender $3 still owns);
@@ -94,11 +105,10 @@ WITH o AS (
 SELECT count(*)::int FROM o;
 
 -- name: ob_release :exec
--- Give claimed rows back unsent (pacing would outlast the lease): queued again, due at $3, attempt not counted.
+-- Give claimed rows back unsent (pacing would outlast the lease, or the batch stopped): unclaimed, due at $3.
 UPDATE outbox
-SET state = 'queued', attempts = GREATEST(attempts - 1, 0), lease_expires_at = NULL,
-    next_attempt_at = $3, updated_at = now()
-WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND state = 'sending';
+SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = $3, updated_at = now()
+WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND state = 'queued';
 
 -- name: ob_opt_out_member :exec
 -- The carrier refused a send because member $1 sent STOP (40300): opt them out as of $2, with a consent event.
@@ -113,10 +123,12 @@ INSERT INTO consent_events (member_id, kind, source, keyword, occurred_at, detai
 SELECT id, 'opt_out', 'carrier', NULL, $2, '{"carrier_code": "40300"}'::jsonb FROM m;
 
 -- name: ob_next_due :val
--- The earliest moment this church needs a worker again (NULL: nothing pending); carrier lookups
--- of unsettled sends count only when $1 (they are enabled).
+-- The earliest moment this church needs a worker again (NULL: nothing pending): a due row, the
+-- end of a claim or send lease (rows of a worker that died); carrier lookups of unsettled sends
+-- count only when $1 (they are enabled).
 SELECT LEAST(
-    (SELECT min(next_attempt_at) FROM outbox WHERE state = 'queued'),
+    (SELECT min(next_attempt_at) FROM outbox WHERE state = 'queued' AND lease_expires_at IS NULL),
+    (SELECT min(lease_expires_at) FROM outbox WHERE state = 'queued' AND lease_expires_at IS NOT NULL),
     (SELECT min(lease_expires_at) FROM outbox WHERE state = 'sending'),
     (SELECT min(send_at) FROM broadcasts WHERE status = 'scheduled'),
     (SELECT min(next_run_at) FROM recurring_messages WHERE status = 'active'),

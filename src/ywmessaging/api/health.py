@@ -10,11 +10,13 @@ from aiohttp import web
 
 from ..config import REPO_ROOT
 from ..db import migrations
+from ..db.faults import is_connection_error
 from ..errors import ServiceUnavailable
 from ..keys import DRAINING, METRICS, REGISTRY_POOL, REGISTRY_SCHEMA_VERSION
 from .responses import json_response
 
 READY_TIMEOUT = 2.0
+READY_RETRY_S = 2
 OPENAPI_PATH = REPO_ROOT / "openapi.yaml"
 # yoyo's own bookkeeping table, not one of our named queries.
 _APPLIED_IDS_SQL = f"SELECT migration_id FROM {migrations.MIGRATION_TABLE}"
@@ -44,9 +46,13 @@ async def readiness(pool: Any, needed: int, draining: bool) -> tuple[dict[str, s
     except TimeoutError:
         checks.update(registry="timeout", schema="unknown")
         problems.append(f"the registry did not answer within {READY_TIMEOUT:g} s")
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        checks.update(registry="unreachable", schema="unknown")
-        problems.append("the registry cannot be reached")
+    except Exception as exc:  # whatever broke, the answer is "not ready" (503)
+        # A restart can surface as InternalClientError or a closed-connection InterfaceError,
+        # which belong to no common base: readiness must never answer 500.
+        checks.update(registry="unreachable" if is_connection_error(exc) else "error",
+                      schema="unknown")
+        problems.append("the registry cannot be reached" if is_connection_error(exc)
+                        else f"the registry check failed ({type(exc).__name__})")
     else:
         # A newer schema is fine: migrations expand first, so the previous release still runs.
         if have < needed:
@@ -67,7 +73,7 @@ async def readyz(request: web.Request) -> web.Response:
         app[REGISTRY_POOL], app[REGISTRY_SCHEMA_VERSION], app[DRAINING].is_set()
     )
     if summary is not None:
-        raise NotReady(summary, checks=checks)
+        raise NotReady(summary, checks=checks, headers={"Retry-After": str(READY_RETRY_S)})
     return json_response({"status": "ready", "checks": checks})
 
 

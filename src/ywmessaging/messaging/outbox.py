@@ -1,15 +1,20 @@
 """Drain one church's outbox: claim due rows in batches, send each through the carrier, record
 the outcome. At most once per recipient, no silent loss:
 
-1. `ob_claim` (FOR UPDATE SKIP LOCKED) marks a batch `sending` with this worker's lease and
-   attempts + 1, and commits *before* any carrier call. Opted-out members' rows become
-   `skipped` right there; during quiet hours broadcast rows are deferred to the window's end.
-2. Each row is paced (per church, per sender number), sent, and its outcome stored: `sent`
-   with the carrier id (and the registry's carrier id → church index first, so receipts find
-   the church); a retry later for 429/5xx/timeouts; `failed` for permanent errors (40300 also
-   opts the member out); `unknown` when the request may have reached the carrier.
-3. A row still `sending` after its lease (the worker died mid-send) is turned `unknown` by the
-   next drain's crash sweep and never resent automatically.
+1. `ob_claim` (FOR UPDATE SKIP LOCKED) puts this worker's lease on a batch, which stays
+   `queued`: nothing has been sent. Opted-out members' rows become `skipped` right there;
+   during quiet hours broadcast rows are deferred to the window's end.
+2. Each row is paced (per church, per sender number), then marked `sending` (attempts + 1,
+   committed) just before its own carrier call, and its outcome stored: `sent` with the
+   carrier id (and the registry's carrier id → church index first, so receipts find the
+   church); a retry later for 429/5xx/timeouts; `failed` for permanent errors (40300 also opts
+   the member out); `unknown` when the request may have reached the carrier.
+3. After a lease runs out (the worker died): a row still `sending` may have reached the
+   carrier, so the next drain's crash sweep turns it `unknown` and it is never resent
+   automatically; a claimed row never tried is still `queued` and is simply claimed again.
+   So a crash costs at most the sends in flight (and accepted sends not yet recorded), never
+   the rest of the batch. Broadcasts whose last rows a sweep settled are finished at the end
+   of the drain.
 4. A row left `sent` (its final receipt never came: the carrier retries a webhook for seconds
    only) is looked up at the carrier `YWM_RECEIPT_CHECK_AFTER` seconds after the send, and up to
    twice more at doubling intervals; a final status found there is applied like a receipt
@@ -59,6 +64,7 @@ class DrainStats:
     released: int = 0
     deferred: int = 0
     expired: int = 0
+    requeued: int = 0      # claimed by a dead worker, never tried: back in the queue
     looked_up: int = 0     # carrier lookups of sends whose final receipt never came
     settled: int = 0       # ... that found a final status and applied it
 
@@ -124,13 +130,18 @@ class Drain:
         while not self.stopping() and time.monotonic() < deadline:
             if not await self._batch():
                 break
+        # Derived again after the sweeps: a broadcast whose last rows a dead worker held (or
+        # that it never finished) is complete once no row is left to send.
+        await self.q.bc_finish_settled(self.conn, self.s.clock())
         if self.settings.receipt_check_after > 0 and not self.stopping():
             await check_statuses(self, deadline)
         return self.stats
 
     async def _batch(self) -> bool:
         now = self.s.clock()
-        self.stats.expired += await self.q.ob_expire_leases(self.conn, now)  # crash sweep
+        swept = await self.q.ob_expire_leases(self.conn, now)  # crash sweep
+        self.stats.expired += swept["expired"]
+        self.stats.requeued += swept["requeued"]
         church = self._church
         quiet_end = quiet_until(now, church["quiet_hours_start"], church["quiet_hours_end"],
                                 church["time_zone"])
@@ -151,7 +162,8 @@ class Drain:
         unsent: list[uuid.UUID] = []
         gate = asyncio.Semaphore(self.settings.send_concurrency)
         # A TaskGroup: if one row's bookkeeping fails, the others stop before the connection
-        # goes back to the pool (their rows stay `sending` and turn `unknown`).
+        # goes back to the pool (rows not yet begun stay `queued` and are claimed again after
+        # the lease; a row whose send had begun turns `unknown`).
         async with asyncio.TaskGroup() as tg:
             for r in rows:
                 tg.create_task(self._one(r, gate, send_by, unsent))
@@ -183,6 +195,13 @@ class Drain:
                 return
             if wait > 0:
                 await asyncio.sleep(wait)
+            async with self.db_lock:  # from here on, the carrier may receive it
+                attempts = await self.q.ob_begin_send(self.conn, row["id"], self.s.owner,
+                                                      self.s.clock())
+            if attempts is None:  # the lease ran out (or the row was taken): never sent here
+                unsent.append(row["id"])
+                return
+            row = {**dict(row), "attempts": attempts}
             self._in_flight += 1
             try:
                 result = await self.s.carrier.send(SendRequest(number, row["to_phone"],

@@ -36,6 +36,9 @@ MAX_BACKOFF = 300.0
 MAX_ATTEMPTS = 2016           # about a week of retries at the maximum backoff
 RECEIPT_MAX_ATTEMPTS = 15     # about 90 s waiting for the sender to record the message id
 RECEIPT_EVENTS = ("message.sent", "message.finalized")
+# One limit for an event id at the endpoint, in the registry's inbox and in every church
+# database's inbound_events (and openapi.yaml): what is acknowledged can always be applied.
+EVENT_ID_MAX = 128
 
 
 class WebhookMalformed(BadRequest):
@@ -84,8 +87,8 @@ def parse_envelope(raw: bytes) -> tuple[str, str, datetime | None, str]:
     if not isinstance(data, dict):
         raise WebhookMalformed("no `data` object")
     event_id, event_type = data.get("id"), data.get("event_type")
-    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 255:
-        raise WebhookMalformed("`data.id` must be a string of 1..255 characters")
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= EVENT_ID_MAX:
+        raise WebhookMalformed(f"`data.id` must be a string of 1..{EVENT_ID_MAX} characters")
     if not isinstance(event_type, str) or not 1 <= len(event_type) <= 64:
         raise WebhookMalformed("`data.event_type` must be a short string")
     text = orjson.dumps(_scrub_nul(doc)).decode() if b"\\u0000" in raw else raw.decode()

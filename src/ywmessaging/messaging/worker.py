@@ -181,11 +181,12 @@ class Worker:
             self.stats.add(stats)
             if self.metrics is not None:
                 self.metrics.observe_drain(stats)
-            if queued or occurrences or stats.claimed or stats.expired:
+            if queued or occurrences or stats.claimed or stats.expired or stats.requeued:
                 log.info("worker_tenant_worked", tenant_id=str(tenant_id), scheduled=queued,
                          occurrences=len(occurrences), claimed=stats.claimed, sent=stats.sent,
                          retried=stats.retried, failed=stats.failed, unknown=stats.unknown,
-                         skipped=stats.skipped, expired=stats.expired)
+                         skipped=stats.skipped, expired=stats.expired,
+                         requeued=stats.requeued)
             due: datetime | None = await tq(s.sql_dir).ob_next_due(conn, s.receipt_check_after > 0)
             return due
 

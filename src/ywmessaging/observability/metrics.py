@@ -25,7 +25,7 @@ _CARRIER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 WEBHOOK_EVENT_TYPES = frozenset({"message.received", "message.sent", "message.finalized"})
 # What a worker's drain reports (DrainStats field names), each a value of `outcome`.
 OUTBOX_OUTCOMES = ("sent", "retried", "failed", "unknown", "skipped", "released", "deferred",
-                   "expired", "looked_up", "settled")
+                   "expired", "requeued", "looked_up", "settled")
 
 
 class PoolCollector(Collector):
@@ -69,7 +69,8 @@ class Metrics:
             "ywm_outbox_messages_total",
             "Outbox rows by what this process's worker did with them (sent, retried, failed, "
             "unknown, skipped at claim, released unsent, deferred for quiet hours, expired "
-            "leases, looked_up at the carrier after a lost receipt, settled by that lookup).",
+            "sends (now unknown), requeued from a dead worker's claim, looked_up at the "
+            "carrier after a lost receipt, settled by that lookup).",
             ["outcome"], registry=self.registry,
         )
         self.carrier_calls = Histogram(
@@ -86,7 +87,8 @@ class Metrics:
         self.inbox = Gauge(
             "ywm_webhook_inbox_events",
             "Stored webhook events not finished yet (received, failed = waiting to be retried, "
-            "processing), as of the last inbox sweep of this process.",
+            "processing) and given up after every retry (gave_up), as of the last inbox sweep "
+            "of this process.",
             ["state"], registry=self.registry,
         )
         self.inbox_oldest_due = Gauge(
@@ -123,7 +125,7 @@ class Metrics:
 
     def observe_inbox(self, counts: dict[str, int], oldest_due_s: float) -> None:
         """The inbox backlog by state (states not present are 0)."""
-        for state in ("received", "processing", "failed"):
+        for state in ("received", "processing", "failed", "gave_up"):
             self.inbox.labels(state).set(counts.get(state, 0))
         self.inbox_oldest_due.set(max(0.0, oldest_due_s))
 
