@@ -799,15 +799,16 @@ def print_scenario(s: Scenario, budget: int, max_connections: int) -> None:
 def report(z: Sizes, facts: dict[str, Any], budget: int, settings: Settings,
            sc: dict[str, Scenario], w: Rate, c: Rate, c_admin: Rate) -> list[str]:
     """Print the figures; the TARGET lines."""
-    # pools are charged one connection each until they grow: the cap binds unless the budget
-    # is below it
-    pools = min(settings.tenant_pool_cap, budget)
+    # pools are charged one connection each until they grow: without YWM_TENANT_POOL_CAP the
+    # budget (this one process's share of it) is the cap; a cap set below it binds first
+    cap = settings.tenant_pool_cap
+    pools = min(cap or budget, budget)
     print(f"pool churn benchmark: N={z.n} tenants, {z.concurrency} requests in flight, "
           f"{z.rounds} round(s) of {z.seconds:g} s per scenario; {facts['version']}, server "
           f"max_connections {facts['max_connections']}, {os.cpu_count()} CPUs, load average "
           f"{facts['load'][0]:.1f} at the start, {facts['load'][1]:.1f} at the end")
     print(f"  sized for max_connections {SIZED_FOR_MAX_CONNECTIONS}: budget {budget}, "
-          f"pool cap {settings.tenant_pool_cap}, pool max {settings.tenant_pool_max} "
+          f"pool cap {cap or 'from the budget'}, pool max {settings.tenant_pool_max} "
           f"=> at most {pools} pools open (charged one connection each; "
           f"{max(0, budget - pools)} connections left for pools to grow)")
     role_auth = loopback_auth(facts["hba"], "tenant-role")
@@ -837,8 +838,7 @@ def report(z: Sizes, facts: dict[str, Any], budget: int, settings: Settings,
           f"req/s, (c)/bound {zz / bound_http:.3f}")
     print(f"  ideal LRU, one request at a time: {pools} pools: h uniform "
           f"{lru_hit_ratio(z.n, 'uniform', pools):.3f}, Zipf "
-          f"{lru_hit_ratio(z.n, 'zipf', pools):.3f}; {settings.tenant_pool_cap} pools: Zipf "
-          f"{lru_hit_ratio(z.n, 'zipf', settings.tenant_pool_cap):.3f}")
+          f"{lru_hit_ratio(z.n, 'zipf', pools):.3f}")
     scen = [sc[k] for k in "abc"]
     unclean = sum(s.unclean() for s in scen)
     tmc = sum(s.too_many_clients() for s in scen)

@@ -50,8 +50,10 @@ ENV_VARS: list[tuple[str, str, type, Any, str]] = [
      "Bearer token for `/ops/*` operator endpoints; they answer 404 when unset."),
     ("YWM_TENANT_POOL_MAX", "tenant_pool_max", int, 3,
      "Largest connection pool per open tenant database (asyncpg pools open lazily, min 0)."),
-    ("YWM_TENANT_POOL_CAP", "tenant_pool_cap", int, 50,
-     "Most tenant pools one process keeps open; least recently used idle ones are closed."),
+    ("YWM_TENANT_POOL_CAP", "tenant_pool_cap", int, None,
+     "Most tenant pools one process keeps open; least recently used idle ones are closed. "
+     "Unset: as many as its shares of the servers' connection budgets allow (one connection "
+     "per open church); set: that many at most."),
     ("YWM_TENANT_IDLE_SECONDS", "tenant_idle_seconds", float, 300.0,
      "A tenant pool unused this long is closed by the idle sweep."),
     ("YWM_TENANT_CONNECT_TIMEOUT", "tenant_connect_timeout", float, 1.0,
@@ -200,7 +202,7 @@ class Settings:
     migrate_concurrency: int = 4
     operator_token: str | None = None
     tenant_pool_max: int = 3
-    tenant_pool_cap: int = 50
+    tenant_pool_cap: int | None = None
     tenant_idle_seconds: float = 300.0
     tenant_connect_timeout: float = 1.0
     lease_timeout: float = 2.0
@@ -308,7 +310,7 @@ class Settings:
     def _validate_pools(self) -> None:
         if not 1 <= self.tenant_pool_max <= 50:
             raise ConfigError("YWM_TENANT_POOL_MAX must be between 1 and 50")
-        if self.tenant_pool_cap < 1:
+        if self.tenant_pool_cap is not None and self.tenant_pool_cap < 1:
             raise ConfigError("YWM_TENANT_POOL_CAP must be at least 1")
         if self.process_weight < 1:
             raise ConfigError("YWM_PROCESS_WEIGHT must be at least 1")

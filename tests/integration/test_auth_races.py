@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.integration.auth_fixtures import *  # noqa: F403
 from tests.integration.auth_fixtures import (
@@ -22,9 +25,10 @@ from tests.integration.auth_fixtures import (
     token_in,
 )
 from ywmessaging.auth.state import AUTH
-from ywmessaging.auth.throttle import Rule, Throttle
+from ywmessaging.auth.throttle import WAIT_S, Rule, Throttle, email_key, ip_key
 from ywmessaging.config import Settings
 from ywmessaging.db.dsn import PgTarget
+from ywmessaging.sqlq import registry as rq
 
 
 async def _failures(registry_conn: Any, email: str) -> int:
@@ -77,6 +81,97 @@ async def test_a_burst_of_wrong_passwords_cannot_outrun_the_lock(
                                   json={"email": church.email, "password": PASSWORD})
     await problem(right, 429, "login_locked")
     assert counting.verifications == 5
+
+
+async def _in_flight(registry_conn: Any, key: str, *, live: bool = True) -> int:
+    return int(await registry_conn.fetchval(
+        "SELECT count(*) FROM login_attempts_in_flight WHERE key = $1"
+        " AND (NOT $2 OR expires_at > now())", key, live))
+
+
+def _login(client: Client, email: str, password: str) -> Any:
+    return client.post("/api/v1/auth/login", json={"email": email, "password": password})
+
+
+@pytest.mark.parametrize("n", [8, 12])
+async def test_concurrent_right_password_logins_of_one_admin_all_succeed(
+    api_client: Client, registry_conn: Any, n: int,
+) -> None:
+    church = await register(api_client)
+    counting = count_passwords(api_client)
+    resps = await asyncio.gather(*(_login(api_client, church.email, PASSWORD)
+                                   for _ in range(n)))
+    codes = Counter([(r.status, (await r.json()).get("code")) for r in resps])
+    assert codes == {(200, None): n}, codes
+    assert counting.verifications == n
+    # Nothing is left counted or in flight once every attempt is decided.
+    assert await _failures(registry_conn, church.email) == 0
+    assert await _in_flight(registry_conn, email_key(church.email), live=False) == 0
+    assert await registry_conn.fetchval(
+        "SELECT coalesce(sum(failures), 0) FROM login_throttle WHERE key LIKE 'ip:%'") == 0
+
+
+async def test_right_passwords_among_a_few_wrong_ones_all_succeed(
+    api_client: Client,
+) -> None:
+    church = await register(api_client)
+    passwords = [PASSWORD] * 8 + [f"wrong guess {i:04d}" for i in range(4)]
+    resps = await asyncio.gather(*(_login(api_client, church.email, pw) for pw in passwords))
+    got = [r.status for r in resps]
+    assert got == [200] * 8 + [401] * 4, got
+
+
+@pytest.mark.parametrize("n", [12, 30])
+async def test_a_burst_of_wrong_passwords_gets_only_the_free_checks(
+    api_client: Client, registry_conn: Any, n: int,
+) -> None:
+    church = await register(api_client)
+    svc = api_client.app[AUTH]
+    # The default email rule, with a delay too long to pass during the test.
+    svc.throttle = Throttle(svc.settings, email_rule=Rule(free=5, lock_after=8, lock_s=900,
+                                                          base_delay_s=60.0))
+    counting = count_passwords(api_client)
+    resps = await asyncio.gather(*(_login(api_client, church.email, f"wrong guess {i:04d}")
+                                   for i in range(n)))
+    codes = Counter([(r.status, (await r.json())["code"]) for r in resps])
+    assert codes == {(401, "invalid_credentials"): 5, (429, "login_throttled"): n - 5}, codes
+    assert counting.verifications == 5
+    assert await _failures(registry_conn, church.email) == 5
+    assert await _in_flight(registry_conn, email_key(church.email), live=False) == 0
+
+
+async def test_attempts_in_flight_of_a_dead_process_stop_counting_as_such(
+    api_client: Client, registry_conn: Any, settings: Settings,
+) -> None:
+    church = await register(api_client)
+    svc = api_client.app[AUTH]
+    svc.throttle = Throttle(svc.settings, email_rule=Rule(free=5, lock_after=8, lock_s=900,
+                                                          base_delay_s=60.0))
+    counting = count_passwords(api_client)
+    key = email_key(church.email)
+    # Five reservations that are never decided: the process that made them is gone.
+    for _ in range(5):
+        await svc.throttle.reserve(registry_conn, [key, ip_key("192.0.2.9")])
+    assert await _in_flight(registry_conn, key) == 5
+    t0 = time.perf_counter()
+    await problem(await _login(api_client, church.email, PASSWORD), 429, "login_throttled")
+    waited = time.perf_counter() - t0
+    assert waited >= WAIT_S * 0.9, waited  # it waited for them, bounded
+    # Their marks expire: an attempt no longer waits for them (they count as failures) ...
+    await registry_conn.execute(
+        "UPDATE login_attempts_in_flight SET expires_at = now() - interval '2 minutes'"
+        " WHERE key = ANY($1::text[])", [key, ip_key("192.0.2.9")])
+    t0 = time.perf_counter()
+    await problem(await _login(api_client, church.email, PASSWORD), 429, "login_throttled")
+    assert time.perf_counter() - t0 < WAIT_S / 2
+    assert counting.verifications == 0
+    assert await _failures(registry_conn, church.email) == 5
+    # ... the delay they earned passes like any other, and the sweep removes the marks.
+    await registry_conn.execute("UPDATE login_throttle SET last_failure_at = now() -"
+                                " interval '2 minutes' WHERE key = $1", key)
+    assert (await _login(api_client, church.email, PASSWORD)).status == 200
+    assert await rq(settings.sql_dir).sweep_login_attempts_in_flight(registry_conn, 60.0) >= 10
+    assert await _in_flight(registry_conn, key, live=False) == 0
 
 
 async def test_a_burst_of_wrong_current_passwords_is_throttled_too(

@@ -30,6 +30,7 @@ from ywmessaging.errors import (
     TenantSuspended,
     TenantUnavailable,
 )
+from ywmessaging.ops.servers import set_sizing
 from ywmessaging.sqlq import registry as rq
 from ywmessaging.tenants.actor import ActorState
 from ywmessaging.tenants.breaker import BreakerState
@@ -37,6 +38,7 @@ from ywmessaging.tenants.keys import SUPERVISOR, TENANT_ID
 from ywmessaging.tenants.middleware import tenant_conn
 from ywmessaging.tenants.provisioning import Provisioned, Provisioner
 from ywmessaging.tenants.runtime import SupervisorRuntime, open_supervisor
+from ywmessaging.tenants.status import pool_cap
 from ywmessaging.tenants.wiring import setup_supervisor
 
 BUDGET = 16      # the test server's conn_budget while these tests run
@@ -474,6 +476,39 @@ async def test_two_processes_share_a_server_budget(
         await first.close()
     assert sums and max(sums) <= BUDGET, max(sums)
     assert await registry_conn.fetchval("SELECT count(*) FROM process_heartbeats") == 0
+
+
+async def test_a_budget_set_by_the_operator_reaches_running_processes_at_once(
+    settings: Settings, box: SecretBox, registry_pool: Any, budget: int,
+    tenants: list[Provisioned],
+) -> None:
+    # Heartbeats far apart: the new budget can only arrive through the notification.
+    s = sup_settings(settings, heartbeat_interval=60.0, tenant_pool_cap=None)
+    server = tenants[0].server_id
+    rt = await open_supervisor(s, box, registry_pool)
+    try:
+        sup = rt.supervisor
+        await wait_for(lambda: bool(rt.listener and rt.listener.connected), 5)
+        assert sup.shares.share(server) == BUDGET
+        others = pool_cap(sup) - BUDGET  # shares of any other server in this registry
+        async with registry_pool.acquire() as conn:
+            await set_sizing(conn, s, box, str(server), budget=BUDGET + 8)
+        await wait_for(lambda: sup.shares.share(server) == BUDGET + 8, 3)
+        assert pool_cap(sup) == others + BUDGET + 8  # one more open church per connection
+        deadline = time.monotonic() + 5
+        while sup.used(server) < BUDGET + 8:  # the reservation grows to the new share
+            assert time.monotonic() < deadline, sup.used(server)
+            for t in tenants[:BUDGET + 8]:
+                await query(rt, t.id)
+        assert sup.open_count() == BUDGET + 8  # one open church per connection
+        async with registry_pool.acquire() as conn:
+            await set_sizing(conn, s, box, str(server), budget=BUDGET)
+        await wait_for(lambda: sup.shares.share(server) == BUDGET, 3)
+        await wait_for(lambda: sup.used(server) <= BUDGET, 3)  # idle pools closed to fit
+    finally:
+        await rt.close()
+        await registry_pool.execute("UPDATE db_servers SET conn_budget = $2 WHERE id = $1",
+                                    server, BUDGET)
 
 
 # --- the request path through the real application ------------------------------------------

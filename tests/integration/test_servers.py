@@ -1,4 +1,5 @@
-"""`ywm servers`: adding a second real cluster, placement across two servers, listing, draining."""
+"""`ywm servers`: adding a second real cluster, placement across two servers, listing, draining,
+changing a server's tenant cap and connection budget."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from ywmessaging.db import migrations, pg
 from ywmessaging.db.dsn import PgTarget
 from ywmessaging.errors import OperationError
-from ywmessaging.ops.servers import add_server
+from ywmessaging.ops.servers import add_server, set_sizing
+from ywmessaging.registry.servers import budget_from_max_connections
 from ywmessaging.sqlq import registry as rq
 from ywmessaging.tenants.provisioning import Provisioner, ProvisioningError
 
@@ -80,9 +82,10 @@ async def test_placement_spreads_respects_capacity_and_draining(
     async def counts() -> dict[int, int]:
         return {int(r["id"]): int(r["tenant_count"]) for r in await q.list_servers(two_pool)}
 
-    async def cap(sid: int, extra: int) -> None:
-        await two_pool.execute("UPDATE db_servers SET max_tenants = $2 WHERE id = $1",
-                               sid, (await counts())[sid] + extra)
+    async def cap(sid: int, extra: int) -> None:  # what `ywm servers set ID --max-tenants`
+        async with two_pool.acquire() as conn:
+            await set_sizing(conn, two_servers.settings, two_servers.box, str(sid),
+                             max_tenants=(await counts())[sid] + extra)
 
     try:
         for sid in ids:  # room for exactly one more on each
@@ -95,7 +98,8 @@ async def test_placement_spreads_respects_capacity_and_draining(
             assert made.server_id == want
             landed.append(made.server_id)
         assert sorted(landed) == sorted(ids)
-        with pytest.raises(ProvisioningError, match="no active database server has room"):
+        with pytest.raises(ProvisioningError,
+                           match=r"no active database server has room.*ywm servers set"):
             await prov.provision("One Too Many")
 
         await cap(two_servers.primary_id, 2)  # nearly full: `second` is the least loaded
@@ -174,3 +178,70 @@ async def test_servers_list_counts_live_connections_and_unreachable(
         assert line[7] == "unreachable"
     finally:
         two_servers.second.start()
+
+
+def _one_line_error(out: Any, code: int) -> str:
+    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
+    assert out.stderr.startswith("ywm: ") and out.stderr.count("\n") == 1, out.stderr
+    return str(out.stderr)
+
+
+async def test_servers_set_changes_cap_and_budget_within_what_the_server_allows(
+    two_servers: TwoServers, two_pool: Any
+) -> None:
+    sid = two_servers.second_id
+
+    async def sizing() -> tuple[int, int, int]:
+        row = await rq(two_servers.settings.sql_dir).get_server(two_pool, sid)
+        return row["max_tenants"], row["conn_budget"], row["max_connections"]
+
+    try:
+        out = two_servers.ywm("servers", "set", "second", "--max-tenants", "80",
+                              "--budget", "20", "--json")
+        assert out.returncode == 0, out.stderr
+        printed = orjson.loads(out.stdout)
+        assert (printed["max_tenants"], printed["conn_budget"]) == ("80", "20")
+        assert printed["usable_connections"] == 27  # 30 max_connections - 3 for superusers
+        assert await sizing() == (80, 20, 30)
+        # Beyond max_connections - superuser_reserved_connections: refused, nothing written.
+        assert "exceeds" in _one_line_error(
+            two_servers.ywm("servers", "set", str(sid), "--budget", "28"), 1)
+        assert await sizing() == (80, 20, 30)
+        out = two_servers.ywm("servers", "set", str(sid), "--budget", "28", "--force")
+        assert out.returncode == 0, out.stderr
+        assert await sizing() == (80, 28, 30)
+        out = two_servers.ywm("servers", "set", "second", "--budget", "auto")
+        assert out.returncode == 0, out.stderr
+        assert await sizing() == (80, budget_from_max_connections(30, 3), 30)
+        assert "27 usable connections" in out.stdout
+        # Bad input is one line and exit 2; an unknown server one line and exit 1.
+        for bad in (["--max-tenants", "0"], ["--budget", "0"], ["--budget", "lots"], []):
+            _one_line_error(two_servers.ywm("servers", "set", "second", *bad), 2)
+        assert "no database server 'nope'" in _one_line_error(
+            two_servers.ywm("servers", "set", "nope", "--max-tenants", "5"), 1)
+        assert await sizing() == (80, budget_from_max_connections(30, 3), 30)
+    finally:
+        await two_pool.execute("UPDATE db_servers SET max_tenants = 50, conn_budget = 12"
+                               " WHERE id = $1", sid)
+
+
+async def test_servers_set_when_the_server_does_not_answer(
+    two_servers: TwoServers, two_pool: Any
+) -> None:
+    sid = two_servers.second_id
+    two_servers.second.stop()
+    try:
+        # A budget cannot be checked: refused unless forced; a tenant cap needs no check.
+        assert "cannot read max_connections" in _one_line_error(
+            two_servers.ywm("servers", "set", "second", "--budget", "10"), 1)
+        _one_line_error(two_servers.ywm("servers", "set", "second", "--budget", "auto",
+                                        "--force"), 1)
+        out = two_servers.ywm("servers", "set", "second", "--budget", "10", "--force",
+                              "--max-tenants", "60")
+        assert out.returncode == 0, out.stderr
+        row = await rq(two_servers.settings.sql_dir).get_server(two_pool, sid)
+        assert (row["max_tenants"], row["conn_budget"], row["max_connections"]) == (60, 10, 30)
+    finally:
+        two_servers.second.start()
+        await two_pool.execute("UPDATE db_servers SET max_tenants = 50, conn_budget = 12"
+                               " WHERE id = $1", sid)

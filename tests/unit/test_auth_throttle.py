@@ -62,3 +62,29 @@ def test_email_rule_is_stricter_than_address_rule() -> None:
     from ywmessaging.auth.throttle import IP_RULE
 
     assert EMAIL_RULE.free < IP_RULE.free and EMAIL_RULE.lock_after < IP_RULE.lock_after
+
+
+def _row(key: str, failures: int, in_flight: int, *, ago_s: float = 0.1,
+         locked_for_s: float | None = None) -> dict[str, object]:
+    return {"key": key, "failures": failures, "in_flight": in_flight, "now": NOW,
+            "last_failure_at": NOW - timedelta(seconds=ago_s),
+            "locked_until": None if locked_for_s is None
+            else NOW + timedelta(seconds=locked_for_s)}
+
+
+def test_a_refusal_waits_only_when_every_refusing_key_has_attempts_in_flight() -> None:
+    from ywmessaging.auth.throttle import Throttle
+    from ywmessaging.config import Settings
+
+    throttle = Throttle(Settings())
+    assert throttle._judge([_row("email:a@x.org", 4, 4), _row("ip:192.0.2.1", 4, 4)]) is None
+    # Refused only while five attempts are in flight: they may be right passwords.
+    busy = throttle._judge([_row("email:a@x.org", 5, 5), _row("ip:192.0.2.1", 5, 5)])
+    assert busy is not None and busy.may_wait and not busy.verdict.locked
+    # Decided failures alone refuse: nothing to wait for.
+    decided = throttle._judge([_row("email:a@x.org", 5, 0)])
+    assert decided is not None and not decided.may_wait
+    # Two refusing keys, one with nothing in flight: waiting cannot help; the lock wins.
+    both = throttle._judge([_row("email:a@x.org", 8, 1, locked_for_s=600),
+                            _row("ip:192.0.2.1", 30, 0)])
+    assert both is not None and not both.may_wait and both.verdict.locked

@@ -202,7 +202,7 @@ class FakeLookup:
         return tid
 
 
-def make(*, cap: int = 50, pool_max: int = 3, budgets: dict[int, int] | None = None,
+def make(*, cap: int | None = 50, pool_max: int = 3, budgets: dict[int, int] | None = None,
          delay: float = 0.0, lease_timeout: float = 2.0
          ) -> tuple[PoolSupervisor, FakeFactory, FakeLookup, Clock]:
     settings = Settings(tenant_pool_cap=cap, tenant_pool_max=pool_max,
@@ -386,7 +386,8 @@ def test_make_room_prefers_same_server_then_lru_and_hands_over_only_what_it_need
 
     a, b, c = A("a", 2), A("b", 1, 3), A("c", 1)
 
-    def room(idle: list[A], **kw: int) -> tuple[list[str], list[tuple[str, int]], list[str]]:
+    def room(idle: list[A], **kw: int | None
+             ) -> tuple[list[str], list[tuple[str, int]], list[str]]:
         got = make_room(idle, server_id=1, **kw)
         assert not isinstance(got, str), got
         return ([v.name for v in got.victims], [(v.name, n) for v, n in got.credits],
@@ -406,6 +407,11 @@ def test_make_room_prefers_same_server_then_lru_and_hands_over_only_what_it_need
     assert make_room([a], server_id=1, share=6, used=6, count=1,
                      cap=10) == "server's connection budget"
     assert make_room([], server_id=1, share=60, used=6, count=3, cap=3) == "pool cap"
+    # no cap (YWM_TENANT_POOL_CAP unset): only the server's budget makes room
+    assert room([a, b, c], share=6, used=6, count=3, cap=None) == (["b"], [("b", 1)], [])
+    assert room([a, b, c], share=100, used=6, count=300, cap=None) == ([], [], [])
+    assert make_room([], server_id=1, share=6, used=6, count=3,
+                     cap=None) == "server's connection budget"
 
 
 async def test_single_flight_start() -> None:

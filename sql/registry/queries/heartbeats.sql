@@ -16,7 +16,7 @@ FROM process_heartbeats
 WHERE heartbeat_at > now() - make_interval(secs => $1::float8) AND id <> $2::uuid;
 
 -- name: hb_notify :exec
--- Tell every process that shares changed; $1 = '<sender id>:want|freed|left'.
+-- Tell every process that shares changed; $1 = '<sender id>:want|freed|left', or 'ops:budget' (`ywm servers set`).
 SELECT pg_notify('ywm_budget_changed', $1::text);
 
 -- name: hb_delete :exec

@@ -37,9 +37,10 @@ WHERE id = $1 AND server_id = $2 AND status = 'suspended' AND status_reason = 'm
 RETURNING *;
 
 -- name: server_open_connections :val
--- (Tenant server) Sessions on this deployment's databases (LIKE pattern $1), registry ($2) excepted.
+-- (Tenant server) Client sessions on this deployment's databases (LIKE pattern $1), registry ($2) excepted; not autovacuum workers.
 SELECT count(*) FROM pg_stat_activity
-WHERE datname LIKE $1 AND datname <> $2 AND pid <> pg_backend_pid();
+WHERE datname LIKE $1 AND datname <> $2 AND pid <> pg_backend_pid()
+  AND backend_type = 'client backend';
 
 -- name: server_version_num :val
 -- (Tenant server) The server's version as a number (150004 = 15.4).

@@ -29,6 +29,16 @@ UPDATE db_servers SET template_version = $2, updated_at = now() WHERE id = $1;
 -- Change a server's state (active, draining, down).
 UPDATE db_servers SET state = $2, updated_at = now() WHERE id = $1 RETURNING *;
 
+-- name: set_server_sizing :one
+-- Change a server's tenant cap, connection budget and max_connections as read from it (NULL keeps a value).
+UPDATE db_servers
+SET max_tenants = coalesce($2::integer, max_tenants),
+    conn_budget = coalesce($3::integer, conn_budget),
+    max_connections = coalesce($4::integer, max_connections),
+    updated_at = now()
+WHERE id = $1
+RETURNING *;
+
 -- name: pick_server_for_tenant :one
 -- Least-loaded active server with a free slot (tenants / max_tenants, then weight), locked
 -- so that concurrent provisioning counts each placement once.

@@ -1,8 +1,10 @@
 -- name: throttle_counters :many
--- Failure counters of some throttle keys, with the database clock (one clock for every process).
-SELECT key, failures, last_failure_at, locked_until, now() AS now
-FROM login_throttle
-WHERE key = ANY($1::text[]);
+-- Failure counters of some throttle keys with their attempts still in flight, and the database clock (one clock for every process).
+SELECT t.key, t.failures, t.last_failure_at, t.locked_until, now() AS now,
+       (SELECT count(*) FROM login_attempts_in_flight f
+         WHERE f.key = t.key AND f.expires_at > now())::integer AS in_flight
+FROM login_throttle t
+WHERE t.key = ANY($1::text[]);
 
 -- name: lock_throttle_keys :exec
 -- Serialize attempts on some throttle keys until the transaction ends (pass the keys sorted).
@@ -26,6 +28,28 @@ ON CONFLICT (key) DO UPDATE SET
         THEN now() + make_interval(secs => $3::double precision)
         ELSE t.locked_until END
 RETURNING failures, locked_until;
+
+-- name: hold_login_attempt :exec
+-- Mark a reserved attempt in flight on some keys until it is decided or $3 seconds pass.
+INSERT INTO login_attempts_in_flight (attempt, key, expires_at)
+SELECT $1::uuid, k, now() + make_interval(secs => $3::double precision)
+FROM unnest($2::text[]) AS k;
+
+-- name: drop_login_attempt :exec
+-- An attempt is decided: it is no longer in flight on any key.
+DELETE FROM login_attempts_in_flight WHERE attempt = $1;
+
+-- name: keep_login_attempts_in_flight :exec
+-- A successful login (its mark dropped, the key locked): forget a key's failures and lock, but keep one per attempt still in flight (none: the row goes).
+WITH live AS (
+    SELECT count(*)::integer AS n FROM login_attempts_in_flight
+    WHERE key = $1 AND expires_at > now()
+), gone AS (
+    DELETE FROM login_throttle WHERE key = $1 AND (SELECT n FROM live) = 0
+)
+UPDATE login_throttle
+SET failures = (SELECT n FROM live), locked_until = NULL
+WHERE key = $1 AND (SELECT n FROM live) > 0;
 
 -- name: release_login_attempt :exec
 -- Take back one reserved attempt that was not a failure; lift a lock that is no longer earned ($2: lock threshold).
@@ -58,6 +82,15 @@ WITH gone AS (
     DELETE FROM login_throttle
     WHERE last_failure_at < now() - make_interval(secs => $1::double precision)
       AND (locked_until IS NULL OR locked_until < now())
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: sweep_login_attempts_in_flight :val
+-- Drop in-flight marks left by crashed processes (expired more than $1 seconds ago); returns how many went.
+WITH gone AS (
+    DELETE FROM login_attempts_in_flight
+    WHERE expires_at < now() - make_interval(secs => $1::double precision)
     RETURNING 1
 )
 SELECT count(*) FROM gone;

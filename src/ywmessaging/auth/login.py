@@ -3,8 +3,9 @@
 An unknown email, an admin who is not active, a suspended church and a wrong password take the
 same path: one argon2id verification (a dummy hash when there is no real one), one failure
 counted on the email and the address, and the same 401. The attempt is counted *before* the
-hash (see throttle.py), so concurrent guesses cannot outrun the lock. A suspended church is
-named (423) only to someone who gave the right password.
+hash (see throttle.py), so concurrent guesses cannot outrun the lock, and decided right after
+it (concurrent logins waiting on it go on). A suspended church is named (423) only to someone
+who gave the right password.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ async def login(svc: AuthServices, registry: Any, lease: Leaser, *, email: str, 
         await svc.throttle.release(registry, attempt)  # the password was never checked
         raise
     if not ok or admin is None:
+        await svc.throttle.failed(registry, attempt)
         await _failed(svc, lease, attempt, found if admin is not None else None, client)
         raise InvalidCredentials()
     if found["tenant_status"] != "active":  # only now: a right password for a suspended church

@@ -36,6 +36,7 @@ async def prove_password(conn: Any, svc: AuthServices, registry: Any, who: Princ
     if ok:
         await svc.throttle.release(registry, attempt)
         return admin
+    await svc.throttle.failed(registry, attempt)
     await record(conn, svc.settings, failed_action, tenant_id=who.tenant_id,
                  admin_id=who.admin_id, client=client, detail={"reason": "password"})
     if attempt.lock is not None:

@@ -1,17 +1,27 @@
 """Login throttling and per-address rate limits, kept in the registry (every process sees them).
 
 A key (`email:<normalized>` or `ip:<address>`, an IPv6 address counted by its /64) counts
-failures. Past `free` failures each new
-attempt must wait a delay that doubles per failure; at `lock_after` failures the key is locked
-for `lock_s`. Unknown and known emails are counted alike, so a lock says nothing about whether
-an account exists. Counters start over after `window_s` without a failure.
+failures. Past `free` failures each new attempt must wait a delay that doubles per failure; at
+`lock_after` failures the key is locked for `lock_s`. Unknown and known emails are counted
+alike, so a lock says nothing about whether an account exists. Counters start over after
+`window_s` without a failure.
 
 An attempt is *reserved* before any password is hashed: under a per-key advisory lock, the
-counters are read, the verdict taken and the attempt counted as a failure, in one short
-registry transaction. So however many requests arrive at once, a key lets through only as many
-password checks as its counters allow. A success then takes its count back (and clears the
-email's counter); an attempt that never reached the password check is taken back too. (The
-advisory locks live in their own namespace, class id 2037804404, "ywmt".)
+counters are read, the verdict taken and the attempt counted as a failure, in one short registry
+transaction. So however many requests arrive at once, a key lets through only as many password
+checks as its counters allow. (The advisory locks live in their own namespace, class id
+2037804404, "ywmt".)
+
+A reserved attempt is also marked *in flight* on its keys (`login_attempts_in_flight`) until it
+is decided: a failure drops the mark (it is counted already); a success drops it, clears the
+email's failures but one per other attempt in flight, and takes its count back on the address;
+an attempt whose password was never checked is taken back. An attempt refused while each
+refusing key has an attempt in flight waits for them (at most WAIT_S, woken when this process
+decides one, else polling) and is judged again: they may be right passwords. So concurrent
+logins of one admin with the right password all get through, while a burst of wrong ones still
+gets only the checks the counters allow (the waiters then meet the delay or the lock). A mark
+expires after IN_FLIGHT_TTL_S, so a crashed process's attempt ends as the failure it was
+reserved as.
 
 `Limit`s are plain rate limits on unauthenticated routes that cost a hash, a database or an
 email (sign-up, password reset, invitation acceptance): so many attempts per address per hour.
@@ -19,11 +29,15 @@ email (sign-up, password reset, invitation acceptance): so many attempts per add
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import math
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +47,13 @@ from ..sqlq import registry as rq
 from .errors import AuthBusy, LoginLocked, LoginThrottled
 
 ACQUIRE_TIMEOUT_S = 5.0
+# How long an attempt refused only while others are in flight waits for them to be decided.
+WAIT_S = 2.0
+POLL_START_S = 0.02   # the first wait for a decision made by another process; doubles
+POLL_MAX_S = 0.2
+# An in-flight mark outlives its attempt (a crashed process) only this long: well above what a
+# login may take (hashing slot wait, tenant lease, argon2id).
+IN_FLIGHT_TTL_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -82,10 +103,21 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Attempt:
-    """A reserved attempt: the keys it was counted on, and the lock that counting set."""
+    """A reserved attempt: the keys it was counted on, the lock that counting set, and its id
+    in `login_attempts_in_flight`."""
 
     keys: tuple[str, ...]
     lock: Verdict | None
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a reservation was refused, and whether waiting for attempts in flight may help
+    (every refusing key has one)."""
+
+    verdict: Verdict
+    may_wait: bool
 
 
 def email_key(email: str) -> str:
@@ -150,38 +182,60 @@ async def _transaction(registry: Any) -> AsyncIterator[Any]:
 
 
 class Throttle:
-    """Reads and updates the registry's `login_throttle` rows."""
+    """Reads and updates the registry's `login_throttle` rows and in-flight marks."""
 
     def __init__(self, settings: Settings, email_rule: Rule = EMAIL_RULE,
                  ip_rule: Rule = IP_RULE) -> None:
         self.q = rq(settings.sql_dir)
         self.email_rule = email_rule
         self.ip_rule = ip_rule
+        self._decided = asyncio.Event()  # set (and replaced) when this process decides one
 
     def _rule(self, key: str) -> Rule:
         return self.email_rule if key.startswith("email:") else self.ip_rule
 
-    def _worst(self, rows: list[Any]) -> Verdict | None:
+    def _judge(self, rows: list[Any]) -> Refusal | None:
+        """The most restrictive key's refusal (None: every key lets the attempt through)."""
         worst: Verdict | None = None
+        may_wait = True
         for row in rows:
             v = verdict(self._rule(row["key"]), failures=row["failures"],
                         last_failure_at=row["last_failure_at"],
                         locked_until=row["locked_until"], now=row["now"])
-            if v is not None and (worst is None or (v.locked, v.retry_after_s) >
-                                  (worst.locked, worst.retry_after_s)):
+            if v is None:
+                continue
+            may_wait = may_wait and row["in_flight"] > 0
+            if worst is None or (v.locked, v.retry_after_s) > (worst.locked, worst.retry_after_s):
                 worst = v
-        return worst
+        return None if worst is None else Refusal(worst, may_wait)
 
     async def reserve(self, registry: Any, keys: list[str]) -> Attempt:
         """Count one attempt on every key before the password is checked, or raise the 429
-        of the most restrictive key (counting nothing). Keys are locked in sorted order, so
-        two reservations sharing keys never deadlock."""
+        of the most restrictive key (counting nothing). A refusal that attempts in flight
+        may lift waits for them to be decided first (bounded by WAIT_S)."""
         ordered = sorted(set(keys))
+        deadline = time.monotonic() + WAIT_S
+        pause = POLL_START_S
+        while True:
+            decided = self._decided  # taken before the read, so no decision is missed
+            got = await self._try_reserve(registry, ordered)
+            if isinstance(got, Attempt):
+                return got
+            left = deadline - time.monotonic()
+            if not got.may_wait or left <= 0:
+                raise got.verdict.error()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(decided.wait(), min(pause, left))
+            pause = min(pause * 2, POLL_MAX_S)
+
+    async def _try_reserve(self, registry: Any, ordered: list[str]) -> Attempt | Refusal:
+        """One try, in one transaction under the keys' advisory locks (taken in sorted order,
+        so two reservations sharing keys never deadlock)."""
         async with _transaction(registry) as conn:
             await self.q.lock_throttle_keys(conn, ordered)
-            worst = self._worst(await self.q.throttle_counters(conn, ordered))
-            if worst is not None:
-                raise worst.error()
+            refusal = self._judge(await self.q.throttle_counters(conn, ordered))
+            if refusal is not None:
+                return refusal
             caused: Verdict | None = None
             for key in ordered:
                 rule = self._rule(key)
@@ -189,21 +243,48 @@ class Throttle:
                                                         float(rule.lock_s), float(rule.window_s))
                 if row["failures"] >= rule.lock_after and row["locked_until"] is not None:
                     caused = Verdict(True, float(rule.lock_s))
-        return Attempt(tuple(ordered), caused)
+            attempt = Attempt(tuple(ordered), caused)
+            await self.q.hold_login_attempt(conn, attempt.id, ordered, IN_FLIGHT_TTL_S)
+        return attempt
+
+    def _wake(self) -> None:
+        """Wake this process's reservations waiting for a decision."""
+        decided, self._decided = self._decided, asyncio.Event()
+        decided.set()
+
+    async def failed(self, registry: Any, attempt: Attempt) -> None:
+        """A wrong password: the failure stays counted; the attempt is no longer in flight."""
+        try:
+            await self.q.drop_login_attempt(registry, attempt.id)
+        finally:
+            self._wake()
 
     async def release(self, registry: Any, attempt: Attempt) -> None:
         """Take back an attempt that was not a failure (the password was right, or was never
         checked); a lock its counting set is lifted with it."""
-        for key in attempt.keys:
-            await self.q.release_login_attempt(registry, key, self._rule(key).lock_after)
+        await self._settle(registry, attempt, clear_email=False)
 
     async def succeeded(self, registry: Any, attempt: Attempt) -> None:
-        """A successful login: forget the email's failures, take the attempt back elsewhere."""
-        for key in attempt.keys:
-            if key.startswith("email:"):
-                await self.q.clear_login_failures(registry, key)
-            else:
-                await self.q.release_login_attempt(registry, key, self._rule(key).lock_after)
+        """A successful login: forget the email's failures (but for the other attempts still
+        in flight), take the attempt back elsewhere."""
+        await self._settle(registry, attempt, clear_email=True)
+
+    async def _settle(self, registry: Any, attempt: Attempt, *, clear_email: bool) -> None:
+        """Drop the attempt's mark and change its counters in one transaction under the keys'
+        locks: a reservation never sees one without the other, and two successes counting
+        the attempts still in flight do not count each other."""
+        try:
+            async with _transaction(registry) as conn:
+                await self.q.lock_throttle_keys(conn, list(attempt.keys))
+                await self.q.drop_login_attempt(conn, attempt.id)
+                for key in attempt.keys:
+                    if clear_email and key.startswith("email:"):
+                        await self.q.keep_login_attempts_in_flight(conn, key)
+                    else:
+                        await self.q.release_login_attempt(conn, key,
+                                                           self._rule(key).lock_after)
+        finally:
+            self._wake()
 
     async def clear(self, conn: Any, key: str) -> None:
         """Forget a key's failures (after a password reset, or by an operator)."""

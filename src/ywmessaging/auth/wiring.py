@@ -19,7 +19,7 @@ from .middleware import authenticate_middleware
 from .revocations import CHANNEL as REVOKED_CHANNEL
 from .smtp import SmtpEmailSender
 from .state import AUTH, AuthServices
-from .throttle import IP_RULE
+from .throttle import IN_FLIGHT_TTL_S, IP_RULE
 
 log = structlog.get_logger("ywm.auth")
 
@@ -104,6 +104,8 @@ async def _sweep_loop(app: web.Application, settings: Settings) -> None:
         try:
             async with asyncio.timeout(SWEEP_TIMEOUT_S):
                 gone = await q.sweep_login_throttle(app[REGISTRY_POOL], float(IP_RULE.window_s))
+                gone += await q.sweep_login_attempts_in_flight(app[REGISTRY_POOL],
+                                                               IN_FLIGHT_TTL_S)
                 revocations = await q.sweep_revocations(app[REGISTRY_POOL])
             if gone or revocations:
                 log.info("login_throttle_swept", removed=gone, revocations_removed=revocations)

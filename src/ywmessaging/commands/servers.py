@@ -1,4 +1,4 @@
-"""`ywm servers add|list|drain|activate`: the PostgreSQL servers tenants live on."""
+"""`ywm servers add|list|set|drain|activate`: the PostgreSQL servers tenants live on."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 
 from ..config import Settings
-from ..ops.servers import add_server, describe_row, server_statuses, set_state
+from ..errors import ConfigError
+from ..ops.servers import add_server, describe_row, server_statuses, set_sizing, set_state
 from .common import print_table, registry_pool, secret_box
 
 
@@ -56,6 +57,40 @@ async def list_(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _budget(raw: str) -> int | str:
+    """`--budget`: a number of connections, or `auto` (from the server's max_connections)."""
+    if raw.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"--budget must be a number of connections or `auto`, got {raw!r}"
+                          ) from None
+
+
+async def set_(args: argparse.Namespace, settings: Settings) -> int:
+    """Change a server's tenant cap and/or connection budget; print the row."""
+    box = secret_box(settings)
+    budget = None if args.budget is None else _budget(args.budget)
+    async with registry_pool(settings, max_size=1) as pool, pool.acquire() as conn:
+        done = await set_sizing(conn, settings, box, args.server, max_tenants=args.max_tenants,
+                                budget=budget, force=args.force)
+    row = done.row
+    if args.json:
+        print(orjson.dumps({**dict(describe_row(row)),
+                            "usable_connections": done.usable}).decode())
+        return 0
+    _print_row(row, False)
+    if done.usable is not None:
+        print(f"budget {row['conn_budget']} of {done.usable} usable connections "
+              f"(max_connections {done.max_connections} - {done.superuser_reserved} "
+              "reserved for superusers); running processes were notified")
+    if row["tenant_count"] > row["max_tenants"]:
+        print(f"it holds {row['tenant_count']} tenants, more than max_tenants: no new tenant "
+              "is placed there; existing ones stay")
+    return 0
+
+
 async def _set_state(args: argparse.Namespace, settings: Settings, state: str) -> int:
     async with registry_pool(settings, max_size=1) as pool, pool.acquire() as conn:
         row = await set_state(conn, settings, args.server, state)
@@ -94,6 +129,18 @@ def register(sub: Any) -> None:
     ls = ssub.add_parser("list", help="servers with load, live connections, template version")
     ls.add_argument("--json", action="store_true", help="print JSON")
     ls.set_defaults(func=list_)
+    st = ssub.add_parser("set", help="change a server's tenant cap or connection budget")
+    st.add_argument("server", metavar="SERVER", help="server id or name")
+    st.add_argument("--max-tenants", type=int, default=None, help="tenants it may hold")
+    st.add_argument("--budget", default=None, metavar="N|auto",
+                    help="connections all app processes may open there, at most its "
+                         "max_connections - superuser_reserved_connections (auto: derived "
+                         "from max_connections as at `add`)")
+    st.add_argument("--force", action="store_true",
+                    help="set the budget without checking it against the server (or when it "
+                         "does not answer)")
+    st.add_argument("--json", action="store_true", help="print the row as JSON")
+    st.set_defaults(func=set_)
     d = ssub.add_parser("drain", help="stop placing new tenants on a server")
     d.add_argument("server", metavar="ID", help="server id or name")
     d.set_defaults(func=drain)

@@ -248,7 +248,8 @@ class _Move:
                             "server takes tenants")
         if target["tenant_count"] >= target["max_tenants"]:
             raise MoveError(f"server {target['name']} is full ({target['tenant_count']} of "
-                            f"{target['max_tenants']} tenants)")
+                            f"{target['max_tenants']} tenants; raise it with `ywm servers set "
+                            f"{target['name']} --max-tenants N`)")
         self.tenant, self.target = t, target
         self.source = await self.q.get_server(self.registry, t["server_id"])
         self.db, self.role = t["db_name"], t["db_role"]

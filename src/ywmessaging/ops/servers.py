@@ -1,4 +1,5 @@
-"""Database servers for operators: add one (with its template), list them live, drain/activate."""
+"""Database servers for operators: add one (with its template), list them live, drain/activate,
+change a server's tenant cap and connection budget."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from ..crypto import SecretBox
 from ..db import pg
 from ..db.dsn import PgTarget
 from ..errors import ConfigError, OperationError
-from ..registry.servers import admin_target, register_server
+from ..registry.servers import (
+    admin_target,
+    budget_from_max_connections,
+    read_limits,
+    register_server,
+)
 from ..sqlq import registry as rq
 from ..tenants.template import ensure_template
 
@@ -99,6 +105,75 @@ async def set_state(conn: Any, settings: Settings, ref: str, state: str) -> Any:
     row = await resolve_server(conn, settings, ref)
     await rq(settings.sql_dir).set_server_state(conn, row["id"], state)
     return await resolve_server(conn, settings, str(row["id"]))
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """A server's row after `ywm servers set`, and its limits as read from it just now
+    (None: not asked, or it did not answer and --force was given)."""
+
+    row: Any
+    max_connections: int | None = None
+    superuser_reserved: int | None = None
+
+    @property
+    def usable(self) -> int | None:
+        """Connections non-superusers may open there: what a budget must fit in."""
+        if self.max_connections is None or self.superuser_reserved is None:
+            return None
+        return self.max_connections - self.superuser_reserved
+
+
+async def set_sizing(conn: Any, settings: Settings, box: SecretBox, ref: str, *,
+                     max_tenants: int | None = None, budget: int | str | None = None,
+                     force: bool = False) -> Sizing:
+    """Change a server's `max_tenants` and/or `conn_budget` (`auto`: derived from its
+    max_connections, as `ywm servers add` does). A budget is checked against what the server
+    allows now unless `force`; running processes are notified and re-balance at once."""
+    if max_tenants is None and budget is None:
+        raise ConfigError("nothing to change: give --max-tenants and/or --budget")
+    if max_tenants is not None and max_tenants < 1:
+        raise ConfigError("--max-tenants must be at least 1")
+    if isinstance(budget, str) and budget != "auto":
+        raise ConfigError("--budget must be a number of connections or `auto`")
+    if isinstance(budget, int) and budget < 1:
+        raise ConfigError("--budget must be at least 1")
+    row = await resolve_server(conn, settings, ref)
+    limits: tuple[int, int] | None = None
+    if budget is not None:
+        limits = await _limits(row, box, need=(budget == "auto" or not force))
+    if limits is not None:
+        maxc, reserved = limits
+        if budget == "auto":
+            budget = budget_from_max_connections(maxc, reserved)
+        elif isinstance(budget, int) and budget > maxc - reserved and not force:
+            raise OperationError(
+                f"budget {budget} exceeds what server {row['name']} allows: max_connections "
+                f"{maxc} - superuser_reserved_connections {reserved} = {maxc - reserved} "
+                "(leave room for operators; --force sets it anyway)")
+    assert budget is None or isinstance(budget, int)
+    q = rq(settings.sql_dir)
+    await q.set_server_sizing(conn, row["id"], max_tenants, budget,
+                              limits[0] if limits else None)
+    if budget is not None:  # every process heartbeats now and takes its new share
+        await q.hb_notify(conn, "ops:budget")
+    new = await resolve_server(conn, settings, str(row["id"]))
+    return Sizing(new, *limits) if limits else Sizing(new)
+
+
+async def _limits(row: Any, box: SecretBox, *, need: bool) -> tuple[int, int] | None:
+    """The server's (max_connections, superuser_reserved_connections); None when it does not
+    answer and the caller can do without."""
+    try:
+        return await read_limits(admin_target(row, box), timeout=PROBE_TIMEOUT)
+    except Exception as exc:  # refused, timed out, auth failed, undecryptable password
+        if not need:
+            return None
+        raise OperationError(
+            f"cannot read max_connections of server {row['name']} "
+            f"({row['host']}:{row['port']}): {_first_line(str(exc) or type(exc).__name__)} "
+            "(--force sets a number "
+            "unchecked)") from exc
 
 
 async def open_connections(settings: Settings, box: SecretBox, row: Any,

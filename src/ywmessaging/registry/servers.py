@@ -37,15 +37,16 @@ def budget_from_max_connections(max_connections: int, reserved_superuser: int) -
     return max(4, int(usable * BUDGET_SHARE) - RESERVED_FOR_REGISTRY)
 
 
-async def read_limits(target: PgTarget) -> tuple[int, int]:
+async def read_limits(target: PgTarget, timeout: float = pg.CONNECT_TIMEOUT) -> tuple[int, int]:
     """(max_connections, superuser_reserved_connections) of a server."""
-    conn = await pg.connect(target)
+    conn = await pg.connect(target, timeout=timeout)
     try:
-        maxc = int(await conn.fetchval("SHOW max_connections"))
-        reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
+        maxc = int(await conn.fetchval("SHOW max_connections", timeout=timeout))
+        reserved = int(await conn.fetchval("SHOW superuser_reserved_connections",
+                                           timeout=timeout))
         return maxc, reserved
     finally:
-        await conn.close()
+        await conn.close(timeout=timeout)
 
 
 async def register_server(

@@ -160,6 +160,12 @@ class ShareBook:
         """This process's share of a server (idle pools beyond it are closed)."""
         return 0 if self.fenced else self.shares.get(server_id, 0)
 
+    def pools_fit(self) -> int:
+        """Pools the shares hold at one connection each: the sum of this process's shares of
+        the servers not `down` (0 while fenced)."""
+        return sum(self.share(sid) for sid, server in self.servers.items()
+                   if server.state != "down")
+
     def want(self, server_id: int) -> None:
         """A pool did not fit: ask for an early heartbeat if one would give more at once
         (nothing reserved yet, a server the last heartbeat did not know, a reservation below

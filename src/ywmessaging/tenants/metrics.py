@@ -34,6 +34,7 @@ class Snapshot:
     server_claimed: dict[str, int]                # server name → open pools' charges
     server_share: dict[str, int]                  # server name → this process's share
     server_reserved: dict[str, int] = field(default_factory=dict)  # → its reservation
+    pool_cap: int = 0                              # open pools allowed now
 
 
 class _SupervisorCollector(Collector):
@@ -62,12 +63,16 @@ class _SupervisorCollector(Collector):
             GaugeMetricFamily("ywm_tenant_server_reserved_connections",
                               "Connections this process reserved on each server (its claim).",
                               labels=["server"]),
+            GaugeMetricFamily("ywm_tenant_pools_cap",
+                              "Tenant pools this process may keep open now (its shares at one "
+                              "connection per pool, or YWM_TENANT_POOL_CAP if lower)."),
         ]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         snap = self._snapshot()
         fams = self._families()
-        opened, by_state, leases, breakers, conns, claimed, share, reserved = fams
+        opened, by_state, leases, breakers, conns, claimed, share, reserved, cap = fams
+        cap.add_metric([], snap.pool_cap)
         opened.add_metric([], sum(n for s, n in snap.pools_by_state.items() if s != "closed"))
         for state, n in sorted(snap.pools_by_state.items()):
             by_state.add_metric([state], n)

@@ -209,8 +209,9 @@ class Provisioner:
             server = await self.q.pick_server_for_tenant(conn)
             if server is None:
                 raise ProvisioningError(
-                    "no active database server has room for another tenant "
-                    "(add one with `ywm servers add` or raise max_tenants)"
+                    "no active database server has room for another tenant (add one with "
+                    "`ywm servers add`, or raise a server's cap with "
+                    "`ywm servers set SERVER --max-tenants N`)"
                 )
             await self.q.insert_tenant(conn, tid, name, server["id"], db_name, role, sealed,
                                        time_zone, trial_end)

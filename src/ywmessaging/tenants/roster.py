@@ -51,10 +51,10 @@ class Room(Generic[V]):
 
 
 def make_room(idle: list[V], *, server_id: int, share: int, used: int, count: int,
-              cap: int) -> Room[V] | str:
+              cap: int | None) -> Room[V] | str:
     """Room for a new pool on `server_id` (it starts charged one connection), evicting idle
     actors (least recently used first); or what is full ("server's connection budget" or
-    "pool cap").
+    "pool cap"; None: no cap on the count, the budget's one connection per pool bounds it).
 
     The new pool opens nothing before its victims are closed, so it may take over what they
     hold, but only what it can cover: a cap slot each (as many as the cap needs), and on its
@@ -72,16 +72,16 @@ def make_room(idle: list[V], *, server_id: int, share: int, used: int, count: in
             used -= a.charge
     left = count - len(victims)
     for a in idle:
-        if left < cap:
+        if cap is None or left < cap:
             break
         if a not in victims:
             victims.append(a)
             left -= 1
-    if left >= cap:
+    if cap is not None and left >= cap:
         return "pool cap"
     same = [a for a in victims if a.server_id == server_id]
     credits = [(same[0], 1)] if same else []
-    return Room(victims, credits, victims[:max(0, count + 1 - cap)])
+    return Room(victims, credits, victims[:max(0, count + 1 - cap)] if cap is not None else [])
 
 
 class Roster:

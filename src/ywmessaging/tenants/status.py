@@ -12,6 +12,13 @@ if TYPE_CHECKING:
     from .supervisor import PoolSupervisor
 
 
+def pool_cap(sup: PoolSupervisor) -> int:
+    """Pools this process may keep open now: what its shares hold at one connection each,
+    or YWM_TENANT_POOL_CAP if that is lower."""
+    fits = sup.shares.pools_fit()
+    return fits if sup.cap is None else min(sup.cap, fits)
+
+
 def snapshot(sup: PoolSupervisor) -> Snapshot:
     """Gauges at scrape time: pools by state, leases, breakers, connections per server."""
     by_state = {s.value: 0 for s in ActorState}
@@ -31,7 +38,7 @@ def snapshot(sup: PoolSupervisor) -> Snapshot:
     return Snapshot(pools_by_state=by_state, leases_in_use=leases,
                     breakers=sup.breakers.counts(), server_connections=conns,
                     server_claimed=claimed, server_share=share,
-                    server_reserved=reserved)
+                    server_reserved=reserved, pool_cap=pool_cap(sup))
 
 
 def pool_status(sup: PoolSupervisor, tenant_id: uuid.UUID) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Invariants (the bookkeeping is synchronous between awaits, so it is atomic on the loop; the
 actor roster and drain-then-close live in roster.py):
 - open pools (actors in `_actors` plus closing ones whose cap slot was not handed over) never
-  exceed the cap;
+  exceed the cap, YWM_TENANT_POOL_CAP, when it is set (unset, the budgets alone bound them:
+  every pool is charged at least one connection);
 - on each server, the sum of those actors' charges (closing ones included, less what a
   successor covers) never exceeds this process's reservation (budget.py), and no actor's pool
   holds more connections than its charge (actor.py): a pool starts charged one connection

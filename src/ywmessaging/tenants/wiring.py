@@ -14,6 +14,7 @@ from ..keys import API_V1, METRICS, REGISTRY_POOL
 from .keys import SUPERVISOR
 from .middleware import lease_middleware
 from .runtime import open_supervisor
+from .status import pool_cap
 
 log = structlog.get_logger("ywm.supervisor")
 
@@ -42,8 +43,8 @@ def supervisor_ctx(settings: Settings, kind: str = "api") -> CleanupCtx:
         runtime = await open_supervisor(settings, box, app[REGISTRY_POOL], kind=kind,
                                         collector_registry=app[METRICS].registry)
         app[SUPERVISOR] = runtime
-        log.info("tenant_supervisor_started", cap=settings.tenant_pool_cap,
-                 pool_max=settings.tenant_pool_max)
+        log.info("tenant_supervisor_started", cap=pool_cap(runtime.supervisor),
+                 cap_set=settings.tenant_pool_cap, pool_max=settings.tenant_pool_max)
         yield
         await runtime.close()
         log.info("tenant_supervisor_stopped")
