@@ -33,10 +33,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def _first_error_code(body: bytes) -> tuple[str | None, str]:
+    """(code, detail) of a Telnyx error body; the code is None when the error has none."""
     try:
         doc = orjson.loads(body)
         err = doc["errors"][0]
-        return str(err.get("code")), str(err.get("detail") or err.get("title") or "")
+        code = err.get("code")
+        return (None if code is None else str(code),
+                str(err.get("detail") or err.get("title") or ""))
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
         return None, body[:200].decode("utf-8", "replace")
 
@@ -184,7 +187,7 @@ class TelnyxCarrier:
     async def release_number(self, carrier_number_id: str) -> None:
         """DELETE /v2/phone_numbers/{id}; a number already gone counts as released."""
         try:
-            await self._call("DELETE", f"/v2/phone_numbers/{carrier_number_id}",
+            await self._call("DELETE", f"/v2/phone_numbers/{quote(carrier_number_id, safe='')}",
                              operation="release_number")
         except CarrierError as exc:
             if exc.http_status != 404:
