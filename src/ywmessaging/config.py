@@ -115,6 +115,10 @@ ENV_VARS: list[tuple[str, str, type, Any, str]] = [
     ("CARRIER_SIM_HOST", "carrier_sim_host", str, "127.0.0.1",
      "Address the carrier simulator binds."),
     ("CARRIER_SIM_PORT", "carrier_sim_port", int, 8081, "Port the carrier simulator binds."),
+    ("CARRIER_SIM_ORDER_DELAY", "carrier_sim_order_delay", float, 1.0,
+     "Seconds the carrier simulator keeps a number order `pending` (like Telnyx) before it "
+     "completes and sends `number_order.complete`; 0 completes orders before answering. Tests "
+     "use a few hundredths of a second."),
     ("YWM_WEBHOOK_SWEEP_INTERVAL", "webhook_sweep_interval", float, 5.0,
      "Seconds between sweeps that retry webhook-inbox events still due (tenant was down)."),
     # messaging part B (issue 6): broadcasts, quota, the outbox worker and its queue
@@ -228,6 +232,7 @@ class Settings:
     carrier_sim_webhook_url: str = "http://127.0.0.1:8080/webhooks/telnyx"
     carrier_sim_host: str = "127.0.0.1"
     carrier_sim_port: int = 8081
+    carrier_sim_order_delay: float = 1.0
     webhook_sweep_interval: float = 5.0
 
     monthly_message_quota: int = 1000
@@ -330,6 +335,8 @@ class Settings:
             raise ConfigError("YWM_WEBHOOK_SWEEP_INTERVAL must be between 0 and 3600 seconds")
         if not 0 <= self.carrier_sim_port <= 65535:
             raise ConfigError("CARRIER_SIM_PORT must be between 0 and 65535")
+        if not 0 <= self.carrier_sim_order_delay <= 3600:
+            raise ConfigError("CARRIER_SIM_ORDER_DELAY must be between 0 and 3600 seconds")
         for name, value in (("TELNYX_PUBLIC_KEY", self.telnyx_public_key),
                             ("CARRIER_SIM_SIGNING_KEY", self.carrier_sim_signing_key)):
             if value is not None and not _is_b64_32(value):

@@ -16,7 +16,9 @@ from tests.integration.messaging_a_fixtures import (
     tenant_db,
     wait_until,
 )
+from ywmessaging.commands.carrier_sim import adopt_registry_numbers
 from ywmessaging.db.dsn import PgTarget
+from ywmessaging.messaging.simulator import start_simulator
 
 
 def _area() -> str:
@@ -61,7 +63,7 @@ async def test_buy_limits_routing_and_release(
     church = await register(msg_client)
     other = await register(msg_client)
     number = await _buy_some(msg_client, church)
-    assert number in sim.state.numbers.values()
+    assert sim.state.owns(number)
     listed = await (await msg_client.get("/api/v1/numbers", headers=church.auth)).json()
     assert [n["phone_number"] for n in listed["numbers"]] == [number]
     async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
@@ -87,7 +89,7 @@ async def test_buy_limits_routing_and_release(
     # release: gone at the carrier, from the registry and from the church's settings
     resp = await msg_client.delete(f"/api/v1/numbers/{number}", headers=church.auth)
     assert resp.status == 204
-    assert number not in sim.state.numbers.values()
+    assert sim.state.number(number) is None   # gone from the carrier's account
     assert await registry_conn.fetchval("SELECT count(*) FROM phone_numbers WHERE e164 = $1",
                                         number) == 0
     async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
@@ -101,7 +103,7 @@ async def test_a_carrier_failure_leaves_no_assignment(
         msg_client: Any, sim: Any, registry_conn: Any) -> None:
     church = await register(msg_client)
     number = f"+1{_area()}555{secrets.randbelow(10**4):04d}"
-    sim.state.numbers["held-elsewhere"] = number     # the carrier will refuse to sell it
+    sim.state.add_number(number)     # held already: the carrier will refuse to sell it
     resp = await msg_client.post("/api/v1/numbers", headers=church.auth,
                                  json={"phone_number": number})
     await problem(resp, 409, "number_unavailable")
@@ -112,3 +114,20 @@ async def test_a_carrier_failure_leaves_no_assignment(
 async def _settled(registry_conn: Any, event_id: str) -> Any:
     row = await inbox_row(registry_conn, event_id)
     return row if row is not None and row["state"] in ("done", "ignored") else None
+
+
+async def test_dev_simulator_adopts_the_registry_numbers(
+        msg_client: Any, registry_conn: Any, msg_settings: Any) -> None:
+    """`ywm dev` restarts its simulator empty: it takes the registry's numbers on again, so
+    churches can still send from them (the simulator refuses senders it does not own)."""
+    church = await register(msg_client)
+    number = random_number()
+    await registry_conn.execute("INSERT INTO phone_numbers (e164, tenant_id) VALUES ($1, $2)",
+                                number, uuid.UUID(church.tenant_id))
+    fresh = await start_simulator()
+    try:
+        assert not fresh.state.owns(number)
+        assert await adopt_registry_numbers(fresh, registry_conn, msg_settings) >= 1
+        assert fresh.state.owns(number)
+    finally:
+        await fresh.stop()

@@ -22,7 +22,10 @@ A, B = "+12065550100", "+12065550199"
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSimulator]:
-    running = await start_simulator(api_key="sk-test")
+    """A simulator whose account owns A (the sender of these tests) and whose number orders
+    complete at once."""
+    running = await start_simulator(api_key="sk-test", order_delay=0)
+    running.state.add_number(A)
     yield running
     await running.stop()
 
@@ -210,14 +213,43 @@ async def test_numbers_search_order_release(sim: RunningSimulator,
     found = await carrier.search_numbers(area_code="212", limit=3)
     assert found == ["+12125550100", "+12125550101", "+12125550102"]
     number_id = await carrier.order_number(found[0])
-    assert sim.state.numbers == {number_id: found[0]}
+    assert (sim.state.number(found[0]) or {}).get("id") == number_id   # the number's own id
+    assert sim.state.owns(found[0])
     assert found[0] not in await carrier.search_numbers(area_code="212", limit=3)
     with pytest.raises(CarrierError) as exc:
         await carrier.order_number(found[0])
     assert (exc.value.http_status, exc.value.retryable) == (422, False)
     await carrier.release_number(number_id)
     await carrier.release_number(number_id)   # already gone counts as released
-    assert sim.state.numbers == {}
+    assert sim.state.number(found[0]) is None
+
+
+async def test_a_sender_the_account_does_not_own_is_refused(carrier: TelnyxCarrier) -> None:
+    with pytest.raises(CarrierError) as exc:
+        await carrier.send(SendRequest("+12065550142", B, "not our number"))
+    assert (exc.value.http_status, exc.value.code, exc.value.retryable) == (400, "40305", False)
+
+
+async def test_unknown_routes_answer_telnyx_errors(sim: RunningSimulator) -> None:
+    status, body = await _sim(sim, "GET", "/v2/no_such_thing")
+    assert status == 404
+    assert body["errors"][0] == {
+        "code": "10005", "title": "Resource not found",
+        "detail": "The requested resource or URL could not be found.",
+        "meta": {"url": "https://developers.telnyx.com/docs/overview/errors/10005"}}
+
+
+async def test_simulated_numbers_and_order_settings(sim: RunningSimulator) -> None:
+    status, body = await _sim(sim, "POST", "/sim/numbers", json={"phone_number": B})
+    assert status == 201 and body["data"]["status"] == "active"
+    assert (await _sim(sim, "POST", "/sim/numbers", json={"phone_number": B}))[0] == 200
+    status, body = await _sim(sim, "GET", "/sim/numbers")
+    assert [n["phone_number"] for n in body["data"]] == [A, B]
+    status, body = await _sim(sim, "PATCH", "/sim/config",
+                              json={"order_delay": 0.5, "order_webhooks": False})
+    assert status == 200 and (body["data"]["order_delay"], body["data"]["order_webhooks"]) == (
+        0.5, False)
+    assert (await _sim(sim, "PATCH", "/sim/config", json={"order_delay": -1}))[0] == 422
 
 
 def test_retry_after_parsing() -> None:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ywmessaging.messaging.carrier import CarrierError, SendRequest
 from ywmessaging.messaging.simulator import RunningSimulator, start_simulator
+from ywmessaging.messaging.simulator.state import phone_number_record
 from ywmessaging.messaging.telnyx import TelnyxCarrier
 
 A, B = "+12065550100", "+12065550199"
@@ -59,10 +60,10 @@ async def test_an_error_without_a_code_has_no_code(errors: list[dict[str, object
 async def test_release_url_encodes_the_number_id(sim: RunningSimulator) -> None:
     """An id with `/`, `?` or a space reaches the carrier as one path segment."""
     odd = "12/34?x y"
-    sim.state.numbers[odd] = A
+    sim.state.numbers[odd] = phone_number_record(odd, A, "active")
     carrier = TelnyxCarrier(api_base=sim.base_url, api_key="sk-test", timeout=2.0)
     try:
         await carrier.release_number(odd)
     finally:
         await carrier.close()
-    assert sim.state.numbers == {}
+    assert sim.state.number(A) is None

@@ -36,3 +36,7 @@ RETURNING e164, carrier_number_id, status, assigned_at;
 -- name: delete_tenant_number :exec
 -- Remove a church's number (after the carrier released it, or when the order failed).
 DELETE FROM phone_numbers WHERE e164 = $1 AND tenant_id = $2;
+
+-- name: all_numbers :many
+-- Every assigned number (the development carrier simulator adopts them when it starts).
+SELECT e164, tenant_id, status FROM phone_numbers ORDER BY assigned_at, e164;

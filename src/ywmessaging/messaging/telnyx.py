@@ -160,7 +160,7 @@ class TelnyxCarrier:
     async def search_numbers(self, *, area_code: str | None, limit: int = 10) -> list[str]:
         """GET /v2/available_phone_numbers (US, SMS-capable)."""
         params = {"filter[country_code]": "US", "filter[limit]": str(limit),
-                  "filter[features][]": "sms"}
+                  "filter[features]": "sms"}
         if area_code:
             params["filter[national_destination_code]"] = area_code
         doc = await self._call("GET", "/v2/available_phone_numbers", params=params,
@@ -175,11 +175,13 @@ class TelnyxCarrier:
             body["messaging_profile_id"] = self._profile
         doc = await self._call("POST", "/v2/number_orders", body=body,
                                operation="order_number")
+        # Telnyx's filter takes digits only ("non-numerical characters will result in no
+        # values being returned") and matches parts of numbers: compare the whole number
         found = await self._call("GET", "/v2/phone_numbers",
-                                 params={"filter[phone_number]": e164},
+                                 params={"filter[phone_number]": e164.lstrip("+")},
                                  operation="find_number")
         for row in found.get("data") or []:
-            if isinstance(row, dict) and row.get("id"):
+            if isinstance(row, dict) and row.get("id") and row.get("phone_number") == e164:
                 return str(row["id"])
         ordered = (doc.get("data") or {}).get("phone_numbers") or [{}]
         return str(ordered[0].get("id") or e164)
