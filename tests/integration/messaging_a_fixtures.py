@@ -44,8 +44,9 @@ __all__ = [
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSimulator]:
-    """A carrier simulator on a free loopback port (number orders complete at once)."""
-    running = await start_simulator(order_delay=0)
+    """A carrier simulator on a free loopback port; its number orders stay `pending` for
+    0.05 s, like Telnyx's for a moment."""
+    running = await start_simulator(order_delay=0.05)
     yield running
     await running.stop()
 

@@ -63,7 +63,7 @@ async def test_release_url_encodes_the_number_id(sim: RunningSimulator) -> None:
     sim.state.numbers[odd] = phone_number_record(odd, A, "active")
     carrier = TelnyxCarrier(api_base=sim.base_url, api_key="sk-test", timeout=2.0)
     try:
-        await carrier.release_number(odd)
+        await carrier.release_number(A)
     finally:
         await carrier.close()
     assert sim.state.number(A) is None

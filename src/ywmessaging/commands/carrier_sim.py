@@ -60,10 +60,14 @@ def dev_settings(settings: Settings, host: str, port: int) -> Settings:
 async def adopt_registry_numbers(sim: RunningSimulator, registry_pool: Any,
                                  settings: Settings) -> int:
     """Put the registry's numbers on the simulator's account (its state is in memory, so a
-    restarted `ywm dev` would otherwise refuse to send from them); how many."""
+    restarted `ywm dev` would otherwise refuse to send from them, and not know a pending
+    number's order); how many."""
     rows = await rq(settings.sql_dir).all_numbers(registry_pool, timeout=5.0)
     for row in rows:
-        sim.state.add_number(row["e164"])
+        if row["status"] == "pending" and row["carrier_order_id"]:
+            sim.state.adopt_order(row["carrier_order_id"], row["e164"])
+        else:
+            sim.state.add_number(row["e164"])
     return len(rows)
 
 

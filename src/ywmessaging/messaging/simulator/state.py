@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import itertools
 import random
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .events import iso_now
+from .events import iso_now, number_order, settle_order
 
 # faults that apply to POST /v2/messages
 SEND_FAULTS = ("429", "500", "slow", "drop", "fail_delivery", "opted_out")
@@ -86,8 +87,9 @@ class SimState:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     rng: random.Random = field(default_factory=lambda: random.Random(6))
     # Telnyx phone number ids are long decimal strings, unlike order (line) ids, which are UUIDs
+    # (a random start: ids of two simulators never meet)
     number_ids: itertools.count[int] = field(
-        default_factory=lambda: itertools.count(2_919_762_866_204_575_273))
+        default_factory=lambda: itertools.count(10**18 + secrets.randbelow(8 * 10**18)))
     counters: dict[str, int] = field(default_factory=lambda: {
         "requests": 0, "accepted": 0, "faulted": 0, "webhooks_ok": 0, "webhooks_failed": 0,
         "lookups": 0, "orders": 0})
@@ -121,6 +123,17 @@ class SimState:
         record = phone_number_record(str(next(self.number_ids)), e164, status, **extra)
         self.numbers[record["id"]] = record
         return record
+
+    def adopt_order(self, order_id: str, e164: str) -> dict[str, Any]:
+        """Take on an order placed with an earlier simulator, as completed (`ywm dev` restarted
+        while a number was pending: the worker's next poll finds it done)."""
+        order = number_order([e164], {})
+        order["id"] = order_id
+        settle_order(order, "success")
+        self.orders[order_id] = order
+        if self.number(e164) is None:
+            self.add_number(e164)
+        return order
 
     def drop_number(self, e164: str) -> None:
         """Take `e164` off the account (a failed order)."""
