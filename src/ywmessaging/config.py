@@ -117,8 +117,16 @@ ENV_VARS: list[tuple[str, str, type, Any, str]] = [
     ("CARRIER_SIM_HOST", "carrier_sim_host", str, "127.0.0.1",
      "Address the carrier simulator binds."),
     ("CARRIER_SIM_PORT", "carrier_sim_port", int, 8081, "Port the carrier simulator binds."),
+    ("CARRIER_SIM_ORDER_DELAY", "carrier_sim_order_delay", float, 1.0,
+     "Seconds the carrier simulator keeps a number order `pending` (like Telnyx) before it "
+     "completes and sends `number_order.complete`; 0 completes orders before answering. Tests "
+     "use a few hundredths of a second."),
     ("YWM_WEBHOOK_SWEEP_INTERVAL", "webhook_sweep_interval", float, 5.0,
      "Seconds between sweeps that retry webhook-inbox events still due (tenant was down)."),
+    ("YWM_NUMBER_ORDER_POLL_INTERVAL", "number_order_poll_interval", float, 30.0,
+     "Seconds between the worker's polls of phone-number orders still `pending` at the carrier "
+     "(each order is asked about at most this often; `number_order.complete` webhooks usually "
+     "settle them first)."),
     # messaging part B (issue 6): broadcasts, quota, the outbox worker and its queue
     ("YWM_MONTHLY_MESSAGE_QUOTA", "monthly_message_quota", int, 1000,
      "Messages (outbox rows) a church may queue per calendar month in its time zone, until "
@@ -230,7 +238,9 @@ class Settings:
     carrier_sim_webhook_url: str = "http://127.0.0.1:8080/webhooks/telnyx"
     carrier_sim_host: str = "127.0.0.1"
     carrier_sim_port: int = 8081
+    carrier_sim_order_delay: float = 1.0
     webhook_sweep_interval: float = 5.0
+    number_order_poll_interval: float = 30.0
 
     monthly_message_quota: int = 1000
     cost_per_segment: float = 0.004
@@ -330,8 +340,13 @@ class Settings:
             raise ConfigError("TELNYX_TIMEOUT must be between 0 and 120 seconds")
         if not 0 < self.webhook_sweep_interval <= 3600:
             raise ConfigError("YWM_WEBHOOK_SWEEP_INTERVAL must be between 0 and 3600 seconds")
+        if not 0 < self.number_order_poll_interval <= 86_400:
+            raise ConfigError("YWM_NUMBER_ORDER_POLL_INTERVAL must be between 0 and 86400 "
+                              "seconds")
         if not 0 <= self.carrier_sim_port <= 65535:
             raise ConfigError("CARRIER_SIM_PORT must be between 0 and 65535")
+        if not 0 <= self.carrier_sim_order_delay <= 3600:
+            raise ConfigError("CARRIER_SIM_ORDER_DELAY must be between 0 and 3600 seconds")
         for name, value in (("TELNYX_PUBLIC_KEY", self.telnyx_public_key),
                             ("CARRIER_SIM_SIGNING_KEY", self.carrier_sim_signing_key)):
             if value is not None and not _is_b64_32(value):

@@ -44,8 +44,9 @@ __all__ = [
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSimulator]:
-    """A carrier simulator on a free loopback port."""
-    running = await start_simulator()
+    """A carrier simulator on a free loopback port; its number orders stay `pending` for
+    0.05 s, like Telnyx's for a moment."""
+    running = await start_simulator(order_delay=0.05)
     yield running
     await running.stop()
 
@@ -72,13 +73,16 @@ def random_number() -> str:
     return f"+1{area}555{secrets.randbelow(10**4):04d}"
 
 
-async def church_with_number(client: Client, registry_conn: Any) -> tuple[Church, str]:
-    """A church signed up through HTTP, with a number routed to it in the registry."""
+async def church_with_number(client: Client, registry_conn: Any,
+                             sim: RunningSimulator) -> tuple[Church, str]:
+    """A church signed up through HTTP, with a number routed to it in the registry and owned
+    by the simulator's account (so it may send from it)."""
     church = await register(client)
     number = random_number()
     await registry_conn.execute(
         "INSERT INTO phone_numbers (e164, tenant_id) VALUES ($1, $2)",
         number, uuid.UUID(church.tenant_id))
+    sim.state.add_number(number)
     return church, number
 
 

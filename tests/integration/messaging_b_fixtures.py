@@ -105,7 +105,7 @@ class Sending:
 
     async def church(self, members: int = 0, opted_out: int = 0) -> tuple[Church, str, list[str]]:
         """A church with a number (also its sender) and members; (church, number, phones)."""
-        church, number = await church_with_number(self.client, self.registry_conn)
+        church, number = await church_with_number(self.client, self.registry_conn, self.sim)
         async with self.db(church) as db:
             await db.execute("UPDATE settings SET sender_number = $1", number)
             phones = await add_members(db, members, opted_out=opted_out) if members else []

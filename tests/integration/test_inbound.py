@@ -32,7 +32,7 @@ async def _add_member(db: Any, phone: str, changed_at: str = "2024-01-01T00:00:0
 
 async def test_stop_opts_out_and_queues_one_confirmation(
         msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
-    church, number = await church_with_number(msg_client, registry_conn)
+    church, number = await church_with_number(msg_client, registry_conn, sim)
     phone = random_number()
     async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
         member_id = await _add_member(db, phone)
@@ -66,7 +66,7 @@ async def test_stop_opts_out_and_queues_one_confirmation(
 
 async def test_late_old_stop_does_not_undo_newer_start(
         msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
-    church, number = await church_with_number(msg_client, registry_conn)
+    church, number = await church_with_number(msg_client, registry_conn, sim)
     phone = random_number()
     async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
         member_id = await _add_member(db, phone)
@@ -89,7 +89,7 @@ async def test_late_old_stop_does_not_undo_newer_start(
 
 async def test_help_replies_with_the_church_text(
         msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
-    church, number = await church_with_number(msg_client, registry_conn)
+    church, number = await church_with_number(msg_client, registry_conn, sim)
     phone = random_number()
     async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
         await db.execute("UPDATE settings SET help_reply = 'Grace Church: call 555-0100.'")
@@ -106,7 +106,7 @@ async def test_help_replies_with_the_church_text(
 
 async def test_messages_append_to_the_conversation_with_unread_count(
         msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
-    church, number = await church_with_number(msg_client, registry_conn)
+    church, number = await church_with_number(msg_client, registry_conn, sim)
     phone = random_number()
     async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
         member_id = await _add_member(db, phone)
@@ -129,7 +129,7 @@ async def test_messages_append_to_the_conversation_with_unread_count(
 
 async def test_unknown_sender_is_recorded_as_a_member_with_only_a_phone(
         msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
-    church, number = await church_with_number(msg_client, registry_conn)
+    church, number = await church_with_number(msg_client, registry_conn, sim)
     stranger = random_number()
     sent = await sim_inbound(msg_client, sim, stranger, number, "Hi, what time is service?")
     row = await wait_until(lambda: _done(registry_conn, sent["event_id"]))
@@ -149,7 +149,7 @@ async def test_unknown_sender_is_recorded_as_a_member_with_only_a_phone(
 
 async def test_tenant_database_down_then_back(
         msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
-    church, number = await church_with_number(msg_client, registry_conn)
+    church, number = await church_with_number(msg_client, registry_conn, sim)
     phone = random_number()
     db_name = await registry_conn.fetchval("SELECT db_name FROM tenants WHERE id = $1",
                                            uuid.UUID(church.tenant_id))
@@ -182,7 +182,7 @@ async def test_an_app_side_change_never_makes_a_stop_look_stale(
         msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
     """Clocks differ: an admin's opt-in stamped (by our clock) after the member's STOP (by the
     carrier's) must not swallow the STOP; only the member's own later START may."""
-    church, number = await church_with_number(msg_client, registry_conn)
+    church, number = await church_with_number(msg_client, registry_conn, sim)
     phone = random_number()
     async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
         member_id = await _add_member(db, phone, changed_at="2024-05-01T12:00:00Z")

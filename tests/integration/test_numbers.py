@@ -1,4 +1,7 @@
-"""/api/v1/numbers through the carrier simulator: search, buy, the limits, routing, release."""
+"""/api/v1/numbers through the carrier simulator: search, buy, the limits, routing, release,
+and the number order's life (pending until the carrier's order completes, by its webhook or
+by the worker's poll; a failed order frees the number; release only once the carrier no longer
+lists the number)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,11 @@ from tests.integration.messaging_a_fixtures import (
     tenant_db,
     wait_until,
 )
+from tests.integration.messaging_b_fixtures import running_worker
+from ywmessaging.commands.carrier_sim import adopt_registry_numbers
+from ywmessaging.config import Settings
 from ywmessaging.db.dsn import PgTarget
+from ywmessaging.messaging.simulator import start_simulator
 
 
 def _area() -> str:
@@ -24,7 +31,8 @@ def _area() -> str:
 
 
 async def _buy_some(client: Any, church: Any) -> str:
-    """Buy the first free number of a random area code (another test may hold one)."""
+    """Buy the first free number of a random area code (another test may hold one); the
+    answer says `pending`: the carrier's order has not completed yet."""
     for _ in range(5):
         resp = await client.get(f"/api/v1/numbers/available?area_code={_area()}&limit=5",
                                 headers=church.auth)
@@ -35,9 +43,47 @@ async def _buy_some(client: Any, church: Any) -> str:
             if bought.status == 201:
                 body = await bought.json()
                 assert body["id"] == body["phone_number"] == option["phone_number"]
+                assert body["status"] == "pending", body
                 return str(body["phone_number"])
             await problem(bought, 409, "number_taken")
     raise AssertionError("no number could be bought")
+
+
+async def _numbers(client: Any, church: Any) -> list[tuple[str, str]]:
+    resp = await client.get("/api/v1/numbers", headers=church.auth)
+    assert resp.status == 200
+    return [(n["phone_number"], n["status"]) for n in (await resp.json())["numbers"]]
+
+
+async def _until_status(client: Any, church: Any, number: str, status: str) -> None:
+    async def check() -> bool:
+        return await _numbers(client, church) == [(number, status)]
+
+    await wait_until(check)
+
+
+async def _actions(pg_admin: PgTarget, registry_conn: Any, church: Any) -> list[tuple[str, str]]:
+    async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
+        return [(r["action"], r["actor_kind"]) for r in await db.fetch(
+            "SELECT action, actor_kind FROM audit_log WHERE target_type = 'phone_number' "
+            "ORDER BY id")]
+
+
+async def _sender(pg_admin: PgTarget, registry_conn: Any, church: Any) -> str | None:
+    async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
+        sender: str | None = await db.fetchval("SELECT sender_number FROM settings")
+        return sender
+
+
+async def _sim_config(client: Any, sim: Any, **config: Any) -> None:
+    async with client.session.patch(f"{sim.base_url}/sim/config", json=config) as r:
+        assert r.status == 200, await r.text()
+
+
+async def _sim_fault(client: Any, sim: Any, kind: str) -> None:
+    async with client.session.post(f"{sim.base_url}/sim/faults",
+                                   json={"kind": kind, "count": 1}) as r:
+        assert r.status == 201, await r.text()
 
 
 async def test_search_validates_the_area_code(msg_client: Any, sim: Any) -> None:
@@ -61,11 +107,9 @@ async def test_buy_limits_routing_and_release(
     church = await register(msg_client)
     other = await register(msg_client)
     number = await _buy_some(msg_client, church)
-    assert number in sim.state.numbers.values()
-    listed = await (await msg_client.get("/api/v1/numbers", headers=church.auth)).json()
-    assert [n["phone_number"] for n in listed["numbers"]] == [number]
-    async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
-        assert await db.fetchval("SELECT sender_number FROM settings") == number
+    await _until_status(msg_client, church, number, "active")
+    assert sim.state.owns(number)
+    assert await _sender(pg_admin, registry_conn, church) == number
     # one number per church; another church cannot take it; neither sees the other's
     again = await msg_client.post("/api/v1/numbers", headers=church.auth,
                                   json={"phone_number": random_number()})
@@ -87,21 +131,108 @@ async def test_buy_limits_routing_and_release(
     # release: gone at the carrier, from the registry and from the church's settings
     resp = await msg_client.delete(f"/api/v1/numbers/{number}", headers=church.auth)
     assert resp.status == 204
-    assert number not in sim.state.numbers.values()
+    assert sim.state.number(number) is None   # gone from the carrier's account
     assert await registry_conn.fetchval("SELECT count(*) FROM phone_numbers WHERE e164 = $1",
                                         number) == 0
-    async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
-        assert await db.fetchval("SELECT sender_number FROM settings") is None
-        actions = [r["action"] for r in await db.fetch(
-            "SELECT action FROM audit_log WHERE target_type = 'phone_number' ORDER BY id")]
-        assert actions == ["number.buy", "number.release"]
+    assert await _sender(pg_admin, registry_conn, church) is None
+    assert await _actions(pg_admin, registry_conn, church) == [
+        ("number.buy", "admin"), ("number.active", "carrier"), ("number.release", "admin")]
+
+
+async def test_a_number_is_pending_until_the_order_completes(
+        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
+    """Telnyx answers an order `pending`: the number routes nothing and sends nothing until
+    `number_order.complete` says the order succeeded."""
+    church = await register(msg_client)
+    await _sim_config(msg_client, sim, order_delay=1.0)
+    number = await _buy_some(msg_client, church)
+    row = await registry_conn.fetchrow(
+        "SELECT status, carrier_order_id FROM phone_numbers WHERE e164 = $1", number)
+    order = sim.state.orders[row["carrier_order_id"]]   # the order's id, not a number id
+    assert (row["status"], order["status"]) == ("pending", "pending")
+    assert await _numbers(msg_client, church) == [(number, "pending")]
+    assert await _sender(pg_admin, registry_conn, church) is None
+    gone = await msg_client.delete(f"/api/v1/numbers/{number}", headers=church.auth)
+    await problem(gone, 409, "number_pending")
+    early = await sim_inbound(msg_client, sim, random_number(), number, "Too early")
+    settled = await wait_until(lambda: _settled(registry_conn, early["event_id"]))
+    assert (settled["state"], settled["last_error"]) == ("ignored", "unknown_number")
+    await _until_status(msg_client, church, number, "active")
+    assert order["status"] == "success"
+    assert await _sender(pg_admin, registry_conn, church) == number
+    event = await registry_conn.fetchrow(
+        "SELECT state, last_error, tenant_id FROM webhook_inbox "
+        "WHERE provider = 'telnyx' AND event_type = 'number_order.complete' "
+        "AND payload->'data'->'payload'->>'id' = $1", row["carrier_order_id"])
+    assert (event["state"], event["last_error"], event["tenant_id"]) == (
+        "done", "activated", uuid.UUID(church.tenant_id))
+
+
+async def test_without_the_webhook_the_worker_polls_the_order(
+        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget,
+        msg_settings: Settings) -> None:
+    church = await register(msg_client)
+    await _sim_config(msg_client, sim, order_webhooks=False)
+    number = await _buy_some(msg_client, church)
+    assert await sim.sender.idle(5)   # the carrier completed the order, and told nobody
+    order_id = await registry_conn.fetchval(
+        "SELECT carrier_order_id FROM phone_numbers WHERE e164 = $1", number)
+    assert sim.state.orders[order_id]["status"] == "success"
+    assert await _numbers(msg_client, church) == [(number, "pending")]
+    polling = msg_settings.with_(number_order_poll_interval=0.01)
+    async with running_worker(msg_client, polling, run=False) as worker:
+        assert await worker.number_orders_round() >= 1
+    assert await _numbers(msg_client, church) == [(number, "active")]
+    assert await _sender(pg_admin, registry_conn, church) == number
+
+
+async def test_a_failed_order_frees_the_number(
+        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
+    church = await register(msg_client)
+    await _sim_fault(msg_client, sim, "order_failure")
+    number = await _buy_some(msg_client, church)
+
+    async def freed() -> bool:
+        return await _numbers(msg_client, church) == []
+
+    await wait_until(freed)
+    assert sim.state.number(number) is None
+    assert await _sender(pg_admin, registry_conn, church) is None
+    assert await _actions(pg_admin, registry_conn, church) == [
+        ("number.buy", "admin"), ("number.order_failed", "carrier")]
+    again = await _buy_some(msg_client, church)   # the church may buy another
+    await _until_status(msg_client, church, again, "active")
+
+
+async def test_a_404_releases_only_a_number_the_carrier_no_longer_lists(
+        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
+    church = await register(msg_client)
+    number = await _buy_some(msg_client, church)
+    await _until_status(msg_client, church, number, "active")
+    await _sim_fault(msg_client, sim, "release_not_found")   # DELETE answers 404, keeps it
+    resp = await msg_client.delete(f"/api/v1/numbers/{number}", headers=church.auth)
+    await problem(resp, 502, "number_release_unconfirmed")
+    assert sim.state.owns(number)
+    assert await _numbers(msg_client, church) == [(number, "active")]
+    assert await _sender(pg_admin, registry_conn, church) == number
+    resp = await msg_client.delete(f"/api/v1/numbers/{number}", headers=church.auth)
+    assert resp.status == 204
+    assert sim.state.number(number) is None
+    # a number the carrier no longer lists at all is released without a DELETE
+    other = await register(msg_client)
+    second = await _buy_some(msg_client, other)
+    await _until_status(msg_client, other, second, "active")
+    sim.state.drop_number(second)
+    resp = await msg_client.delete(f"/api/v1/numbers/{second}", headers=other.auth)
+    assert resp.status == 204
+    assert await _numbers(msg_client, other) == []
 
 
 async def test_a_carrier_failure_leaves_no_assignment(
         msg_client: Any, sim: Any, registry_conn: Any) -> None:
     church = await register(msg_client)
     number = f"+1{_area()}555{secrets.randbelow(10**4):04d}"
-    sim.state.numbers["held-elsewhere"] = number     # the carrier will refuse to sell it
+    sim.state.add_number(number)     # held already: the carrier will refuse to sell it
     resp = await msg_client.post("/api/v1/numbers", headers=church.auth,
                                  json={"phone_number": number})
     await problem(resp, 409, "number_unavailable")
@@ -112,3 +243,27 @@ async def test_a_carrier_failure_leaves_no_assignment(
 async def _settled(registry_conn: Any, event_id: str) -> Any:
     row = await inbox_row(registry_conn, event_id)
     return row if row is not None and row["state"] in ("done", "ignored") else None
+
+
+async def test_dev_simulator_adopts_the_registry_numbers(
+        msg_client: Any, registry_conn: Any, msg_settings: Any) -> None:
+    """`ywm dev` restarts its simulator empty: it takes the registry's numbers on again, so
+    churches can still send from them (the simulator refuses senders it does not own)."""
+    church, waiting = await register(msg_client), await register(msg_client)
+    number, pending, order_id = random_number(), random_number(), f"order-{uuid.uuid4()}"
+    await registry_conn.execute("INSERT INTO phone_numbers (e164, tenant_id) VALUES ($1, $2)",
+                                number, uuid.UUID(church.tenant_id))
+    await registry_conn.execute(
+        "INSERT INTO phone_numbers (e164, tenant_id, status, carrier_order_id) "
+        "VALUES ($1, $2, 'pending', $3)", pending, uuid.UUID(waiting.tenant_id), order_id)
+    fresh = await start_simulator()
+    try:
+        assert not fresh.state.owns(number)
+        assert await adopt_registry_numbers(fresh, registry_conn, msg_settings) >= 2
+        assert fresh.state.owns(number)
+        # the pending number's order is known, completed: the worker's next poll settles it
+        assert fresh.state.orders[order_id]["status"] == "success"
+        assert fresh.state.owns(pending)
+    finally:
+        await fresh.stop()
+        await registry_conn.execute("DELETE FROM phone_numbers WHERE e164 = $1", pending)

@@ -99,7 +99,7 @@ async def test_a_signed_body_that_is_not_an_event_is_400(msg_client: Any, sim: A
 
 async def test_a_replay_is_acknowledged_and_applied_once(
         msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
-    church, number = await church_with_number(msg_client, registry_conn)
+    church, number = await church_with_number(msg_client, registry_conn, sim)
     body = envelope("message.received", _inbound(random_number(), number, "Prayer request"))
     first = await post_signed(msg_client, sim, body)
     assert (first.status, (await first.json())["status"]) == (200, "stored")
@@ -158,7 +158,7 @@ async def _outbox_row(db: Any, carrier_id: str | None, state: str, phone: str) -
 async def test_receipts_move_rows_forward_only(
         msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget,
         msg_settings: Settings) -> None:
-    church, number = await church_with_number(msg_client, registry_conn)
+    church, number = await church_with_number(msg_client, registry_conn, sim)
     tenant = uuid.UUID(church.tenant_id)
     q = rq(msg_settings.sql_dir)
     carrier = TelnyxCarrier(api_base=sim.base_url, api_key="k")
@@ -200,7 +200,7 @@ async def test_receipts_move_rows_forward_only(
 async def test_a_receipt_before_the_sender_recorded_the_id_waits_for_it(
         msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget,
         msg_settings: Settings) -> None:
-    church, _ = await church_with_number(msg_client, registry_conn)
+    church, _ = await church_with_number(msg_client, registry_conn, sim)
     carrier_id = f"early-{uuid.uuid4()}"
     early = envelope("message.finalized", {"id": carrier_id, "to": [
         {"phone_number": "+12065550123", "status": "delivered"}]})

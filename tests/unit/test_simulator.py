@@ -13,7 +13,13 @@ import pytest
 from aiohttp import web
 
 from ywmessaging.messaging import signature
-from ywmessaging.messaging.carrier import SEND_OUTCOME_UNKNOWN, CarrierError, SendRequest
+from ywmessaging.messaging.carrier import (
+    RELEASE_UNCONFIRMED,
+    SEND_OUTCOME_UNKNOWN,
+    CarrierError,
+    NumberOrder,
+    SendRequest,
+)
 from ywmessaging.messaging.simulator import RunningSimulator, start_simulator
 from ywmessaging.messaging.telnyx import TelnyxCarrier, parse_retry_after
 
@@ -22,7 +28,10 @@ A, B = "+12065550100", "+12065550199"
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSimulator]:
-    running = await start_simulator(api_key="sk-test")
+    """A simulator whose account owns A (the sender of these tests) and whose number orders
+    complete at once."""
+    running = await start_simulator(api_key="sk-test", order_delay=0)
+    running.state.add_number(A)
     yield running
     await running.stop()
 
@@ -207,17 +216,77 @@ async def test_inbound_is_delivered_signed(sim: RunningSimulator,
 
 async def test_numbers_search_order_release(sim: RunningSimulator,
                                             carrier: TelnyxCarrier) -> None:
+    sim.state.order_delay = 0.05
     found = await carrier.search_numbers(area_code="212", limit=3)
     assert found == ["+12125550100", "+12125550101", "+12125550102"]
-    number_id = await carrier.order_number(found[0])
-    assert sim.state.numbers == {number_id: found[0]}
+    order = await carrier.order_number(found[0])
+    assert (order.status, order.status_of(found[0])) == ("pending", "pending")
+    assert (sim.state.number(found[0]) or {}).get("status") == "purchase-pending"
     assert found[0] not in await carrier.search_numbers(area_code="212", limit=3)
     with pytest.raises(CarrierError) as exc:
         await carrier.order_number(found[0])
     assert (exc.value.http_status, exc.value.retryable) == (422, False)
-    await carrier.release_number(number_id)
-    await carrier.release_number(number_id)   # already gone counts as released
-    assert sim.state.numbers == {}
+    assert await sim.sender.idle(5)
+    assert await carrier.get_number_order(order.order_id) == NumberOrder(
+        order.order_id, "success", ((found[0], "success"),))
+    assert await carrier.get_number_order("no-such-order") is None
+    assert sim.state.owns(found[0])
+    # released by the id the carrier lists the number under, found by E.164
+    await carrier.release_number(found[0])
+    assert sim.state.number(found[0]) is None
+    await carrier.release_number(found[0])   # no longer listed: released
+
+
+async def test_an_order_that_completes_before_answering_says_so(
+        sim: RunningSimulator, carrier: TelnyxCarrier) -> None:
+    await _sim(sim, "POST", "/sim/faults", json={"kind": "order_failure", "count": 1})
+    failed = await carrier.order_number("+13035550100")   # the fixture's order_delay is 0
+    assert (failed.status, failed.status_of("+13035550100")) == ("failure", "failure")
+    assert sim.state.number("+13035550100") is None
+    ok = await carrier.order_number("+13035550101")
+    assert ok.status == "success" and sim.state.owns("+13035550101")
+
+
+async def test_a_404_is_a_release_only_when_the_number_is_gone(
+        sim: RunningSimulator, carrier: TelnyxCarrier) -> None:
+    sim.state.add_number("+4412065550199")   # its digits contain B's: the filter finds both
+    sim.state.add_number(B)
+    await _sim(sim, "POST", "/sim/faults", json={"kind": "release_not_found", "count": 1})
+    with pytest.raises(CarrierError) as exc:
+        await carrier.release_number(B)
+    assert (exc.value.code, exc.value.http_status, exc.value.retryable) == (
+        RELEASE_UNCONFIRMED, 404, True)
+    assert sim.state.owns(B)
+    await carrier.release_number(B)
+    assert sim.state.number(B) is None and sim.state.owns("+4412065550199")
+
+
+async def test_a_sender_the_account_does_not_own_is_refused(carrier: TelnyxCarrier) -> None:
+    with pytest.raises(CarrierError) as exc:
+        await carrier.send(SendRequest("+12065550142", B, "not our number"))
+    assert (exc.value.http_status, exc.value.code, exc.value.retryable) == (400, "40305", False)
+
+
+async def test_unknown_routes_answer_telnyx_errors(sim: RunningSimulator) -> None:
+    status, body = await _sim(sim, "GET", "/v2/no_such_thing")
+    assert status == 404
+    assert body["errors"][0] == {
+        "code": "10005", "title": "Resource not found",
+        "detail": "The requested resource or URL could not be found.",
+        "meta": {"url": "https://developers.telnyx.com/docs/overview/errors/10005"}}
+
+
+async def test_simulated_numbers_and_order_settings(sim: RunningSimulator) -> None:
+    status, body = await _sim(sim, "POST", "/sim/numbers", json={"phone_number": B})
+    assert status == 201 and body["data"]["status"] == "active"
+    assert (await _sim(sim, "POST", "/sim/numbers", json={"phone_number": B}))[0] == 200
+    status, body = await _sim(sim, "GET", "/sim/numbers")
+    assert [n["phone_number"] for n in body["data"]] == [A, B]
+    status, body = await _sim(sim, "PATCH", "/sim/config",
+                              json={"order_delay": 0.5, "order_webhooks": False})
+    assert status == 200 and (body["data"]["order_delay"], body["data"]["order_webhooks"]) == (
+        0.5, False)
+    assert (await _sim(sim, "PATCH", "/sim/config", json={"order_delay": -1}))[0] == 422
 
 
 def test_retry_after_parsing() -> None:

@@ -1,7 +1,3 @@
--- name: numbers_set_sender :exec
--- Make number $1 the church's sending number.
-UPDATE settings SET sender_number = $1, updated_at = now() WHERE id;
-
 -- name: numbers_clear_sender :exec
 -- Forget the church's sending number if it is $1 (the number was released).
 UPDATE settings SET sender_number = NULL, updated_at = now() WHERE id AND sender_number = $1;
@@ -10,3 +6,14 @@ UPDATE settings SET sender_number = NULL, updated_at = now() WHERE id AND sender
 -- An audit-log line for a number bought or released by an admin.
 INSERT INTO audit_log (admin_id, actor_kind, action, target_type, target_id, detail)
 VALUES ($1, 'admin', $2, 'phone_number', $3, $4::jsonb);
+
+-- name: numbers_adopt_sender :val
+-- Make number $1 the sending number (its order completed); NULL when it already was.
+UPDATE settings SET sender_number = $1, updated_at = now()
+WHERE id AND sender_number IS DISTINCT FROM $1
+RETURNING id;
+
+-- name: numbers_carrier_audit :exec
+-- An audit-log line for what the carrier did to a number (its order completed or failed).
+INSERT INTO audit_log (admin_id, actor_kind, action, target_type, target_id, detail)
+VALUES (NULL, 'carrier', $1, 'phone_number', $2, $3::jsonb);

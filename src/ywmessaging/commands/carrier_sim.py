@@ -12,8 +12,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ..config import ENV_VARS, Settings
+from ..keys import REGISTRY_POOL
 from ..messaging.signature import generate_seed, private_key, public_key_b64
-from ..messaging.simulator import start_simulator
+from ..messaging.simulator import RunningSimulator, start_simulator
+from ..sqlq import registry as rq
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 _DEFAULTS = {attr: default for _n, attr, _k, default, _m in ENV_VARS}
@@ -55,6 +57,20 @@ def dev_settings(settings: Settings, host: str, port: int) -> Settings:
                           telnyx_public_key=public_key_b64(private_key(seed)))
 
 
+async def adopt_registry_numbers(sim: RunningSimulator, registry_pool: Any,
+                                 settings: Settings) -> int:
+    """Put the registry's numbers on the simulator's account (its state is in memory, so a
+    restarted `ywm dev` would otherwise refuse to send from them, and not know a pending
+    number's order); how many."""
+    rows = await rq(settings.sql_dir).all_numbers(registry_pool, timeout=5.0)
+    for row in rows:
+        if row["status"] == "pending" and row["carrier_order_id"]:
+            sim.state.adopt_order(row["carrier_order_id"], row["e164"])
+        else:
+            sim.state.add_number(row["e164"])
+    return len(rows)
+
+
 def dev_ctx(settings: Settings) -> CleanupCtx:
     """A cleanup context running the simulator in-process (only when the service uses it)."""
 
@@ -65,8 +81,12 @@ def dev_ctx(settings: Settings) -> CleanupCtx:
         sim = await start_simulator(host=settings.carrier_sim_host,
                                     port=settings.carrier_sim_port,
                                     signing_key=settings.carrier_sim_signing_key,
-                                    webhook_url=settings.carrier_sim_webhook_url)
+                                    webhook_url=settings.carrier_sim_webhook_url,
+                                    order_delay=settings.carrier_sim_order_delay)
         say(f"listening on {sim.base_url}, webhooks to {settings.carrier_sim_webhook_url}")
+        adopted = await adopt_registry_numbers(sim, app[REGISTRY_POOL], settings)
+        if adopted:
+            say(f"the account owns the registry's {adopted} number(s)")
         yield
         await sim.stop()
 
@@ -87,7 +107,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     sim = await start_simulator(host=settings.carrier_sim_host, port=settings.carrier_sim_port,
                                 signing_key=_seed(settings),
                                 webhook_url=settings.carrier_sim_webhook_url,
-                                api_key=args.api_key)
+                                api_key=args.api_key,
+                                order_delay=settings.carrier_sim_order_delay)
     say(f"listening on {sim.base_url}; webhooks to {settings.carrier_sim_webhook_url}")
     say(f"the service needs TELNYX_API_BASE={sim.base_url} TELNYX_PUBLIC_KEY={sim.public_key}")
     stop = asyncio.Event()

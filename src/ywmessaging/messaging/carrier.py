@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 SEND_OUTCOME_UNKNOWN = "send_outcome_unknown"
 # Telnyx error code for "Blocked due to STOP message": permanent, the member is opted out.
 OPTED_OUT_CODE = "40300"
+# CarrierError.code when the carrier refused to release a number (404) yet still lists it:
+# the number is not verifiably gone, so it must not be taken off the church.
+RELEASE_UNCONFIRMED = "release_unconfirmed"
+ORDER_STATUSES = ("pending", "success", "failure")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,20 @@ class SendResult:
 
     carrier_message_id: str
     segments: int | None = None
+
+
+@dataclass(frozen=True)
+class NumberOrder:
+    """A carrier number order: its id, its status (`pending`, `success`, `failure`) and each
+    ordered number's own status (E.164 → status)."""
+
+    order_id: str
+    status: str
+    numbers: tuple[tuple[str, str], ...] = ()
+
+    def status_of(self, e164: str) -> str:
+        """How the order went for `e164` (its line's status, else the order's)."""
+        return next((status for number, status in self.numbers if number == e164), self.status)
 
 
 class CarrierError(Exception):
@@ -84,12 +102,19 @@ class Carrier(Protocol):
         """Numbers available to buy, as E.164 strings."""
         ...
 
-    async def order_number(self, e164: str) -> str:
-        """Buy a number; returns the carrier's id for it."""
+    async def order_number(self, e164: str) -> NumberOrder:
+        """Order a number; the order usually answers `pending` (the number is not ours until
+        it completes). A lost answer raises code `send_outcome_unknown`: the order may exist."""
         ...
 
-    async def release_number(self, carrier_number_id: str) -> None:
-        """Give a number back to the carrier."""
+    async def get_number_order(self, order_id: str) -> NumberOrder | None:
+        """The order as the carrier sees it now, or None when it does not know the id."""
+        ...
+
+    async def release_number(self, e164: str) -> None:
+        """Give a number back: found by E.164 at the carrier and released by the id listed
+        there; a number the carrier no longer lists counts as released, a 404 for one it still
+        lists raises code `release_unconfirmed`."""
         ...
 
     async def close(self) -> None:

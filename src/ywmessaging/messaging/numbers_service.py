@@ -1,27 +1,44 @@
-"""Phone numbers: search and buy through the carrier, assign in the registry, release.
+"""Phone numbers: search and order through the carrier, follow the order, release.
 
-The registry's `phone_numbers` is the routing table for inbound SMS (E.164 → church), so a
-number is reserved there (under a per-church lock, so the one-number limit holds) before it is
-ordered, and removed again if the order fails. The church's `settings.sender_number` mirrors it.
+The registry's `phone_numbers` is the routing table for inbound SMS (E.164 → church). A number's
+life there (`status`):
+- `pending`: reserved for the church (under a per-church lock, so the one-number limit holds)
+  and ordered. Telnyx answers an order `pending`; the number is not the church's until the
+  order completes, so it routes nothing and is not the sending number yet.
+- `active`: the order completed (`number_order.complete` webhook, or the worker's poll of the
+  order). It routes inbound texts and is the church's `settings.sender_number`.
+- `releasing`: being given back. The carrier is asked by the id it lists the number under,
+  looked up by E.164 now; the row goes once the carrier no longer lists the number.
+A failed order removes the row (the church may buy another number).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import orjson
+import structlog
 
 from ..config import Settings
 from ..errors import AppError, Conflict, NotFound
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
-from .carrier import Carrier, CarrierError
+from .carrier import RELEASE_UNCONFIRMED, Carrier, CarrierError, NumberOrder
+from .telnyx import parse_number_order
 
+log = structlog.get_logger("ywm.numbers")
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 MAX_NUMBERS_PER_CHURCH = 1
 REGISTRY_TIMEOUT = 5.0
+ORDER_EVENT = "number_order.complete"
+POLL_BATCH = 50
+# a pending number with no order id this old lost its order's answer (see `release`)
+STALE_RESERVATION_S = 120.0
+Lease = Callable[[uuid.UUID], AbstractAsyncContextManager[Any]]
 
 
 class NumberTaken(Conflict):
@@ -36,12 +53,25 @@ class NumberUnavailable(Conflict):
     code, title = "number_unavailable", "The carrier cannot sell this number"
 
 
+class NumberPending(Conflict):
+    code, title = "number_pending", "The carrier has not completed this number's order yet"
+
+
 class NumberNotFound(NotFound):
     code, title = "number_not_found", "This church has no such number"
 
 
 class CarrierUnavailable(AppError):
     status, code, title = 502, "carrier_unavailable", "The carrier did not answer; try again"
+
+
+class NumberReleaseUnconfirmed(AppError):
+    status, code, title = (502, "number_release_unconfirmed",
+                           "The carrier still lists this number; try again")
+
+
+class OrderNotYetKnown(Exception):
+    """A completed order no number records yet (the purchase has not stored its id)."""
 
 
 def _carrier_failure(exc: CarrierError) -> AppError:
@@ -54,6 +84,10 @@ def number_json(row: Any) -> dict[str, Any]:
     """A number as the API shows it (its id is the E.164 number)."""
     return {"id": row["e164"], "phone_number": row["e164"], "status": row["status"],
             "assigned_at": row["assigned_at"]}
+
+
+def _json(detail: dict[str, Any]) -> str:
+    return orjson.dumps(detail).decode()
 
 
 async def search(carrier: Carrier, *, area_code: str | None, limit: int) -> list[str]:
@@ -83,43 +117,142 @@ async def _reserve(registry_pool: Any, settings: Settings, tenant_id: uuid.UUID,
             raise NumberTaken()
 
 
+def _holding(conn: Any) -> Lease:
+    """A lease on the church's database that is the connection the request already holds."""
+
+    @asynccontextmanager
+    async def lease(_tenant_id: uuid.UUID) -> AsyncIterator[Any]:
+        yield conn
+
+    return lease
+
+
 async def buy(conn: Any, registry_pool: Any, carrier: Carrier, settings: Settings, *,
               tenant_id: uuid.UUID, admin_id: uuid.UUID, e164: str) -> dict[str, Any]:
-    """Reserve, order at the carrier, record its id, make it the sender number; 409s/502."""
+    """Reserve (`pending`), order at the carrier, record the order; active at once only if the
+    carrier completed the order before answering. 409s; 502 when the carrier failed."""
     q = rq(settings.sql_dir)
     await _reserve(registry_pool, settings, tenant_id, e164)
     try:
-        carrier_id = await carrier.order_number(e164)
+        order = await carrier.order_number(e164)
     except CarrierError as exc:
-        await q.delete_tenant_number(registry_pool, e164, tenant_id, timeout=REGISTRY_TIMEOUT)
+        if exc.outcome_unknown:
+            # the order may exist: keep the reservation (pending, no order id) so the number
+            # is not sold twice; releasing it later releases whatever the carrier made
+            log.warning("number_order_outcome_unknown", tenant_id=str(tenant_id), number=e164)
+        else:
+            await q.delete_tenant_number(registry_pool, e164, tenant_id, timeout=REGISTRY_TIMEOUT)
         raise _carrier_failure(exc) from exc
-    await q.set_number_carrier_id(registry_pool, e164, tenant_id, carrier_id,
-                                  timeout=REGISTRY_TIMEOUT)
+    if order.status_of(e164) == "failure":
+        await q.delete_tenant_number(registry_pool, e164, tenant_id, timeout=REGISTRY_TIMEOUT)
+        raise NumberUnavailable(detail="the carrier's order for this number failed")
     t = tq(settings.sql_dir)
-    async with conn.transaction():
-        await t.numbers_set_sender(conn, e164)
-        await t.numbers_audit(conn, admin_id, "number.buy", e164,
-                              orjson.dumps({"carrier_number_id": carrier_id}).decode())
-    row = await q.set_number_status(registry_pool, e164, tenant_id, "active",
-                                    timeout=REGISTRY_TIMEOUT)
+    async with conn.transaction():   # before the order is findable, so it comes first
+        await t.numbers_audit(conn, admin_id, "number.buy", e164, _json(
+            {"carrier_order_id": order.order_id, "order_status": order.status}))
+    await q.set_number_order(registry_pool, e164, tenant_id, order.order_id,
+                             timeout=REGISTRY_TIMEOUT)
+    if order.status_of(e164) != "pending":
+        await settle(registry_pool, settings, _holding(conn), order)
+    row = await q.number_of_tenant(registry_pool, e164, tenant_id, timeout=REGISTRY_TIMEOUT)
+    if row is None:   # released or failed meanwhile
+        raise NumberNotFound()
     return number_json(row)
+
+
+async def settle(registry_pool: Any, settings: Settings, lease: Lease,
+                 order: NumberOrder) -> tuple[str, uuid.UUID | None]:
+    """Apply a carrier order's status to the number waiting for it: ("activated" | "order_failed"
+    | "pending" | "already_settled", the church). Idempotent: the church's database is written
+    first (the sender number, an audit line), then the registry row changes; a repeat finds the
+    row settled, or the church's database already changed. Raises OrderNotYetKnown when no
+    number records the order, AppError when the church's database cannot be used now."""
+    q, t = rq(settings.sql_dir), tq(settings.sql_dir)
+    row = await q.number_for_order(registry_pool, order.order_id, timeout=REGISTRY_TIMEOUT)
+    if row is None:
+        raise OrderNotYetKnown(order.order_id)
+    e164, tenant_id = row["e164"], row["tenant_id"]
+    outcome = order.status_of(e164)
+    if row["status"] != "pending":
+        return "already_settled", tenant_id
+    if outcome == "pending":
+        return "pending", tenant_id
+    detail = _json({"carrier_order_id": order.order_id})
+    async with lease(tenant_id) as conn, conn.transaction():
+        if outcome == "success":
+            if await t.numbers_adopt_sender(conn, e164) is not None:
+                await t.numbers_carrier_audit(conn, "number.active", e164, detail)
+        else:
+            await t.numbers_clear_sender(conn, e164)
+            await t.numbers_carrier_audit(conn, "number.order_failed", e164, detail)
+    if outcome == "success":
+        await q.activate_number(registry_pool, e164, order.order_id, timeout=REGISTRY_TIMEOUT)
+        log.info("number_active", tenant_id=str(tenant_id), order_id=order.order_id)
+        return "activated", tenant_id
+    await q.drop_failed_order(registry_pool, e164, order.order_id, timeout=REGISTRY_TIMEOUT)
+    log.warning("number_order_failed", tenant_id=str(tenant_id), order_id=order.order_id)
+    return "order_failed", tenant_id
+
+
+async def settle_order_event(registry_pool: Any, settings: Settings, lease: Lease,
+                             payload: dict[str, Any]) -> tuple[str, uuid.UUID | None]:
+    """A `number_order.complete` webhook's payload (the order), applied like `settle`."""
+    order = parse_number_order(payload)
+    if order is None:
+        return "malformed_order", None
+    return await settle(registry_pool, settings, lease, order)
+
+
+async def poll_orders(registry_pool: Any, lease: Lease, carrier: Carrier,
+                      settings: Settings, limit: int = POLL_BATCH) -> int:
+    """Ask the carrier about orders still pending (each at most every
+    YWM_NUMBER_ORDER_POLL_INTERVAL seconds, claimed so several workers share them) and settle
+    those that completed; how many settled."""
+    rows = await rq(settings.sql_dir).claim_pending_orders(
+        registry_pool, settings.number_order_poll_interval, limit, timeout=REGISTRY_TIMEOUT)
+    settled = 0
+    for row in rows:
+        where = {"tenant_id": str(row["tenant_id"]), "order_id": row["carrier_order_id"]}
+        try:
+            order = await carrier.get_number_order(row["carrier_order_id"])
+            if order is None:
+                log.warning("number_order_unknown", **where)
+                continue
+            outcome, _ = await settle(registry_pool, settings, lease, order)
+        except (CarrierError, AppError, OrderNotYetKnown) as exc:
+            log.warning("number_order_poll_failed", error=repr(exc), **where)
+            continue
+        if outcome in ("activated", "order_failed"):
+            settled += 1
+    return settled
 
 
 async def release(conn: Any, registry_pool: Any, carrier: Carrier, settings: Settings, *,
                   tenant_id: uuid.UUID, admin_id: uuid.UUID, e164: str) -> None:
-    """Release at the carrier, unassign, clear the sender number; 404 if not this church's."""
+    """Release at the carrier, unassign, clear the sender number. 404 if not this church's;
+    409 `number_pending` while its order is pending; 502 when the carrier failed or still lists
+    the number (nothing changed then)."""
     q = rq(settings.sql_dir)
-    row = await q.set_number_status(registry_pool, e164, tenant_id, "releasing",
-                                    timeout=REGISTRY_TIMEOUT)
-    if row is None:
-        raise NumberNotFound()
-    if row["carrier_number_id"]:
-        try:
-            await carrier.release_number(row["carrier_number_id"])
-        except CarrierError as exc:
-            await q.set_number_status(registry_pool, e164, tenant_id, "active",
-                                      timeout=REGISTRY_TIMEOUT)
-            raise _carrier_failure(exc) from exc
+    restore = "active"
+    if await q.begin_release(registry_pool, e164, tenant_id, timeout=REGISTRY_TIMEOUT) is None:
+        row = await q.number_of_tenant(registry_pool, e164, tenant_id, timeout=REGISTRY_TIMEOUT)
+        if row is None:
+            raise NumberNotFound()
+        if row["carrier_order_id"] is not None or \
+                row["age"].total_seconds() < STALE_RESERVATION_S:
+            raise NumberPending()
+        # a reservation whose order's answer was lost: release whatever the carrier made
+        restore = "pending"
+        await q.set_number_status(registry_pool, e164, tenant_id, "releasing",
+                                  timeout=REGISTRY_TIMEOUT)
+    try:
+        await carrier.release_number(e164)
+    except CarrierError as exc:
+        await q.set_number_status(registry_pool, e164, tenant_id, restore,
+                                  timeout=REGISTRY_TIMEOUT)
+        if exc.code == RELEASE_UNCONFIRMED:
+            raise NumberReleaseUnconfirmed(headers={"Retry-After": "30"}) from exc
+        raise _carrier_failure(exc) from exc
     await q.delete_tenant_number(registry_pool, e164, tenant_id, timeout=REGISTRY_TIMEOUT)
     t = tq(settings.sql_dir)
     async with conn.transaction():

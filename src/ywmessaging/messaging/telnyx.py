@@ -11,8 +11,18 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from .carrier import SEND_OUTCOME_UNKNOWN, CarrierError, SendRequest, SendResult
+from .carrier import (
+    ORDER_STATUSES,
+    RELEASE_UNCONFIRMED,
+    SEND_OUTCOME_UNKNOWN,
+    CarrierError,
+    NumberOrder,
+    SendRequest,
+    SendResult,
+)
 
+LOOKUP_PAGE = 250          # Telnyx's largest page
+MAX_LOOKUP_PAGES = 4       # digits of a whole number match a handful of numbers at most
 # Errors raised after the request bytes were written: the carrier may have acted on it.
 _AFTER_SEND = (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
                aiohttp.ClientOSError)
@@ -32,11 +42,28 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def parse_number_order(data: Any) -> NumberOrder | None:
+    """A Telnyx number order (`data` of its answers, or a `number_order.complete` payload);
+    None when it has no id or no known status."""
+    if not isinstance(data, dict):
+        return None
+    order_id, status = data.get("id"), data.get("status")
+    if not isinstance(order_id, str) or not order_id or status not in ORDER_STATUSES:
+        return None
+    lines = tuple((str(line["phone_number"]), str(line.get("status") or status))
+                  for line in data.get("phone_numbers") or []
+                  if isinstance(line, dict) and isinstance(line.get("phone_number"), str))
+    return NumberOrder(order_id, str(status), lines)
+
+
 def _first_error_code(body: bytes) -> tuple[str | None, str]:
+    """(code, detail) of a Telnyx error body; the code is None when the error has none."""
     try:
         doc = orjson.loads(body)
         err = doc["errors"][0]
-        return str(err.get("code")), str(err.get("detail") or err.get("title") or "")
+        code = err.get("code")
+        return (None if code is None else str(code),
+                str(err.get("detail") or err.get("title") or ""))
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
         return None, body[:200].decode("utf-8", "replace")
 
@@ -157,7 +184,7 @@ class TelnyxCarrier:
     async def search_numbers(self, *, area_code: str | None, limit: int = 10) -> list[str]:
         """GET /v2/available_phone_numbers (US, SMS-capable)."""
         params = {"filter[country_code]": "US", "filter[limit]": str(limit),
-                  "filter[features][]": "sms"}
+                  "filter[features]": "sms"}
         if area_code:
             params["filter[national_destination_code]"] = area_code
         doc = await self._call("GET", "/v2/available_phone_numbers", params=params,
@@ -165,30 +192,82 @@ class TelnyxCarrier:
         return [str(row["phone_number"]) for row in doc.get("data") or []
                 if isinstance(row, dict) and row.get("phone_number")]
 
-    async def order_number(self, e164: str) -> str:
-        """POST /v2/number_orders, then look the number up for its id (used to release it)."""
+    async def order_number(self, e164: str) -> NumberOrder:
+        """POST /v2/number_orders: the order, usually `pending` (the number's id is looked up
+        by E.164 when it is released, never taken from the order's lines). A lost answer raises
+        `send_outcome_unknown`: the order may exist."""
         body: dict[str, Any] = {"phone_numbers": [{"phone_number": e164}]}
         if self._profile:
             body["messaging_profile_id"] = self._profile
         doc = await self._call("POST", "/v2/number_orders", body=body,
-                               operation="order_number")
-        found = await self._call("GET", "/v2/phone_numbers",
-                                 params={"filter[phone_number]": e164},
-                                 operation="find_number")
-        for row in found.get("data") or []:
-            if isinstance(row, dict) and row.get("id"):
-                return str(row["id"])
-        ordered = (doc.get("data") or {}).get("phone_numbers") or [{}]
-        return str(ordered[0].get("id") or e164)
+                               operation="order_number", unknown_after_send=True)
+        order = parse_number_order(doc.get("data"))
+        if order is None:   # accepted without an order we can follow: it may still go through
+            raise CarrierError("carrier accepted the number order without an order id",
+                               retryable=False, code=SEND_OUTCOME_UNKNOWN)
+        return order
 
-    async def release_number(self, carrier_number_id: str) -> None:
-        """DELETE /v2/phone_numbers/{id}; a number already gone counts as released."""
+    async def get_number_order(self, order_id: str) -> NumberOrder | None:
+        """GET /v2/number_orders/{id} (None when the carrier does not know the id)."""
         try:
-            await self._call("DELETE", f"/v2/phone_numbers/{carrier_number_id}",
+            doc = await self._call("GET", f"/v2/number_orders/{quote(order_id, safe='')}",
+                                   operation="get_number_order")
+        except CarrierError as err:
+            if err.http_status == 404:
+                return None
+            raise
+        order = parse_number_order(doc.get("data"))
+        if order is None:
+            raise CarrierError("carrier answered a number order without id or status",
+                               retryable=True, code="bad_response")
+        return order
+
+    async def find_number(self, e164: str) -> str | None:
+        """The id the carrier lists `e164` under (None: not on the account).
+
+        Telnyx's `filter[phone_number]` takes digits only ("non-numerical characters will
+        result in no values being returned") and matches part of a number, so the whole number
+        is compared here; an answer without a `data` list raises instead of meaning "gone"."""
+        params = {"filter[phone_number]": e164.lstrip("+"), "page[size]": str(LOOKUP_PAGE)}
+        for page in range(1, MAX_LOOKUP_PAGES + 1):
+            doc = await self._call("GET", "/v2/phone_numbers",
+                                   params={**params, "page[number]": str(page)},
+                                   operation="find_number")
+            rows = doc.get("data")
+            if not isinstance(rows, list):
+                raise CarrierError("carrier listed numbers without a data list",
+                                   retryable=True, code="bad_response")
+            for row in rows:
+                if isinstance(row, dict) and row.get("phone_number") == e164 \
+                        and row.get("status") != "deleted":
+                    if not row.get("id"):
+                        raise CarrierError("carrier listed the number without an id",
+                                           retryable=True, code="bad_response")
+                    return str(row["id"])
+            meta = doc.get("meta")
+            pages = meta.get("total_pages") if isinstance(meta, dict) else None
+            if not rows or not isinstance(pages, int) or page >= pages:
+                return None
+        raise CarrierError("too many numbers match; the lookup was not conclusive",
+                           retryable=True, code="bad_response")
+
+    async def release_number(self, e164: str) -> None:
+        """DELETE /v2/phone_numbers/{id} with the id the carrier lists `e164` under. A number
+        it no longer lists counts as released; a 404 for a number it still lists does not
+        (raises code `release_unconfirmed`)."""
+        number_id = await self.find_number(e164)
+        if number_id is None:
+            return
+        try:
+            await self._call("DELETE", f"/v2/phone_numbers/{quote(number_id, safe='')}",
                              operation="release_number")
         except CarrierError as exc:
             if exc.http_status != 404:
                 raise
+            if await self.find_number(e164) is not None:
+                raise CarrierError("the carrier answered 404 to the release but still lists "
+                                   "the number", retryable=True, code=RELEASE_UNCONFIRMED,
+                                   http_status=404) from exc
 
     async def close(self) -> None:
         """Close the HTTP session (idempotent)."""

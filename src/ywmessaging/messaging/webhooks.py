@@ -22,6 +22,7 @@ from ..errors import AppError, BadRequest, TenantNotFound
 from ..observability.metrics import Metrics
 from ..sqlq import registry as rq
 from .inbound import InboundMessage, apply_inbound
+from .numbers_service import ORDER_EVENT, OrderNotYetKnown, settle_order_event
 from .queue import enqueue
 from .receipts import ReceiptNotYetKnown, apply_receipt, receipt_from_payload
 
@@ -161,10 +162,26 @@ async def _apply(conn: Any, settings: Settings, row: Any, payload: dict[str, Any
     return await apply_receipt(conn, settings, receipt)
 
 
+async def _number_order(registry_pool: Any, supervisor: Any, settings: Settings, row: Any,
+                        payload: dict[str, Any]) -> Outcome:
+    """`number_order.complete`: the order's number becomes active, or is freed if it failed."""
+    try:
+        result, tenant = await settle_order_event(registry_pool, settings,
+                                                  _leaser(supervisor).lease, payload)
+    except TenantNotFound:
+        return Outcome("ignored", "tenant_not_active")
+    except AppError as exc:   # the church's database cannot be used now: later
+        return Outcome("retry", exc.code, None, backoff(row["attempts"]))
+    return Outcome("done" if result in ("activated", "order_failed") else "ignored",
+                   result, tenant)
+
+
 async def _process(registry_pool: Any, supervisor: Any, settings: Settings,
                    row: Any) -> Outcome:
     doc = orjson.loads(row["payload"])
     payload = doc.get("data", {}).get("payload") or {}
+    if row["event_type"] == ORDER_EVENT:
+        return await _number_order(registry_pool, supervisor, settings, row, payload)
     if row["event_type"] not in ("message.received", *RECEIPT_EVENTS):
         return Outcome("ignored", "unsupported_event_type")
     route = await _route_tenant(registry_pool, settings, row["event_type"], payload)
@@ -195,11 +212,12 @@ async def process_inbox_row(registry_pool: Any, supervisor: Any, settings: Setti
     try:
         async with asyncio.timeout(PROCESS_TIMEOUT):
             outcome = await _process(registry_pool, supervisor, settings, row)
-    except ReceiptNotYetKnown:
-        outcome = Outcome("retry", "unknown_message",
-                          retry_in=backoff(row["attempts"], base=0.25, cap=8.0))
+    except (ReceiptNotYetKnown, OrderNotYetKnown) as exc:
+        # the sender (or the purchase) has not recorded the id yet: soon, or never ours
+        reason = "unknown_message" if isinstance(exc, ReceiptNotYetKnown) else "unknown_order"
+        outcome = Outcome("retry", reason, retry_in=backoff(row["attempts"], base=0.25, cap=8.0))
         if row["attempts"] >= RECEIPT_MAX_ATTEMPTS:
-            outcome = Outcome("ignored", "unknown_message")
+            outcome = Outcome("ignored", reason)
     except Exception as exc:   # a bug or the registry: keep the event, try again later
         log.error("webhook_processing_failed", event_id=row["event_id"], exc_info=exc)
         outcome = Outcome("retry", f"error:{type(exc).__name__}"[:200],

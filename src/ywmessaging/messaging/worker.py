@@ -8,8 +8,9 @@ claimed by one at a time (`FOR UPDATE SKIP LOCKED` plus a lease in the registry)
 
 A reconciliation round (one worker per interval wins the registry timer) re-derives every
 active church's next due time, so an enqueue lost between a tenant commit and the registry
-write only delays the work. `stop()` (SIGTERM) lets each slot finish its batch in flight,
-then every claim is released.
+write only delays the work. Another round polls phone-number orders still pending at the
+carrier (`numbers_service.poll_orders`). `stop()` (SIGTERM) lets each slot finish its batch
+in flight, then every claim is released.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..observability.metrics import Metrics
 from ..ops import housekeeping
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
-from . import broadcasts, queue, recurring
+from . import broadcasts, numbers_service, queue, recurring
 from .carrier import Carrier
 from .outbox import Drain, DrainStats, Sender
 
@@ -74,6 +75,7 @@ class Worker:
         self.supervisor = supervisor
         self.owner = owner or default_owner()
         self.clock = clock
+        self.carrier = carrier
         self.sender = Sender(settings, carrier, registry_pool, self.owner, clock)
         self.stats = DrainStats()
         self.inbox_sweep = inbox_sweep
@@ -101,6 +103,9 @@ class Worker:
                 tg.create_task(self._every(min(self.settings.housekeeping_interval, 60.0),
                                            self._housekeeping_round),
                                name="worker-housekeeping")
+                tg.create_task(self._every(self.settings.number_order_poll_interval,
+                                           self.number_orders_round),
+                               name="worker-number-orders")
                 if self.inbox_sweep is not None:
                     tg.create_task(self._every(self.settings.webhook_sweep_interval,
                                                self.inbox_sweep), name="worker-inbox-sweep")
@@ -215,6 +220,12 @@ class Worker:
                                   self.settings.housekeeping_interval):
             await housekeeping.sweep_all(self.registry_pool, self.supervisor, self.settings,
                                          self.metrics)
+
+    async def number_orders_round(self) -> int:
+        """Poll the carrier for phone-number orders still pending and settle the completed
+        ones (each number is claimed in the registry, so several workers share the work)."""
+        return await numbers_service.poll_orders(self.registry_pool, self.supervisor.lease,
+                                                 self.carrier, self.settings)
 
     async def reconcile(self) -> int:
         """Re-derive every active church's next due time and enqueue it; how many had work."""

@@ -1,4 +1,5 @@
-"""The simulator's own `/sim/*` routes: inspection, inbound messages, receipts, faults, config."""
+"""The simulator's own `/sim/*` routes: inspection, inbound messages, receipts, the account's
+numbers, faults, config."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .api import E164, SIM_SENDER, SIM_STATE, ok, telnyx_error
+from .api import E164
 from .events import envelope, inbound_payload, status_payload
+from .replies import SIM_SENDER, SIM_STATE, ok, telnyx_error
 from .state import FAULT_KINDS, Fault
 
 RECEIPT_STATUSES = ("sent", "delivered", "delivery_failed", "sending_failed",
@@ -47,7 +49,7 @@ async def post_inbound(request: web.Request) -> web.Response:
     frm, to, text = doc.get("from"), doc.get("to"), doc.get("text")
     if not (isinstance(frm, str) and E164.match(frm) and isinstance(to, str) and E164.match(to)
             and isinstance(text, str)):
-        return telnyx_error(422, "10015", "from and to must be +E.164 and text a string")
+        return telnyx_error(422, "10015", detail="from and to must be +E.164 and text a string")
     event = envelope("message.received", inbound_payload(frm, to, text),
                      event_id=doc.get("event_id"), occurred_at=doc.get("occurred_at"))
     status = await request.app[SIM_SENDER].deliver(event)
@@ -61,7 +63,7 @@ async def post_receipt(request: web.Request) -> web.Response:
     status = doc.get("status")
     found = [m for m in request.app[SIM_STATE].messages if m["id"] == doc.get("message_id")]
     if not found or status not in RECEIPT_STATUSES:
-        return telnyx_error(422, "10015", "unknown message_id or status")
+        return telnyx_error(422, "10015", detail="unknown message_id or status")
     kind = "message.sent" if status == "sent" else "message.finalized"
     event = envelope(kind, status_payload(found[0], str(status)),
                      occurred_at=doc.get("occurred_at"))
@@ -87,11 +89,13 @@ def _fault(doc: dict[str, Any]) -> Fault:
 
 
 async def post_fault(request: web.Request) -> web.Response:
-    """POST /sim/faults {kind, count?, rate?, delay?, retry_after?}: inject a fault."""
+    """POST /sim/faults {kind, count?, rate?, delay?, retry_after?}: inject a fault (send
+    faults apply to POST /v2/messages; `order_failure` to the next number order,
+    `release_not_found` to the next DELETE /v2/phone_numbers/{id})."""
     try:
         fault = _fault(await _json(request))
     except ValueError as exc:
-        return telnyx_error(422, "10015", "invalid fault", detail=str(exc))
+        return telnyx_error(422, "10015", detail=f"invalid fault: {exc}")
     request.app[SIM_STATE].faults.append(fault)
     return ok(fault.as_dict(), status=201)
 
@@ -108,13 +112,42 @@ async def clear_faults(request: web.Request) -> web.Response:
 
 
 async def patch_config(request: web.Request) -> web.Response:
-    """PATCH /sim/config {webhook_url?, receipts?}: where and whether receipts go."""
+    """PATCH /sim/config {webhook_url?, receipts?, order_delay?, order_webhooks?}: where and
+    whether receipts go; how long number orders stay pending and whether their completion is
+    announced by `number_order.complete`."""
     doc, state = await _json(request), request.app[SIM_STATE]
+    delay = doc.get("order_delay")
+    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)
+                              or not 0 <= delay <= 3600):
+        return telnyx_error(422, "10015", detail="order_delay must be 0..3600 seconds")
     if isinstance(doc.get("webhook_url"), str):
         state.webhook_url = doc["webhook_url"]
     if isinstance(doc.get("receipts"), bool):
         state.receipts = doc["receipts"]
-    return ok({"webhook_url": state.webhook_url, "receipts": state.receipts})
+    if delay is not None:
+        state.order_delay = float(delay)
+    if isinstance(doc.get("order_webhooks"), bool):
+        state.order_webhooks = doc["order_webhooks"]
+    return ok({"webhook_url": state.webhook_url, "receipts": state.receipts,
+               "order_delay": state.order_delay, "order_webhooks": state.order_webhooks})
+
+
+async def get_numbers(request: web.Request) -> web.Response:
+    """GET /sim/numbers: every number on the account (any status), oldest first."""
+    return ok(list(request.app[SIM_STATE].numbers.values()))
+
+
+async def post_number(request: web.Request) -> web.Response:
+    """POST /sim/numbers {phone_number}: put an active number on the account without an order
+    (a number bought before the simulator started; `ywm dev` adopts the registry's this way)."""
+    doc, state = await _json(request), request.app[SIM_STATE]
+    number = doc.get("phone_number")
+    if not isinstance(number, str) or not E164.match(number):
+        return telnyx_error(422, "10016", pointer="/phone_number")
+    record = state.number(number)
+    if record is not None:
+        return ok(record)
+    return ok(state.add_number(number), status=201)
 
 
 async def get_stats(request: web.Request) -> web.Response:
@@ -139,5 +172,7 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_get("/sim/faults", get_faults)
     app.router.add_delete("/sim/faults", clear_faults)
     app.router.add_patch("/sim/config", patch_config)
+    app.router.add_get("/sim/numbers", get_numbers)
+    app.router.add_post("/sim/numbers", post_number)
     app.router.add_get("/sim/stats", get_stats)
     app.router.add_post("/sim/idle", post_idle)

@@ -1,8 +1,10 @@
-"""Signed webhook delivery with Telnyx-like retries (a few tries, 2 s each)."""
+"""Signed webhook delivery with Telnyx-like retries (a few tries, 2 s each), and the
+simulator's other background work."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
@@ -64,7 +66,12 @@ class WebhookSender:
             for event in events:
                 await self.deliver(event, url)
 
-        task = asyncio.get_running_loop().create_task(run(), name="carrier_sim_webhook")
+        self.spawn(run())
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in the background (a delivery, or a number order completing and its
+        webhook); `idle()` waits for it and `close()` cancels it."""
+        task = asyncio.get_running_loop().create_task(work, name="carrier_sim_background")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

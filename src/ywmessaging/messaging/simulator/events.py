@@ -23,16 +23,20 @@ def _party(number: str, status: str | None = None) -> dict[str, Any]:
 
 
 def outbound_message(body: dict[str, Any], *, webhook_url: str | None) -> dict[str, Any]:
-    """The `data` of a POST /v2/messages answer (status `queued`)."""
+    """The `data` of a POST /v2/messages answer (status `queued`); MMS when `media_urls`."""
     text = str(body.get("text") or "")
+    media = [{"url": url, "content_type": None, "sha256": None, "size": None}
+             for url in body.get("media_urls") or []]
     seg = count_segments(text)
+    parts = 1 if media else seg.segments
     return {
         "record_type": "message", "direction": "outbound", "id": str(uuid.uuid4()),
-        "type": "SMS", "messaging_profile_id": body.get("messaging_profile_id"),
+        "type": "MMS" if media else "SMS",
+        "messaging_profile_id": body.get("messaging_profile_id"),
         "organization_id": "sim-org", "from": _party(str(body.get("from"))),
         "to": [_party(str(body.get("to")), "queued")], "text": text, "num_chars": len(text),
-        "media": [], "encoding": seg.encoding, "parts": seg.segments,
-        "cost": {"amount": f"{0.004 * seg.segments:.4f}", "currency": "USD"},
+        "subject": body.get("subject"), "media": media, "encoding": seg.encoding,
+        "parts": parts, "cost": {"amount": f"{0.004 * parts:.4f}", "currency": "USD"},
         "tags": [], "webhook_url": webhook_url, "webhook_failover_url": None,
         "received_at": iso_now(), "sent_at": None, "completed_at": None, "errors": [],
     }
@@ -69,3 +73,36 @@ def envelope(event_type: str, payload: dict[str, Any], *, event_id: str | None =
     return {"data": {"record_type": "event", "id": event_id or str(uuid.uuid4()),
                      "event_type": event_type, "occurred_at": occurred_at or iso_now(),
                      "payload": payload}}
+
+
+def order_line(e164: str, status: str) -> dict[str, Any]:
+    """One number of a number order (its own id is the order line's, not the number's)."""
+    return {"id": str(uuid.uuid4()), "record_type": "number_order_phone_number",
+            "phone_number": e164, "status": status, "country_code": "US",
+            "country_iso_alpha2": "US", "phone_number_type": "local", "bundle_id": None,
+            "regulatory_requirements": [], "requirements_met": True,
+            "requirements_status": "approved" if status == "success" else "pending"}
+
+
+def number_order(numbers: list[str], body: dict[str, Any]) -> dict[str, Any]:
+    """A new number order, `pending` like Telnyx's (POST /v2/number_orders)."""
+    now = iso_now()
+    return {"id": str(uuid.uuid4()), "record_type": "number_order", "status": "pending",
+            "phone_numbers": [order_line(n, "pending") for n in numbers],
+            "phone_numbers_count": len(numbers), "requirements_met": True,
+            "sub_number_orders_ids": [str(uuid.uuid4())],
+            "messaging_profile_id": body.get("messaging_profile_id"),
+            "connection_id": body.get("connection_id"),
+            "billing_group_id": body.get("billing_group_id"),
+            "customer_reference": body.get("customer_reference"),
+            "created_at": now, "updated_at": now}
+
+
+def settle_order(order: dict[str, Any], status: str) -> None:
+    """Complete `order` in place as `success` or `failure` (every line alike)."""
+    order["status"] = status
+    order["updated_at"] = iso_now()
+    for line in order["phone_numbers"]:
+        line["status"] = status
+        line["requirements_status"] = "approved" if status == "success" else "cancelled"
+

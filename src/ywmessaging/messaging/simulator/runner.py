@@ -8,24 +8,25 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..signature import generate_seed, private_key, public_key_b64
-from .api import SIM_SENDER, SIM_STATE, add_api_routes
+from .api import add_api_routes
 from .control import add_control_routes
 from .delivery import WebhookSender
-from .state import SimState
+from .replies import SIM_SENDER, SIM_STATE, telnyx_errors
+from .state import DEFAULT_ORDER_DELAY, SimState
 
 
-def new_state(*, signing_key: str | None, webhook_url: str,
-              api_key: str | None = None) -> tuple[SimState, str]:
+def new_state(*, signing_key: str | None, webhook_url: str, api_key: str | None = None,
+              order_delay: float = DEFAULT_ORDER_DELAY) -> tuple[SimState, str]:
     """A fresh state and the base64 seed it signs with (generated when `signing_key` is None)."""
     seed = signing_key or generate_seed()
     key = private_key(seed)
     return SimState(key=key, public_key=public_key_b64(key), webhook_url=webhook_url,
-                    api_key=api_key), seed
+                    api_key=api_key, order_delay=order_delay), seed
 
 
 def build_sim_app(state: SimState) -> web.Application:
     """The simulator's aiohttp app; its webhook sender closes with the app."""
-    app = web.Application(client_max_size=1_048_576)
+    app = web.Application(client_max_size=1_048_576, middlewares=[telnyx_errors])
     app[SIM_STATE] = state
 
     async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -67,9 +68,12 @@ class RunningSimulator:
 async def start_simulator(*, host: str = "127.0.0.1", port: int = 0,
                           signing_key: str | None = None,
                           webhook_url: str = "http://127.0.0.1:8080/webhooks/telnyx",
-                          api_key: str | None = None) -> RunningSimulator:
-    """Start the simulator on `host:port` (0: a free port) and return its handle."""
-    state, seed = new_state(signing_key=signing_key, webhook_url=webhook_url, api_key=api_key)
+                          api_key: str | None = None,
+                          order_delay: float = DEFAULT_ORDER_DELAY) -> RunningSimulator:
+    """Start the simulator on `host:port` (0: a free port) and return its handle; its number
+    orders stay `pending` for `order_delay` seconds."""
+    state, seed = new_state(signing_key=signing_key, webhook_url=webhook_url, api_key=api_key,
+                            order_delay=order_delay)
     app = build_sim_app(state)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
