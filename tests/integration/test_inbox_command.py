@@ -59,10 +59,10 @@ async def _gauges(client: Client) -> dict[str, float]:
 
 async def test_operators_see_failed_events_and_replay_them(
         make_api_client: Callable[[Settings], Awaitable[Client]], msg_settings: Settings,
-        registry_conn: Any, pg_admin: PgTarget) -> None:
+        registry_conn: Any, pg_admin: PgTarget, sim: Any) -> None:
     # no sweeper of this app races the command for the events (they are due only when replayed)
     client = await make_api_client(msg_settings.with_(webhook_sweep_interval=3600))
-    church, number = await church_with_number(client, registry_conn)
+    church, number = await church_with_number(client, registry_conn, sim)
     await registry_conn.execute(ISOLATE)   # other tests' failures are not this test's to replay
     ids = []
     for i, (state, error) in enumerate([("failed", "tenant_unavailable"),

@@ -236,7 +236,7 @@ async def test_an_event_id_a_church_database_cannot_hold_is_refused_not_acknowle
         msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
     """Event ids: one limit at the endpoint, in the spec, in the inbox and in the church
     database, so an acknowledged event can always be applied (issue #16, item 3)."""
-    church, number = await church_with_number(msg_client, registry_conn)
+    church, number = await church_with_number(msg_client, registry_conn, sim)
     too_long = envelope("message.received", _inbound(random_number(), number, "hi"),
                         event_id=uuid.uuid4().hex.ljust(EVENT_ID_MAX + 1, "e"))
     resp = await post_signed(msg_client, sim, too_long)
