@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..app import create_app
 from ..config import Settings
+from ..cors import origin_of, parse_origins
 from ..db import embedded
 from ..db.dsn import PgTarget
 from ..errors import ConfigError
@@ -42,6 +43,15 @@ def dev_secret_key(settings: Settings) -> str:
     if len(key) < 32:
         raise ConfigError(f"{path} holds a key shorter than 32 characters: delete it to renew")
     return key
+
+
+def dev_cors(settings: Settings) -> Settings:
+    """`ywm dev`: the frontend's origin (YWM_FRONTEND_URL) may call the API from a browser."""
+    origins = parse_origins(settings.cors_origins)
+    frontend = origin_of(settings.frontend_url)
+    if frontend in origins:
+        return settings
+    return settings.with_(cors_origins=",".join((*origins, frontend)))
 
 
 def add_dev_services(app: web.Application, settings: Settings) -> None:
@@ -92,6 +102,8 @@ def _bootstrap_and_serve(args: argparse.Namespace, settings: Settings) -> int:
         say(f"tenant template on server {name} at version {version}")
     settings = carrier_sim.dev_settings(  # the service talks to the in-process simulator
         settings, args.host or settings.host, settings.port if args.port is None else args.port)
+    settings = dev_cors(settings)
+    say(f"browser pages from {settings.cors_origins} may call the API (YWM_CORS_ORIGINS)")
     app = create_app(settings)
     add_dev_services(app, settings)
     host = args.host or settings.host
