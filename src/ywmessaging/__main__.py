@@ -7,7 +7,9 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from typing import Any
 
+from .commands import devdeploy
 from .config import Settings
 from .db.migrations import MigrationError
 from .db.queries import QueryError
@@ -35,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, build settings, run; known failures are one line on stderr."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    dev_handle: Any = None
     try:
         settings = Settings.from_env()
         if args.command not in ("serve", "dev"):
@@ -42,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .observability.logs import configure
 
             configure(settings, stderr=True)
+        if args.command in devdeploy.DEV_AWARE_COMMANDS:
+            found = devdeploy.attach(settings)
+            if found is not None:
+                settings, dev_handle = found
+                print(f"ywm: DATABASE_URL and YWM_SECRET_KEY are unset: using the ywm dev "
+                      f"deployment in {settings.data_dir}", file=sys.stderr)
         result = args.func(args, settings)
         if asyncio.iscoroutine(result):
             result = _run(result)
@@ -59,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ywm: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if dev_handle is not None:
+            dev_handle.cleanup()   # stops its PostgreSQL only if `ywm dev` is not using it
 
 
 def _run(coro: object) -> object:

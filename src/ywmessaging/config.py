@@ -400,15 +400,17 @@ class Settings:
         if not self.database_url:
             raise ConfigError(
                 "DATABASE_URL is not set: point it at the registry database "
-                "(postgresql://user:pass@host:5432/ywm_registry), or use `ywm dev` for the "
-                "embedded defaults"
+                "(postgresql://user:pass@host:5432/ywm_registry); with neither it nor "
+                "YWM_SECRET_KEY set, operator commands use the deployment `ywm dev` made under "
+                "YWM_DATA_DIR (run it once)"
             )
         return self.database_url
 
     def require_secret_key(self) -> str:
         """The master key, or a ConfigError that says how to provide it."""
         if not self.secret_key:
-            raise ConfigError("YWM_SECRET_KEY is not set: give it 32 or more random characters")
+            raise ConfigError("YWM_SECRET_KEY is not set: give it 32 or more random characters "
+                              "(the `ywm dev` deployment's is in YWM_DATA_DIR/secret_key)")
         return self.secret_key
 
 
