@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -54,7 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.func(args, settings)
         if asyncio.iscoroutine(result):
             result = _run(result)
+        sys.stdout.flush()   # a closed pipe shows here, inside the handler below
         return int(result or 0)
+    except BrokenPipeError:
+        # the reader went away (`ywm env | head`): what it read is what it wanted; keep the
+        # interpreter's last flush from failing again on the dead pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ConfigError as exc:
         print(f"ywm: {exc}", file=sys.stderr)
         return 2
