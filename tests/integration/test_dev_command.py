@@ -4,6 +4,7 @@ is taken is one clear line."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from ywmessaging.commands import carrier_sim, devdeploy
 from ywmessaging.config import Settings
 from ywmessaging.db import embedded
 from ywmessaging.messaging.signature import private_key, public_key_b64
+from ywmessaging.messaging.simulator import start_simulator
 from ywmessaging.ops.bootstrap import bootstrap
 
 
@@ -81,11 +83,30 @@ async def test_dev_webhooks_from_its_simulator_on_another_port_are_accepted(
     assert body["data"]["status"] == 200, body
 
 
+async def test_dev_trusts_a_carrier_sim_already_running_there(
+        aiohttp_server: Any, api_settings: Settings) -> None:
+    running = await start_simulator()   # `ywm carrier-sim` in another terminal
+    try:
+        port = int(running.base_url.rsplit(":", 1)[1])
+        s = await asyncio.to_thread(carrier_sim.dev_settings, api_settings.with_(
+            telnyx_api_base=running.base_url, carrier_sim_port=port), "127.0.0.1", 8080)
+        assert s.telnyx_public_key == running.public_key   # read from its /sim/stats
+        app = build_app(s)
+        app.cleanup_ctx.append(carrier_sim.dev_ctx(s))   # starts no second simulator
+        server = await aiohttp_server(app)
+        running.set_webhook_url(f"http://127.0.0.1:{server.port}/webhooks/telnyx")
+        async with aiohttp.ClientSession() as http, http.post(
+                f"{running.base_url}/sim/inbound",
+                json={"from": "+12025550112", "to": "+12025550998", "text": "hi"}) as resp:
+            body = await resp.json()
+        assert body["data"]["status"] == 200, body
+    finally:
+        await running.stop()
+
+
 @pytest.fixture
 def dev_deployment(tmp_path: Path, settings: Settings) -> Iterator[tuple[Path, str]]:
     """What `ywm dev` leaves under YWM_DATA_DIR, its PostgreSQL running (as if `ywm dev` ran)."""
-    import asyncio
-
     data = tmp_path / "data"
     server, handle = embedded.start(data / "pg", cleanup_mode="stop")
     prefix = f"{settings.db_prefix}d"

@@ -126,10 +126,12 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def dev_ctx(settings: Settings) -> CleanupCtx:
-    """A cleanup context running the simulator in-process (only when the service uses it)."""
+    """A cleanup context running the simulator in-process (only when the service uses it and
+    no simulator already listens where it points)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        if settings.telnyx_api_base != sim_url(settings):
+        if settings.telnyx_api_base != sim_url(settings) or _own_port(settings,
+                                                                      _port_free) is None:
             yield
             return
         try:
