@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from typing import Any
 
+from .commands import devdeploy
 from .config import Settings
 from .db.migrations import MigrationError
 from .db.queries import QueryError
@@ -35,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, build settings, run; known failures are one line on stderr."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    dev_handle: Any = None
     try:
         settings = Settings.from_env()
         if args.command not in ("serve", "dev"):
@@ -42,10 +46,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .observability.logs import configure
 
             configure(settings, stderr=True)
+        if args.command in devdeploy.DEV_AWARE_COMMANDS:
+            found = devdeploy.attach(settings)
+            if found is not None:
+                settings, dev_handle = found
+                print(f"ywm: DATABASE_URL and YWM_SECRET_KEY are unset: using the ywm dev "
+                      f"deployment in {settings.data_dir}", file=sys.stderr)
         result = args.func(args, settings)
         if asyncio.iscoroutine(result):
             result = _run(result)
+        sys.stdout.flush()   # a closed pipe shows here, inside the handler below
         return int(result or 0)
+    except BrokenPipeError:
+        # the reader went away (`ywm env | head`): what it read is what it wanted; keep the
+        # interpreter's last flush from failing again on the dead pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ConfigError as exc:
         print(f"ywm: {exc}", file=sys.stderr)
         return 2
@@ -59,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ywm: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if dev_handle is not None:
+            dev_handle.cleanup()   # stops its PostgreSQL only if `ywm dev` is not using it
 
 
 def _run(coro: object) -> object:

@@ -13,6 +13,7 @@ from .auth.wiring import setup_auth
 from .church.wiring_a import setup_church_a
 from .church.wiring_b import setup_church_b
 from .config import Settings
+from .cors import BrowserPolicy, parse_origins
 from .db import migrations, pg
 from .db.dsn import PgTarget
 from .forwarded import forwarded_middleware, parse_trusted
@@ -22,6 +23,7 @@ from .middlewares import root_middlewares
 from .observability.logs import logging_ctx
 from .observability.metrics import Metrics
 from .tenants.wiring import setup_supervisor
+from .time_limits import time_limit_middleware
 
 POOL_CLOSE_TIMEOUT = 10.0
 
@@ -46,7 +48,13 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = PLUGINS) -> web.A
     proxies = parse_trusted(settings.trusted_proxies)
     if proxies:   # outermost: everything after it sees the client's address
         middlewares.insert(0, forwarded_middleware(proxies))
+    # innermost, after the error middleware (which renders their 403 and 504): CORS preflights
+    # are answered before routing; every other request runs under its route's time limit
+    browser = BrowserPolicy(parse_origins(settings.cors_origins), settings.hsts_seconds)
+    middlewares.extend(browser.middlewares())
+    middlewares.append(time_limit_middleware(settings))
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
+    app.on_response_prepare.append(browser.on_prepare)  # security and CORS headers
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics
     app[keys.DRAINING] = asyncio.Event()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .cors import origin_of, parse_origins
 from .errors import ConfigError
 from .forwarded import parse_trusted
 
@@ -84,6 +85,18 @@ ENV_VARS: list[tuple[str, str, type, Any, str]] = [
      "Absolute lifetime of a login session (refresh-token family) in seconds."),
     ("YWM_FRONTEND_URL", "frontend_url", str, "http://localhost:5173",
      "Base URL of the web frontend, used in password-reset and invitation links."),
+    ("YWM_CORS_ORIGINS", "cors_origins", str, "",
+     "Comma-separated browser origins (`https://app.example.org`, no path, never `*`) whose "
+     "pages may call the API, with credentials (CORS); empty: none. `ywm dev` adds the origin "
+     "of YWM_FRONTEND_URL."),
+    ("YWM_HSTS_SECONDS", "hsts_seconds", int, 0,
+     "`max-age` of the Strict-Transport-Security header on every answer (set it when the API "
+     "is reached over HTTPS only); 0: no header."),
+    ("YWM_REQUEST_TIMEOUT", "request_timeout", float, 30.0,
+     "Seconds a request may take before it is cut off with 504 `request_timeout` (WebSockets "
+     "and streamed downloads such as the member export excepted)."),
+    ("YWM_IMPORT_TIMEOUT", "import_timeout", float, 300.0,
+     "The same limit for `POST /api/v1/members/import` (a large CSV on a slow line)."),
     ("SMTP_URL", "smtp_url", str, None,
      "Where account emails go: smtp://user:password@host:587 (STARTTLS when the server offers "
      "it; ?starttls=require to insist) or smtps://…:465 (TLS). Unset: written as .eml files "
@@ -225,6 +238,10 @@ class Settings:
     jwt_signing_keys: str | None = None
     jwt_session_max_age: int = 2_592_000
     frontend_url: str = "http://localhost:5173"
+    cors_origins: str = ""
+    hsts_seconds: int = 0
+    request_timeout: float = 30.0
+    import_timeout: float = 300.0
     smtp_url: str | None = None
     email_from: str = "YWMessaging <no-reply@ywmessaging.dev>"
     import_max_bytes: int = 20 * 1_048_576
@@ -312,10 +329,27 @@ class Settings:
         if not 1 <= self.migrate_concurrency <= 64:
             raise ConfigError("YWM_MIGRATE_CONCURRENCY must be between 1 and 64")
         self._validate_pools()
+        self._validate_browser()
         self._validate_sending()
         self._validate_messaging()
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ConfigError("YWM_SECRET_KEY must be at least 32 characters")
+
+    def _validate_browser(self) -> None:
+        try:
+            parse_origins(self.cors_origins)
+        except ValueError as exc:
+            raise ConfigError(f"YWM_CORS_ORIGINS: {exc}") from None
+        try:
+            origin_of(self.frontend_url)
+        except ValueError:
+            raise ConfigError("YWM_FRONTEND_URL must be an http(s) URL") from None
+        if not 0 <= self.hsts_seconds <= 63_072_000:
+            raise ConfigError("YWM_HSTS_SECONDS must be between 0 and 63072000 (two years)")
+        for name, limit in (("YWM_REQUEST_TIMEOUT", self.request_timeout),
+                            ("YWM_IMPORT_TIMEOUT", self.import_timeout)):
+            if not 0 < limit <= 3600:
+                raise ConfigError(f"{name} must be between 0 and 3600 seconds")
 
     def _validate_pools(self) -> None:
         if not 1 <= self.tenant_pool_max <= 50:
@@ -383,15 +417,17 @@ class Settings:
         if not self.database_url:
             raise ConfigError(
                 "DATABASE_URL is not set: point it at the registry database "
-                "(postgresql://user:pass@host:5432/ywm_registry), or use `ywm dev` for the "
-                "embedded defaults"
+                "(postgresql://user:pass@host:5432/ywm_registry); with neither it nor "
+                "YWM_SECRET_KEY set, operator commands use the deployment `ywm dev` made under "
+                "YWM_DATA_DIR (run it once)"
             )
         return self.database_url
 
     def require_secret_key(self) -> str:
         """The master key, or a ConfigError that says how to provide it."""
         if not self.secret_key:
-            raise ConfigError("YWM_SECRET_KEY is not set: give it 32 or more random characters")
+            raise ConfigError("YWM_SECRET_KEY is not set: give it 32 or more random characters "
+                              "(the `ywm dev` deployment's is in YWM_DATA_DIR/secret_key)")
         return self.secret_key
 
 

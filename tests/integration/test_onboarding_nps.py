@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from tests.integration.auth_fixtures import *  # noqa: F403
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 from tests.integration.auth_fixtures import Client, problem, register
+from tests.integration.messaging_a_fixtures import *  # noqa: F403
+from tests.integration.messaging_a_fixtures import random_number, tenant_db
+from ywmessaging.db.dsn import PgTarget
 
 
 def _steps(body: dict[str, object]) -> dict[str, bool]:
@@ -67,3 +72,32 @@ async def test_bad_nps_input_is_refused(api_client: Client) -> None:
         await problem(await api_client.get(f"/api/v1/nps/summary?{query}",
                                            headers=church.auth), 422, "validation_failed")
     await problem(await api_client.get("/api/v1/onboarding"), 401, "unauthorized")
+
+
+async def test_every_completed_step_says_since_when(
+        msg_client: Client, registry_conn: Any, pg_admin: PgTarget) -> None:
+    before = datetime.now(UTC)
+    church = await register(msg_client)
+    auth = church.auth
+    for path, body in (("/api/v1/branches", {"name": "North"}),
+                       ("/api/v1/groups", {"name": "Choir"}),
+                       ("/api/v1/members", {"first_name": "Ann", "last_name": "Lee",
+                                            "phone": "(202) 555-0173"})):
+        resp = await msg_client.post(path, headers=auth, json=body)
+        assert resp.status == 201, await resp.text()
+    resp = await msg_client.patch("/api/v1/church", headers=auth, json={
+        "brand": {"legal_name": "Grace", "ein": "12-3456789"}})
+    assert resp.status == 200, await resp.text()
+    resp = await msg_client.post("/api/v1/numbers", headers=auth,
+                                 json={"phone_number": random_number()})
+    assert resp.status == 201, await resp.text()
+    # a first message sent (a conversation reply: no broadcast was queued)
+    async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
+        await db.execute("INSERT INTO outbox (to_phone, body, state, sent_at)"
+                         " VALUES ('+12025550173', 'Hi', 'sent', now())")
+    now = await (await msg_client.get("/api/v1/onboarding", headers=auth)).json()
+    assert now["is_complete"] is True, now
+    for step in now["steps"]:
+        assert step["completed_at"] is not None, step
+        at = datetime.fromisoformat(step["completed_at"])
+        assert before - timedelta(seconds=5) <= at <= datetime.now(UTC), step

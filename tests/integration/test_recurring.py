@@ -37,11 +37,17 @@ async def _create(sending: Sending, church: Any, **fields: Any) -> dict[str, Any
 
 async def test_recurring_api(sending: Sending) -> None:
     church, _, _ = await sending.church(members=1)
-    weekly = await _create(sending, church, frequency="weekly", days_of_week=[6, 2, 6],
+    # weekdays by name, one unambiguous form (is 0 Sunday or Monday? neither is accepted)
+    weekly = await _create(sending, church, frequency="weekly",
+                           days_of_week=["sunday", "wednesday", "sunday"],
                            local_time="18:30", time_zone="Europe/London")
-    assert weekly["days_of_week"] == [2, 6] and weekly["local_time"] == "18:30"
+    assert weekly["days_of_week"] == ["wednesday", "sunday"]   # Monday first, no repeats
+    assert weekly["local_time"] == "18:30"
     nxt = datetime.fromisoformat(weekly["next_run_at"]).astimezone(ZoneInfo("Europe/London"))
     assert (nxt.weekday() in (2, 6), nxt.hour, nxt.minute) == (True, 18, 30)
+    sundays = await _create(sending, church, frequency="weekly", days_of_week=["sunday"])
+    when = datetime.fromisoformat(sundays["next_run_at"]).astimezone(ZoneInfo("America/Chicago"))
+    assert when.strftime("%A") == "Sunday"
     monthly = await _create(sending, church, frequency="monthly", day_of_month=31)
     assert monthly["time_zone"] == "America/Chicago"      # the church's (set at sign-up)
     assert monthly["status"] == "active" and monthly["missed_policy"] == "send_late"
@@ -49,6 +55,8 @@ async def test_recurring_api(sending: Sending) -> None:
         {"frequency": "weekly"}, {"frequency": "monthly"}, {"frequency": "hourly"},
         {"frequency": "monthly", "day_of_month": 32}, {"local_time": "25:00"},
         {"local_time": "9am"}, {"time_zone": "Mars/Olympus"}, {"days_of_week": [7]},
+        {"days_of_week": [0]}, {"days_of_week": ["Sunday"]}, {"days_of_week": ["sun"]},
+        {"days_of_week": []},
         {"target": {"member_ids": [str(uuid.uuid4())]}}, {"missed_policy": "never"},
         {"name": ""}, {"unknown": 1},
     ]
@@ -59,7 +67,7 @@ async def test_recurring_api(sending: Sending) -> None:
                                          headers=church.auth)
         await problem(resp, 422, "validation_failed")
     listed = await (await sending.client.get("/api/v1/recurring", headers=church.auth)).json()
-    assert {r["id"] for r in listed["items"]} == {weekly["id"], monthly["id"]}
+    assert {r["id"] for r in listed["items"]} == {weekly["id"], sundays["id"], monthly["id"]}
     url = f"/api/v1/recurring/{weekly['id']}"
     renamed = await (await sending.client.patch(url, json={"name": "Evensong"},
                                                 headers=church.auth)).json()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -258,3 +259,31 @@ async def test_an_event_id_a_church_database_cannot_hold_is_refused_not_acknowle
         await registry_conn.execute(
             "INSERT INTO webhook_inbox (provider, event_id, event_type, payload) "
             "VALUES ('telnyx', $1, 'message.received', '{}')", "e" * (EVENT_ID_MAX + 1))
+
+
+async def test_delivered_at_is_never_before_sent_at(
+        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget,
+        msg_settings: Settings) -> None:
+    # The carrier stamps its receipt when it accepts the message, a moment before the sender
+    # stores `sent_at` (and clocks differ): the receipt's time may be the earlier one.
+    church, _ = await church_with_number(msg_client, registry_conn, sim)
+    tenant = uuid.UUID(church.tenant_id)
+    async with tenant_db(pg_admin, registry_conn, church.tenant_id) as db:
+        ids = {}
+        for status in ("delivered", "delivery_failed"):
+            carrier_id = f"skew-{uuid.uuid4()}"
+            ids[status] = await _outbox_row(db, carrier_id, "sent", "+12065550188")
+            await db.execute("UPDATE outbox SET sent_at = now() WHERE id = $1", ids[status])
+            await rq(msg_settings.sql_dir).insert_outbound_index(registry_conn, carrier_id,
+                                                                 tenant)
+            earlier = (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
+            event = envelope("message.finalized", {"id": carrier_id, "to": [
+                {"phone_number": "+12065550188", "status": status}]}, occurred_at=earlier)
+            assert (await post_signed(msg_client, sim, event)).status == 200
+            await wait_until(lambda ev=event: _settled(registry_conn, ev["data"]["id"]))
+        rows = {s: await db.fetchrow("SELECT state, sent_at, delivered_at, failed_at FROM outbox"
+                                     " WHERE id = $1", i) for s, i in ids.items()}
+    assert rows["delivered"]["state"] == "delivered"
+    assert rows["delivered"]["delivered_at"] >= rows["delivered"]["sent_at"]
+    assert rows["delivery_failed"]["state"] == "failed"
+    assert rows["delivery_failed"]["failed_at"] >= rows["delivery_failed"]["sent_at"]

@@ -295,3 +295,18 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+
+
+async def test_sim_messages_show_each_messages_current_status(
+        sim: RunningSimulator, carrier: TelnyxCarrier, receiver: list[dict[str, Any]]) -> None:
+    ok = await carrier.send(SendRequest(A, B, "Hello"))
+    await _sim(sim, "POST", "/sim/faults", json={"kind": "fail_delivery", "count": 1})
+    bad = await carrier.send(SendRequest(A, B, "Bye"))
+    assert await sim.sender.idle(5)
+    rows = {m["id"]: m for m in (await _sim(sim, "GET", "/sim/messages"))[1]["data"]}
+    assert rows[ok.carrier_message_id]["to"][0]["status"] == "delivered"
+    assert rows[bad.carrier_message_id]["to"][0]["status"] == "delivery_failed"
+    assert all(m["sent_at"] and m["completed_at"] for m in rows.values())
+    assert [m["text"] for m in rows.values()] == ["Hello", "Bye"]
+    only_b = (await _sim(sim, "GET", f"/sim/messages?to={B.replace('+', '%2B')}"))[1]["data"]
+    assert len(only_b) == 2

@@ -19,16 +19,26 @@ WHERE id
 RETURNING *;
 
 -- name: onboarding_state :one
--- Which setup steps the church's data shows as done, and since when where the data says.
+-- Which setup steps the church's data shows as done, and since when (the audit log dates the brand details and the number).
 SELECT
-    (SELECT legal_name IS NOT NULL AND ein_encrypted IS NOT NULL FROM settings WHERE id)
-        AS church_profile,
+    (SELECT CASE WHEN s.legal_name IS NOT NULL AND s.ein_encrypted IS NOT NULL THEN
+                coalesce((SELECT max(a.created_at) FROM audit_log a
+                          WHERE a.action = 'church.update'
+                            AND a.detail -> 'brand_fields' ?| ARRAY['legal_name', 'ein']),
+                         s.updated_at)
+            END
+     FROM settings s WHERE s.id) AS church_profile_at,
     (SELECT min(created_at) FROM branches WHERE deleted_at IS NULL) AS create_branch_at,
     (SELECT min(created_at) FROM members) AS add_members_at,
     (SELECT min(created_at) FROM groups) AS create_group_at,
-    (SELECT sender_number IS NOT NULL FROM settings WHERE id) AS get_phone_number,
-    (SELECT min(queued_at) FROM broadcasts WHERE queued_at IS NOT NULL) AS send_message_at,
-    EXISTS (SELECT 1 FROM outbox WHERE sent_at IS NOT NULL) AS any_message_sent;
+    (SELECT CASE WHEN s.sender_number IS NOT NULL THEN
+                coalesce((SELECT max(a.created_at) FROM audit_log a
+                          WHERE a.action = 'number.buy' AND a.target_id = s.sender_number),
+                         s.updated_at)
+            END
+     FROM settings s WHERE s.id) AS get_phone_number_at,
+    least((SELECT min(queued_at) FROM broadcasts WHERE queued_at IS NOT NULL),
+          (SELECT min(sent_at) FROM outbox)) AS send_message_at;
 
 -- name: time_zone_known :val
 -- Whether PostgreSQL knows the time zone (analytics group by it with AT TIME ZONE).

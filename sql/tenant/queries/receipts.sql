@@ -7,11 +7,14 @@ RETURNING true;
 
 -- name: receipt_advance_outbox :one
 -- Move the row of carrier message $1 forward to $2 (sent/delivered/failed) at time $3; never back.
+-- The time of the carrier may be earlier than the sent_at the sender stored (it stamps the
+-- receipt when it accepts the message, and clocks differ): delivered_at and failed_at are never
+-- before sent_at.
 UPDATE outbox
 SET state = $2,
     sent_at = CASE WHEN $2 IN ('sent', 'delivered') THEN coalesce(sent_at, $3) ELSE sent_at END,
-    delivered_at = CASE WHEN $2 = 'delivered' THEN $3 ELSE delivered_at END,
-    failed_at = CASE WHEN $2 = 'failed' THEN $3 ELSE failed_at END,
+    delivered_at = CASE WHEN $2 = 'delivered' THEN greatest($3, sent_at) ELSE delivered_at END,
+    failed_at = CASE WHEN $2 = 'failed' THEN greatest($3, sent_at) ELSE failed_at END,
     error_code = CASE WHEN $2 = 'failed' THEN $4 ELSE error_code END,
     error_detail = CASE WHEN $2 = 'failed' THEN $5 ELSE error_detail END,
     status_check_at = CASE WHEN $2 = 'sent' THEN status_check_at END,

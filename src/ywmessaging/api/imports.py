@@ -22,6 +22,7 @@ from ..church.csvio import CHUNK, MissingFile, Upload, export_chunks, spool
 from ..church.wiring_b import import_runner
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from ..tenants.middleware import tenant_conn
+from ..time_limits import IMPORT, UNLIMITED, time_limit
 from .members import actor_of, query_params, settings_of
 from .responses import json_response
 from .validation import uuid_path
@@ -83,6 +84,7 @@ async def read_upload(request: web.Request, max_bytes: int) -> tuple[Upload, str
 
 @routes.post("/members/import", name="members_import")
 @requires(Permission.MEMBERS_WRITE)
+@time_limit(IMPORT)
 async def import_members(request: web.Request) -> web.Response:
     """Import members from CSV: 200 with the report, or 202 with a job to poll when large."""
     settings = settings_of(request)
@@ -112,6 +114,7 @@ async def get_import(request: web.Request) -> web.Response:
 
 @routes.get("/members/export", name="members_export")
 @requires(Permission.MEMBERS_EXPORT)
+@time_limit(UNLIMITED)   # streamed: the answer has begun long before the last row
 async def export_members(request: web.Request) -> web.StreamResponse:
     """Every member as CSV, streamed page by page."""
     query_params(request, ())

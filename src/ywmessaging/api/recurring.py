@@ -53,16 +53,20 @@ def time_zone() -> Check:
     return check
 
 
+# Weekdays by name, Monday first: `0` means Sunday to some clients and Monday to others, so the
+# API takes and shows names only (the database keeps 0 = Monday .. 6 = Sunday).
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
 def days_of_week() -> Check:
-    """Distinct weekdays, 0 = Monday .. 6 = Sunday."""
+    """Distinct weekday names (`monday` .. `sunday`), as their numbers 0 = Monday .. 6."""
 
     def check(name: str, value: Any) -> tuple[int, ...]:
         if (not isinstance(value, list) or not 1 <= len(value) <= 7
-                or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6
-                           for d in value)):
-            raise ValidationFailed(f"{name} must list days 0 (Monday) to 6 (Sunday)",
+                or not all(isinstance(d, str) and d in WEEKDAYS for d in value)):
+            raise ValidationFailed(f"{name} must list weekday names: {', '.join(WEEKDAYS)}",
                                    field=name)
-        return tuple(sorted(set(value)))
+        return tuple(sorted({WEEKDAYS.index(d) for d in value}))
 
     return check
 
@@ -91,7 +95,7 @@ def recurring_json(row: Any) -> dict[str, Any]:
     """A rule as the API shows it."""
     out = rows_json(row, _UUIDS)
     out["target"] = Target.from_row(row["target_kind"], row["target"]).as_json()
-    out["days_of_week"] = list(row["days_of_week"] or [])
+    out["days_of_week"] = [WEEKDAYS[d] for d in row["days_of_week"] or []]
     out["local_time"] = row["local_time"].strftime("%H:%M")
     del out["target_kind"]
     return out

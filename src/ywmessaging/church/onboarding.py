@@ -20,19 +20,23 @@ STEPS = (
 
 
 async def progress(conn: Any, settings: Settings) -> dict[str, Any]:
-    """Each step done or not (and since when, where the data says), and the percentage."""
+    """Each step done or not and since when, and the percentage.
+
+    The brand details date from the last audited change of the legal name or EIN, the number
+    from its audited purchase (both: the settings row's last change when no audit row says).
+    """
     row = await tq(settings.sql_dir).onboarding_state(conn)
-    state: dict[str, tuple[bool, Any]] = {
-        "church_profile": (bool(row["church_profile"]), None),
-        "create_branch": (row["create_branch_at"] is not None, row["create_branch_at"]),
-        "add_members": (row["add_members_at"] is not None, row["add_members_at"]),
-        "create_group": (row["create_group_at"] is not None, row["create_group_at"]),
-        "get_phone_number": (bool(row["get_phone_number"]), None),
-        "send_message": (row["send_message_at"] is not None or row["any_message_sent"],
-                         row["send_message_at"]),
+    # step id -> since when it is done (None: not done)
+    done_at: dict[str, Any] = {
+        "church_profile": row["church_profile_at"],
+        "create_branch": row["create_branch_at"],
+        "add_members": row["add_members_at"],
+        "create_group": row["create_group_at"],
+        "get_phone_number": row["get_phone_number_at"],
+        "send_message": row["send_message_at"],
     }
-    steps = [{"id": sid, "title": title, "completed": state[sid][0],
-              "completed_at": state[sid][1]} for sid, title in STEPS]
+    steps = [{"id": sid, "title": title, "completed": done_at[sid] is not None,
+              "completed_at": done_at[sid]} for sid, title in STEPS]
     done = sum(1 for s in steps if s["completed"])
     return {"steps": steps, "completed": done, "total": len(steps),
             "percentage": round(100 * done / len(steps)), "is_complete": done == len(steps)}

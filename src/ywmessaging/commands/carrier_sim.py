@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 
+import orjson
 from aiohttp import web
 
 from ..config import ENV_VARS, Settings
+from ..errors import OperationError
 from ..keys import REGISTRY_POOL
 from ..messaging.signature import generate_seed, private_key, public_key_b64
 from ..messaging.simulator import RunningSimulator, start_simulator
@@ -19,6 +23,7 @@ from ..sqlq import registry as rq
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 _DEFAULTS = {attr: default for _n, attr, _k, default, _m in ENV_VARS}
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def say(line: str) -> None:
@@ -39,22 +44,87 @@ def sim_url(settings: Settings) -> str:
     return f"http://{settings.carrier_sim_host}:{settings.carrier_sim_port}"
 
 
-def dev_settings(settings: Settings, host: str, port: int) -> Settings:
+def _loopback_port(url: str) -> int | None:
+    """The port of an http URL on this machine's loopback (None: elsewhere, or https)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in _LOOPBACK or parts.path.strip("/"):
+        return None
+    try:
+        return parts.port or 80
+    except ValueError:
+        return None
+
+
+def uses_default_simulator(settings: Settings) -> bool:
+    """TELNYX_API_BASE left at its default: `ywm dev` runs the simulator on CARRIER_SIM_PORT."""
+    return bool(settings.telnyx_api_base.rstrip("/") == _DEFAULTS["telnyx_api_base"])
+
+
+def _own_port(settings: Settings, port_free: Callable[[str, int], bool]) -> int | None:
+    """The port of the simulator `ywm dev` runs itself (None: the service uses another)."""
+    if uses_default_simulator(settings):
+        return settings.carrier_sim_port
+    port = _loopback_port(settings.telnyx_api_base)
+    if port is None or (settings.carrier_sim_port != _DEFAULTS["carrier_sim_port"]
+                        and port != settings.carrier_sim_port):
+        return None
+    # TELNYX_API_BASE names a loopback port: ywm dev's own simulator runs there, unless a
+    # simulator (`ywm carrier-sim`) already listens on it
+    return port if port_free(settings.carrier_sim_host, port) else None
+
+
+def _external_key(settings: Settings) -> str | None:
+    """The public key of a simulator the service uses but `ywm dev` did not start."""
+    if settings.telnyx_public_key:
+        return settings.telnyx_public_key
+    if settings.carrier_sim_signing_key:   # shared with a `ywm carrier-sim` in this shell
+        return public_key_b64(private_key(settings.carrier_sim_signing_key))
+    if _loopback_port(settings.telnyx_api_base) is None:
+        return None
+    try:   # a carrier simulator on this machine says which key signs its webhooks
+        with urlopen(f"{settings.telnyx_api_base.rstrip('/')}/sim/stats", timeout=2) as resp:
+            key = orjson.loads(resp.read())["data"]["public_key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return key if isinstance(key, str) else None
+
+
+def dev_settings(settings: Settings, host: str, port: int,
+                 port_free: Callable[[str, int], bool] | None = None) -> Settings:
     """`ywm dev`: point the service at the simulator and trust its key.
 
-    Left alone when TELNYX_API_BASE was changed from its default (a real carrier in dev). The
-    webhook URL follows the dev server's address unless CARRIER_SIM_WEBHOOK_URL was changed.
+    The simulator is `ywm dev`'s own when TELNYX_API_BASE is left at its default (it listens
+    on CARRIER_SIM_PORT) or names a free loopback port (it listens there). Otherwise the
+    service trusts TELNYX_PUBLIC_KEY, else the key of CARRIER_SIM_SIGNING_KEY, else the key a
+    simulator on loopback announces; a real carrier needs TELNYX_PUBLIC_KEY. The webhook URL
+    follows the dev server's address unless CARRIER_SIM_WEBHOOK_URL was changed.
     """
-    if settings.telnyx_api_base != _DEFAULTS["telnyx_api_base"]:
-        return settings
+    own = _own_port(settings, port_free or _port_free)
+    if own is None:
+        key = _external_key(settings)
+        if key is None:
+            say(f"webhooks from {settings.telnyx_api_base} will be refused (401) until "
+                "TELNYX_PUBLIC_KEY is set")
+            return settings
+        if key != settings.telnyx_public_key:
+            say(f"trusting webhooks signed by the simulator at {settings.telnyx_api_base}")
+        return settings.with_(telnyx_public_key=key)
     seed = _seed(settings)
     webhook = settings.carrier_sim_webhook_url
     if webhook == _DEFAULTS["carrier_sim_webhook_url"]:
         local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         webhook = f"http://{local}:{port}/webhooks/telnyx"
-    return settings.with_(carrier_sim_signing_key=seed, carrier_sim_webhook_url=webhook,
-                          telnyx_api_base=sim_url(settings),
-                          telnyx_public_key=public_key_b64(private_key(seed)))
+    sim = settings.with_(carrier_sim_port=own)
+    return sim.with_(carrier_sim_signing_key=seed, carrier_sim_webhook_url=webhook,
+                     telnyx_api_base=sim_url(sim),
+                     telnyx_public_key=public_key_b64(private_key(seed)))
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host if host not in ("0.0.0.0", "") else "127.0.0.1",
+                                port)) != 0
 
 
 async def adopt_registry_numbers(sim: RunningSimulator, registry_pool: Any,
@@ -72,17 +142,24 @@ async def adopt_registry_numbers(sim: RunningSimulator, registry_pool: Any,
 
 
 def dev_ctx(settings: Settings) -> CleanupCtx:
-    """A cleanup context running the simulator in-process (only when the service uses it)."""
+    """A cleanup context running the simulator in-process (only when the service uses it and
+    no simulator already listens where it points)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        if settings.telnyx_api_base != sim_url(settings):
+        if settings.telnyx_api_base != sim_url(settings) or _own_port(settings,
+                                                                      _port_free) is None:
             yield
             return
-        sim = await start_simulator(host=settings.carrier_sim_host,
-                                    port=settings.carrier_sim_port,
-                                    signing_key=settings.carrier_sim_signing_key,
-                                    webhook_url=settings.carrier_sim_webhook_url,
-                                    order_delay=settings.carrier_sim_order_delay)
+        try:
+            sim = await start_simulator(host=settings.carrier_sim_host,
+                                        port=settings.carrier_sim_port,
+                                        signing_key=settings.carrier_sim_signing_key,
+                                        webhook_url=settings.carrier_sim_webhook_url,
+                                        order_delay=settings.carrier_sim_order_delay)
+        except OSError as exc:   # name the simulator's port, not the API's
+            raise OperationError(f"the carrier simulator cannot listen on "
+                                 f"{settings.carrier_sim_host}:{settings.carrier_sim_port}: "
+                                 f"{exc.strerror or exc}") from exc
         say(f"listening on {sim.base_url}, webhooks to {settings.carrier_sim_webhook_url}")
         adopted = await adopt_registry_numbers(sim, app[REGISTRY_POOL], settings)
         if adopted:

@@ -28,9 +28,10 @@ async def _json(request: web.Request) -> dict[str, Any]:
 
 
 async def get_messages(request: web.Request) -> web.Response:
-    """GET /sim/messages[?to=]: what the simulator was asked to send, in order."""
-    to = request.query.get("to")
-    rows = [m for m in request.app[SIM_STATE].messages
+    """GET /sim/messages[?to=]: what the simulator was asked to send, in order, each with
+    its current status (as GET /v2/messages/{id} answers), not the `queued` of the send."""
+    to, state = request.query.get("to"), request.app[SIM_STATE]
+    rows = [state.records.get(m["id"], m) for m in state.messages
             if to is None or m["to"][0]["phone_number"] == to]
     return ok(rows)
 
