@@ -154,7 +154,7 @@ class Seeder:
         rule = await self.post(c, "/recurring", {
             "name": f"{m} Weekly", "body": f"{m} weekly", "frequency": "weekly",
             "target": {"branch_ids": [s.first("branch")]}, "local_time": "09:30",
-            "days_of_week": [6]})
+            "days_of_week": ["sunday"]})
         for phone, text in ((s.phones[0], "first"), (s.phones[0], "second"),
                             (s.phones[1], "hello")):
             await sim_inbound(self.client, self.sim, phone, s.number, f"{m} {text}")
