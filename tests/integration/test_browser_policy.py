@@ -180,8 +180,11 @@ async def test_a_request_past_its_time_limit_gets_504(timed_client: Client) -> N
     body = await problem(await timed_client.get("/test/sleep?s=2"), 504, "request_timeout")
     assert body["request_id"]
     assert (await timed_client.get("/test/sleep?s=0.01")).status == 200
-    # a wait of the handler's own that times out is an ordinary error, not the limit
-    await problem(await timed_client.get("/test/own-timeout"), 500, "internal_error")
+    # a wait of the handler's own that times out is not the request's limit: like any bounded
+    # wait that ran out (db/faults.py) it is a 503 to retry, never a 504
+    resp = await timed_client.get("/test/own-timeout")
+    await problem(resp, 503, "database_unavailable")
+    assert resp.headers["Retry-After"]
 
 
 async def test_imports_get_longer_and_streams_no_limit(timed_client: Client) -> None:
