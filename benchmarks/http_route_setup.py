@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,6 +99,8 @@ def private_cluster(prefix: str) -> Iterator[Cluster]:
             pg._run("pg_ctl", "-D", str(pg.data), "-m", "immediate", "-w", "-t", "30", "stop",
                     check=False)
         t1 = time.perf_counter()
+        # rm is several times faster than shutil.rmtree on hundreds of thousands of files
+        subprocess.run(["rm", "-rf", "--", str(pg.base)], check=False)
         shutil.rmtree(pg.base, ignore_errors=True)
         progress(f"  stopped in {t1 - t0:.1f} s, removed in {time.perf_counter() - t1:.1f} s")
 
