@@ -14,9 +14,11 @@ the service chooses for a server with `max_connections = 100`: the defaults, and
 Baselines at the same concurrency, in rounds alternating with the scenarios: W =
 `get_settings` through one plain asyncpg pool (as large as a tenant pool) on one tenant
 database, C = `connect + get_settings + close` on a random tenant database as its role; both
-bare (in this process, no HTTP: the spec's figures) and behind the same HTTP stack and
-middlewares (routes without a lease: what the supervisor itself costs). C is also measured as
-the superuser (trust) to show what a SCRAM login costs.
+bare (in this process, no HTTP: the spec's figures). C is also measured as the superuser
+(trust) to show what a SCRAM login costs. The comparison over HTTP lives in
+`benchmarks/http_route.py`: the real route with real tokens from a real `ywm serve` process
+against a plain aiohttp + asyncpg server (it replaced this benchmark's W/C-over-HTTP routes
+and their `*_http` targets).
 
 By default everything runs on a private cluster (tests/second_cluster.py) with
 `max_connections = 100` and SCRAM-SHA-256 for the tenant roles: on the shared test server other
@@ -81,7 +83,6 @@ from .common import (
 SIZED_FOR_MAX_CONNECTIONS = 100
 ZIPF_S = 1.1
 TENANT_HEADER = "X-Bench-Tenant"      # sets TENANT_ID: the request gets a lease
-BARE_HEADER = "X-Bench-Bare-Tenant"   # the C-over-HTTP route connects to this tenant itself
 GOALS = {"warm_vs_W": 0.9, "zipf_vs_bound": 0.8, "uniform_vs_C": 0.8}
 CLEAN_503 = {"tenant_capacity", "tenant_unavailable"}
 RETRY_AFTER_CAP = 1.0  # the client honours Retry-After, at most this many seconds
@@ -235,47 +236,15 @@ def _problem_code(body: bytes) -> str:
 
 # --- the service side ----------------------------------------------------------------------
 
-PLAIN_POOL: web.AppKey[Any] = web.AppKey("bench_plain_pool", object)
-BARE_TARGETS: web.AppKey[dict[str, PgTarget]] = web.AppKey("bench_bare_targets", dict)
-
-
 async def settings_handler(request: web.Request) -> web.Response:
     """The benchmark route: one named query through the request's tenant lease."""
     row = await request.config_dict[keys.TENANT_QUERIES].get_settings(tenant_conn(request))
     return json_response({"church_name": row["church_name"]})
 
 
-async def plain_handler(request: web.Request) -> web.Response:
-    """W over HTTP: the same query through a plain asyncpg pool, no lease."""
-    q = request.config_dict[keys.TENANT_QUERIES].get_settings
-    row = await q(request.config_dict[PLAIN_POOL])
-    return json_response({"church_name": row["church_name"]})
-
-
-async def bare_handler(request: web.Request) -> web.Response:
-    """C over HTTP: connect as the tenant's role, the same query, close; no lease."""
-    target = request.config_dict[BARE_TARGETS][request.headers[BARE_HEADER]]
-    try:
-        conn = await asyncpg.connect(**target.connect_kwargs(), timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:  # counted by the client, by SQLSTATE
-        return json_response({"code": f"baseline_{_sqlstate(exc)}"}, status=503)
-    try:
-        row = await request.config_dict[keys.TENANT_QUERIES].get_settings(conn)
-    finally:
-        await conn.close()
-    return json_response({"church_name": row["church_name"]})
-
-
-async def nodb_handler(request: web.Request) -> web.Response:
-    """The HTTP stack and middlewares alone."""
-    return json_response({"church_name": "none"})
-
-
-def bench_plugin(tenants: list[Tenant], pool_max: int
-                 ) -> Callable[[web.Application, Settings], None]:
+def bench_plugin() -> Callable[[web.Application, Settings], None]:
     """BENCHMARK ONLY: the tenant from a header (authentication sets it from the JWT in the
-    service), `GET /api/v1/bench/settings` (through the lease), and the baselines' routes
-    without a lease: `/bench/plain` (W), `/bench/bare` (C), `/bench/nodb`. Runs before
+    service) and `GET /api/v1/bench/settings` (through the lease). Runs before
     setup_supervisor, so its middleware comes before the lease middleware."""
 
     def plugin(app: web.Application, settings: Settings) -> None:
@@ -286,20 +255,9 @@ def bench_plugin(tenants: list[Tenant], pool_max: int
                 request[TENANT_ID] = uuid.UUID(raw)
             return await handler(request)  # type: ignore[no-any-return]
 
-        async def plain_pool(app: web.Application) -> AsyncIterator[None]:
-            app[PLAIN_POOL] = await asyncpg.create_pool(
-                **tenants[0].target.connect_kwargs(), min_size=0, max_size=pool_max)
-            yield
-            await app[PLAIN_POOL].close()
-
-        app[BARE_TARGETS] = {str(t.id): t.target for t in tenants}
-        app.cleanup_ctx.append(plain_pool)
         api = app[keys.API_V1]
         api.middlewares.append(tenant_from_header)
         api.router.add_get("/bench/settings", settings_handler)
-        api.router.add_get("/bench/plain", plain_handler)
-        api.router.add_get("/bench/bare", bare_handler)
-        api.router.add_get("/bench/nodb", nodb_handler)
 
     return plugin
 
@@ -462,9 +420,8 @@ class Service:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings, tenants: list[Tenant]) -> AsyncIterator[Service]:
-    app = create_app(settings, plugins=(bench_plugin(tenants, settings.tenant_pool_max),
-                                        setup_supervisor))
+async def serve(settings: Settings) -> AsyncIterator[Service]:
+    app = create_app(settings, plugins=(bench_plugin(), setup_supervisor))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
@@ -690,7 +647,6 @@ class Sizes:
     warmup: float
     seconds: float    # each scenario's window per round
     base_s: float     # each bare baseline's window per round
-    http_base_s: float
     pool_max: int | None = None  # overrides of the service's defaults (experiments only)
     pool_cap: int | None = None
     shared_server: bool = False  # the tests' server instead of a private cluster
@@ -730,12 +686,10 @@ async def _run(z: Sizes, profile_dir: str | None, dep: Deployment,
     ids = [str(t.id) for t in tenants]
     w, c, c_admin = Rate(), Rate(), Rate()
     sc = {k: Scenario(name) for k, name in (
-        ("nodb", "HTTP, no database"), ("w_http", "W over HTTP (plain pool, no lease)"),
-        ("c_http", "C over HTTP (connect + query + close, no lease)"),
         ("a", "(a) one warm tenant"), ("b", f"(b) {z.n} tenants, uniform"),
         ("c", f"(c) {z.n} tenants, Zipf s={ZIPF_S}"))}
     load0 = os.getloadavg()[0]
-    async with serve(settings, tenants) as svc:
+    async with serve(settings) as svc:
         drv = Driver(svc, pool, Activity(dep.admin, dep.settings.db_prefix), z.concurrency,
                      z.warmup, profile_dir)
         sup = svc.app[SUPERVISOR].supervisor
@@ -750,9 +704,6 @@ async def _run(z: Sizes, profile_dir: str | None, dep: Deployment,
             await bare_c(c, tenants, z.concurrency, z.base_s, settings.sql_dir)
             await bare_c(c_admin, tenants, z.concurrency, z.base_s / 2, settings.sql_dir,
                          admin=dep.admin)
-            await drv.run(sc["nodb"], "nodb", TENANT_HEADER, [], "one", z.http_base_s)
-            await drv.run(sc["w_http"], "plain", TENANT_HEADER, [], "one", z.http_base_s)
-            await drv.run(sc["c_http"], "bare", BARE_HEADER, ids, "uniform", z.http_base_s)
             await drv.run(sc["a"], "settings", TENANT_HEADER, ids[:1], "one", z.seconds)
             await drv.run(sc["b"], "settings", TENANT_HEADER, ids, "uniform", z.seconds)
             await drv.run(sc["c"], "settings", TENANT_HEADER, ids, "zipf", z.seconds)
@@ -829,13 +780,9 @@ def report(z: Sizes, facts: dict[str, Any], budget: int, settings: Settings,
         print_scenario(s, budget, facts["max_connections"])
     a, b, zz = (sc[k].outcome.rps for k in "abc")
     h = sc["c"].hit_ratio
-    wh, ch = sc["w_http"].outcome.rps, sc["c_http"].outcome.rps
     bound = 1 / (h / w.per_s + (1 - h) / c.per_s)
-    bound_http = 1 / (h / wh + (1 - h) / ch)
     print(f"  bare:      (a)/W {a / w.per_s:.3f}; (b)/C {b / c.per_s:.3f}; (c) bound "
           f"1/(h/W + (1-h)/C) at h={h:.3f}: {bound:.0f} req/s, (c)/bound {zz / bound:.3f}")
-    print(f"  over HTTP: (a)/W {a / wh:.3f}; (b)/C {b / ch:.3f}; (c) bound {bound_http:.0f} "
-          f"req/s, (c)/bound {zz / bound_http:.3f}")
     print(f"  ideal LRU, one request at a time: {pools} pools: h uniform "
           f"{lru_hit_ratio(z.n, 'uniform', pools):.3f}, Zipf "
           f"{lru_hit_ratio(z.n, 'zipf', pools):.3f}")
@@ -846,9 +793,6 @@ def report(z: Sizes, facts: dict[str, Any], budget: int, settings: Settings,
         at_least("warm_vs_W", a / w.per_s, GOALS["warm_vs_W"]),
         at_least(f"uniform{z.n}_vs_C", b / c.per_s, GOALS["uniform_vs_C"]),
         at_least(f"zipf{z.n}_vs_bound", zz / bound, GOALS["zipf_vs_bound"]),
-        at_least("warm_vs_W_http", a / wh, GOALS["warm_vs_W"]),
-        at_least(f"uniform{z.n}_vs_C_http", b / ch, GOALS["uniform_vs_C"]),
-        at_least(f"zipf{z.n}_vs_bound_http", zz / bound_http, GOALS["zipf_vs_bound"]),
         target_line("errors_other_than_clean_503", unclean, 0),
         target_line("too_many_clients", tmc, 0),
     ]
@@ -872,9 +816,9 @@ def main() -> None:
                         help="cProfile the server process in each measured window into DIR")
     args = parser.parse_args()
     if args.quick:
-        z = Sizes(args.n or 200, args.concurrency, args.rounds or 1, 0.5, 2.5, 1.0, 1.0)
+        z = Sizes(args.n or 200, args.concurrency, args.rounds or 1, 0.5, 2.5, 1.0)
     else:
-        z = Sizes(args.n or 1000, args.concurrency, args.rounds or 5, 1.5, 6.0, 3.0, 3.0)
+        z = Sizes(args.n or 1000, args.concurrency, args.rounds or 5, 1.5, 6.0, 3.0)
     z.pool_max, z.pool_cap, z.shared_server = args.pool_max, args.pool_cap, args.shared_server
     for line in new_loop_run(run(z, args.profile)):
         print(line)
