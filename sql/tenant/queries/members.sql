@@ -9,7 +9,10 @@
 -- name: list_members_name_asc :one
 -- A page of $9 members by last name, first name, id (ascending) after the cursor, as JSON text, with the sort key of its last row when more follow.
 WITH p AS (
-    SELECT m.last_name, m.first_name, m.id, m.created_at, member_json(m) AS doc,
+    SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at,
+           ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.member_id = m.id
+                 ORDER BY gm.group_id) AS group_ids,
            row_number() OVER (ORDER BY m.last_name, m.first_name, m.id) AS n
     FROM members m
     WHERE ($1::text IS NULL
@@ -23,7 +26,12 @@ WITH p AS (
     ORDER BY m.last_name, m.first_name, m.id
     LIMIT $9 + 1
 )
-SELECT COALESCE(json_agg(p.doc ORDER BY p.n) FILTER (WHERE p.n <= $9), '[]')::text AS items,
+SELECT COALESCE(json_agg(json_build_object(
+           'id', p.id, 'first_name', p.first_name, 'last_name', p.last_name, 'phone', p.phone,
+           'email', p.email, 'branch_id', p.branch_id, 'opt_in', p.opt_in,
+           'opt_in_changed_at', api_ts(p.opt_in_changed_at), 'created_at', api_ts(p.created_at),
+           'updated_at', api_ts(p.updated_at), 'group_ids', p.group_ids)
+         ORDER BY p.n) FILTER (WHERE p.n <= $9), '[]')::text AS items,
        count(*) > $9 AS more,
        (array_agg(p.last_name) FILTER (WHERE p.n = $9))[1] AS last_name,
        (array_agg(p.first_name) FILTER (WHERE p.n = $9))[1] AS first_name,
@@ -33,7 +41,10 @@ FROM p;
 -- name: list_members_created_asc :one
 -- A page of $8 members by creation time, id (ascending) after the cursor, as JSON text, with the sort key of its last row when more follow.
 WITH p AS (
-    SELECT m.last_name, m.first_name, m.id, m.created_at, member_json(m) AS doc,
+    SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at,
+           ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.member_id = m.id
+                 ORDER BY gm.group_id) AS group_ids,
            row_number() OVER (ORDER BY m.created_at, m.id) AS n
     FROM members m
     WHERE ($1::text IS NULL
@@ -47,7 +58,12 @@ WITH p AS (
     ORDER BY m.created_at, m.id
     LIMIT $8 + 1
 )
-SELECT COALESCE(json_agg(p.doc ORDER BY p.n) FILTER (WHERE p.n <= $8), '[]')::text AS items,
+SELECT COALESCE(json_agg(json_build_object(
+           'id', p.id, 'first_name', p.first_name, 'last_name', p.last_name, 'phone', p.phone,
+           'email', p.email, 'branch_id', p.branch_id, 'opt_in', p.opt_in,
+           'opt_in_changed_at', api_ts(p.opt_in_changed_at), 'created_at', api_ts(p.created_at),
+           'updated_at', api_ts(p.updated_at), 'group_ids', p.group_ids)
+         ORDER BY p.n) FILTER (WHERE p.n <= $8), '[]')::text AS items,
        count(*) > $8 AS more,
        (array_agg(p.created_at) FILTER (WHERE p.n = $8))[1] AS created_at,
        (array_agg(p.id) FILTER (WHERE p.n = $8))[1] AS id
@@ -56,7 +72,10 @@ FROM p;
 -- name: list_members_name_desc :one
 -- A page of $9 members by last name, first name, id (descending) after the cursor, as JSON text, with the sort key of its last row when more follow.
 WITH p AS (
-    SELECT m.last_name, m.first_name, m.id, m.created_at, member_json(m) AS doc,
+    SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at,
+           ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.member_id = m.id
+                 ORDER BY gm.group_id) AS group_ids,
            row_number() OVER (ORDER BY m.last_name DESC, m.first_name DESC, m.id DESC) AS n
     FROM members m
     WHERE ($1::text IS NULL
@@ -70,7 +89,12 @@ WITH p AS (
     ORDER BY m.last_name DESC, m.first_name DESC, m.id DESC
     LIMIT $9 + 1
 )
-SELECT COALESCE(json_agg(p.doc ORDER BY p.n) FILTER (WHERE p.n <= $9), '[]')::text AS items,
+SELECT COALESCE(json_agg(json_build_object(
+           'id', p.id, 'first_name', p.first_name, 'last_name', p.last_name, 'phone', p.phone,
+           'email', p.email, 'branch_id', p.branch_id, 'opt_in', p.opt_in,
+           'opt_in_changed_at', api_ts(p.opt_in_changed_at), 'created_at', api_ts(p.created_at),
+           'updated_at', api_ts(p.updated_at), 'group_ids', p.group_ids)
+         ORDER BY p.n) FILTER (WHERE p.n <= $9), '[]')::text AS items,
        count(*) > $9 AS more,
        (array_agg(p.last_name) FILTER (WHERE p.n = $9))[1] AS last_name,
        (array_agg(p.first_name) FILTER (WHERE p.n = $9))[1] AS first_name,
@@ -80,7 +104,10 @@ FROM p;
 -- name: list_members_created_desc :one
 -- A page of $8 members by creation time, id (descending) after the cursor, as JSON text, with the sort key of its last row when more follow.
 WITH p AS (
-    SELECT m.last_name, m.first_name, m.id, m.created_at, member_json(m) AS doc,
+    SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at,
+           ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.member_id = m.id
+                 ORDER BY gm.group_id) AS group_ids,
            row_number() OVER (ORDER BY m.created_at DESC, m.id DESC) AS n
     FROM members m
     WHERE ($1::text IS NULL
@@ -94,7 +121,12 @@ WITH p AS (
     ORDER BY m.created_at DESC, m.id DESC
     LIMIT $8 + 1
 )
-SELECT COALESCE(json_agg(p.doc ORDER BY p.n) FILTER (WHERE p.n <= $8), '[]')::text AS items,
+SELECT COALESCE(json_agg(json_build_object(
+           'id', p.id, 'first_name', p.first_name, 'last_name', p.last_name, 'phone', p.phone,
+           'email', p.email, 'branch_id', p.branch_id, 'opt_in', p.opt_in,
+           'opt_in_changed_at', api_ts(p.opt_in_changed_at), 'created_at', api_ts(p.created_at),
+           'updated_at', api_ts(p.updated_at), 'group_ids', p.group_ids)
+         ORDER BY p.n) FILTER (WHERE p.n <= $8), '[]')::text AS items,
        count(*) > $8 AS more,
        (array_agg(p.created_at) FILTER (WHERE p.n = $8))[1] AS created_at,
        (array_agg(p.id) FILTER (WHERE p.n = $8))[1] AS id
