@@ -291,6 +291,8 @@ def test_the_machines_own_time_zone_changes_nothing(machine_zone: str) -> None:
     before = utc(2027, 6, 1, 10, 30)                             # 2 Jun 00:30 in Kiritimati
     assert previous_occurrence(early, before) == utc(2027, 6, 1, 10, 15)
     assert resolve_local(date(2027, 6, 1), time(12), zone(NY)).utcoffset() == timedelta(0)
+    repeated = quiet_until(utc(2026, 11, 1, 6, 15), time(21), time(1, 30), NY)  # see below
+    assert repeated == utc(2026, 11, 1, 6, 30) and repeated.utcoffset() == timedelta(0)
 
 
 def test_quiet_hours_need_both_ends_and_a_real_window() -> None:
@@ -327,3 +329,13 @@ def test_overnight_quiet_window(day: int, local: time, until: datetime | None) -
     now = datetime.combine(date(2026, 11, day), local, tzinfo=zone(NY))
     assert quiet_until(now, time(21), time(8), NY) == until
 
+
+def test_quiet_hours_ending_in_the_repeated_hour_end_after_now() -> None:
+    # 1 Nov 2026 in New York: 01:00-02:00 happens twice. A window ending at 01:30 ends at
+    # 01:30 EDT; when the clock reads 01:15 again (EST) the window is quiet until 01:30 EST,
+    # never an instant already past.
+    window = (time(21), time(1, 30))
+    assert quiet_until(utc(2026, 11, 1, 5, 15), *window, NY) == utc(2026, 11, 1, 5, 30)
+    assert quiet_until(utc(2026, 11, 1, 5, 45), *window, NY) is None
+    assert quiet_until(utc(2026, 11, 1, 6, 15), *window, NY) == utc(2026, 11, 1, 6, 30)
+    assert quiet_until(utc(2026, 11, 1, 6, 45), *window, NY) is None
