@@ -1,11 +1,26 @@
-"""The throttle's decision: free tries, doubling delay, lock, quiet window."""
+"""The throttle's decision (free tries, doubling delay, lock, quiet window) and its keys."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from ywmessaging.auth.errors import LoginLocked, LoginThrottled
-from ywmessaging.auth.throttle import EMAIL_RULE, Rule, Verdict, verdict
+from ywmessaging.auth.throttle import (
+    EMAIL_RULE,
+    INVITE_ACCEPT_LIMIT,
+    RESET_CONFIRM_LIMIT,
+    RESET_REQUEST_LIMIT,
+    SIGNUP_LIMIT,
+    Rule,
+    Verdict,
+    client_net,
+    email_key,
+    ip_key,
+    limit_key,
+    verdict,
+)
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 RULE = Rule(free=5, lock_after=8, lock_s=900)
@@ -88,3 +103,67 @@ def test_a_refusal_waits_only_when_every_refusing_key_has_attempts_in_flight() -
     both = throttle._judge([_row("email:a@x.org", 8, 1, locked_for_s=600),
                             _row("ip:192.0.2.1", 30, 0)])
     assert both is not None and not both.may_wait and both.verdict.locked
+
+
+def test_a_lock_ending_now_is_over() -> None:
+    assert _v(2, 60, locked_for_s=0) is None
+
+
+def test_a_delay_ending_now_is_over() -> None:
+    assert _v(5, 1.0) is None                     # the first delay is 1 s: exactly spent
+    v = _v(5, 0.999)
+    assert v is not None and v.locked is False
+
+
+def test_failures_are_forgotten_only_after_the_whole_window() -> None:
+    slow = Rule(free=1, lock_after=50, lock_s=900, base_delay_s=4000, max_delay_s=4000,
+                window_s=3600)
+    at_window = verdict(slow, failures=1, last_failure_at=NOW - timedelta(seconds=3600),
+                        locked_until=None, now=NOW)
+    assert at_window is not None and at_window.retry_after_s == 400
+    after = verdict(slow, failures=1, last_failure_at=NOW - timedelta(seconds=3600.5),
+                    locked_until=None, now=NOW)
+    assert after is None
+
+
+def test_retry_after_is_whole_seconds_and_at_least_one() -> None:
+    assert Verdict(False, 0.2).error().headers["Retry-After"] == "1"
+    assert Verdict(False, 1.01).error().headers["Retry-After"] == "2"
+    assert Verdict(True, 899.5).error().headers["Retry-After"] == "900"
+
+
+@pytest.mark.parametrize(("address", "net"), [
+    (None, "unknown"),
+    ("", "unknown"),
+    ("203.0.113.9", "203.0.113.9"),
+    ("2001:db8::1", "2001:db8::/64"),
+    ("2001:db8:0:0:1:2:3:4", "2001:db8::/64"),      # the same /64: the same subscriber
+    ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),
+    ("::ffff:192.0.2.1", "192.0.2.1"),              # IPv4-mapped: counted as the IPv4 address
+    ("not-an-ip", "not-an-ip"),
+    ("x" * 100, "x" * 64),
+])
+def test_what_a_client_address_counts_as(address: str | None, net: str) -> None:
+    assert client_net(address) == net
+    assert ip_key(address) == f"ip:{net}"
+    assert limit_key(SIGNUP_LIMIT, address) == f"signup-ip:{net}"
+
+
+def test_keys_of_each_kind_never_collide() -> None:
+    assert email_key("pat@grace.test") == "email:pat@grace.test"
+    kinds = {limit.kind for limit in (SIGNUP_LIMIT, RESET_REQUEST_LIMIT, RESET_CONFIRM_LIMIT,
+                                      INVITE_ACCEPT_LIMIT)}
+    assert len(kinds) == 4
+
+
+def test_each_key_is_judged_by_its_own_rule_and_every_key_counts() -> None:
+    from ywmessaging.auth.throttle import Throttle
+    from ywmessaging.config import Settings
+
+    throttle = Throttle(Settings())
+    # Six failures refuse an email (five free) but not an address (thirty free).
+    assert throttle._judge([_row("ip:192.0.2.1", 6, 0)]) is None
+    assert throttle._judge([_row("email:a@x.org", 6, 0)]) is not None
+    # A key that lets the attempt through does not stop the others from refusing it.
+    refused = throttle._judge([_row("email:a@x.org", 0, 0), _row("ip:192.0.2.1", 40, 1)])
+    assert refused is not None and refused.may_wait   # one attempt in flight is enough

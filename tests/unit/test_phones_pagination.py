@@ -19,7 +19,13 @@ from ywmessaging.church.pagination import (
     page,
     parse_limit,
 )
-from ywmessaging.church.phones import InvalidPhone, digits_fragment, needs_region, normalize_phone
+from ywmessaging.church.phones import (
+    MAX_INPUT,
+    InvalidPhone,
+    digits_fragment,
+    needs_region,
+    normalize_phone,
+)
 from ywmessaging.errors import ValidationFailed
 
 
@@ -43,6 +49,22 @@ def test_invalid_phones_are_422_invalid_phone(raw: str) -> None:
         normalize_phone(raw, "US")
     assert (info.value.status, info.value.code) == (422, "invalid_phone")
     assert info.value.extra["field"] == "phone"
+
+
+def test_input_length_limit_is_inclusive() -> None:
+    longest = "+1 (213) 373-4253 ext. 123456789"
+    assert len(longest) == MAX_INPUT == 32
+    assert normalize_phone(longest, "US") == "+12133734253"
+    with pytest.raises(InvalidPhone):
+        normalize_phone(longest + "0", "US")
+
+
+@pytest.mark.parametrize("raw", ["", "1" * 40, "hello", "+1 555 0100"])
+def test_invalid_phone_detail_names_the_field(raw: str) -> None:
+    with pytest.raises(InvalidPhone) as info:
+        normalize_phone(raw, "US", field="mobile")
+    assert info.value.extra["field"] == "mobile"
+    assert info.value.detail is not None and info.value.detail.startswith("mobile ")
 
 
 def test_region_needed_only_for_national_numbers() -> None:

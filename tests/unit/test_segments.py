@@ -84,3 +84,16 @@ def test_remaining_in_single_part() -> None:
 def test_longest_body_fits_outbox_limit() -> None:
     assert count_segments("a" * 1600).segments == 11
     assert count_segments("Ж" * 1600).segments == 24
+
+
+def test_utf16_boundary_between_one_and_two_code_units() -> None:
+    assert count_segments("\uffff").units == 1         # the last BMP code point: one unit
+    assert count_segments("\U00010000").units == 2     # the first outside the BMP: a pair
+    assert count_segments("\U0001f642").units == 2
+
+
+def test_a_long_message_reports_the_per_part_limit() -> None:
+    gsm = count_segments("a" * 161)
+    assert (gsm.per_segment, gsm.remaining) == (153, 153 - 8)
+    ucs = count_segments("Ж" * 71)
+    assert (ucs.per_segment, ucs.remaining) == (67, 67 - 4)

@@ -157,7 +157,10 @@ def quiet_until(now: datetime, start: time | None, end: time | None,
     day = local.date()
     if end <= wall:  # wrapped: the window ends tomorrow morning
         day += timedelta(days=1)
-    return resolve_local(day, end, tz)
+    until = resolve_local(day, end, tz)
+    if until <= now:  # fall back: the clock reads the end's hour again; it ends the 2nd time
+        until = datetime.combine(day, end, tzinfo=tz).replace(fold=1).astimezone(UTC)
+    return until
 
 
 def month_start(now: datetime, tz_name: str) -> datetime:
