@@ -7,7 +7,7 @@
 SELECT COALESCE(json_agg(json_build_object(
            'id', b.id, 'name', b.name, 'address', b.address, 'phone', b.phone,
            'description', b.description, 'is_active', b.is_active,
-           'created_at', api_ts(b.created_at), 'updated_at', api_ts(b.updated_at),
+           'created_at', b.created_at, 'updated_at', b.updated_at,
            'member_count', (SELECT count(*) FROM members m WHERE m.branch_id = b.id)::int)
          ORDER BY lower(b.name), b.id), '[]')::text
 FROM branches b

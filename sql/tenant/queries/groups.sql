@@ -5,7 +5,7 @@
 -- Every group with its member count, by name, as the API's JSON array (text).
 SELECT COALESCE(json_agg(json_build_object(
            'id', g.id, 'name', g.name, 'description', g.description, 'color', g.color,
-           'created_at', api_ts(g.created_at), 'updated_at', api_ts(g.updated_at),
+           'created_at', g.created_at, 'updated_at', g.updated_at,
            'member_count', (SELECT count(*) FROM group_members gm WHERE gm.group_id = g.id)::int)
          ORDER BY lower(g.name), g.id), '[]')::text
 FROM groups g;

@@ -29,8 +29,8 @@ WITH p AS (
 SELECT COALESCE(json_agg(json_build_object(
            'id', p.id, 'first_name', p.first_name, 'last_name', p.last_name, 'phone', p.phone,
            'email', p.email, 'branch_id', p.branch_id, 'opt_in', p.opt_in,
-           'opt_in_changed_at', api_ts(p.opt_in_changed_at), 'created_at', api_ts(p.created_at),
-           'updated_at', api_ts(p.updated_at), 'group_ids', p.group_ids)
+           'opt_in_changed_at', p.opt_in_changed_at, 'created_at', p.created_at,
+           'updated_at', p.updated_at, 'group_ids', p.group_ids)
          ORDER BY p.n) FILTER (WHERE p.n <= $9), '[]')::text AS items,
        count(*) > $9 AS more,
        (array_agg(p.last_name) FILTER (WHERE p.n = $9))[1] AS last_name,
@@ -61,8 +61,8 @@ WITH p AS (
 SELECT COALESCE(json_agg(json_build_object(
            'id', p.id, 'first_name', p.first_name, 'last_name', p.last_name, 'phone', p.phone,
            'email', p.email, 'branch_id', p.branch_id, 'opt_in', p.opt_in,
-           'opt_in_changed_at', api_ts(p.opt_in_changed_at), 'created_at', api_ts(p.created_at),
-           'updated_at', api_ts(p.updated_at), 'group_ids', p.group_ids)
+           'opt_in_changed_at', p.opt_in_changed_at, 'created_at', p.created_at,
+           'updated_at', p.updated_at, 'group_ids', p.group_ids)
          ORDER BY p.n) FILTER (WHERE p.n <= $8), '[]')::text AS items,
        count(*) > $8 AS more,
        (array_agg(p.created_at) FILTER (WHERE p.n = $8))[1] AS created_at,
@@ -92,8 +92,8 @@ WITH p AS (
 SELECT COALESCE(json_agg(json_build_object(
            'id', p.id, 'first_name', p.first_name, 'last_name', p.last_name, 'phone', p.phone,
            'email', p.email, 'branch_id', p.branch_id, 'opt_in', p.opt_in,
-           'opt_in_changed_at', api_ts(p.opt_in_changed_at), 'created_at', api_ts(p.created_at),
-           'updated_at', api_ts(p.updated_at), 'group_ids', p.group_ids)
+           'opt_in_changed_at', p.opt_in_changed_at, 'created_at', p.created_at,
+           'updated_at', p.updated_at, 'group_ids', p.group_ids)
          ORDER BY p.n) FILTER (WHERE p.n <= $9), '[]')::text AS items,
        count(*) > $9 AS more,
        (array_agg(p.last_name) FILTER (WHERE p.n = $9))[1] AS last_name,
@@ -124,8 +124,8 @@ WITH p AS (
 SELECT COALESCE(json_agg(json_build_object(
            'id', p.id, 'first_name', p.first_name, 'last_name', p.last_name, 'phone', p.phone,
            'email', p.email, 'branch_id', p.branch_id, 'opt_in', p.opt_in,
-           'opt_in_changed_at', api_ts(p.opt_in_changed_at), 'created_at', api_ts(p.created_at),
-           'updated_at', api_ts(p.updated_at), 'group_ids', p.group_ids)
+           'opt_in_changed_at', p.opt_in_changed_at, 'created_at', p.created_at,
+           'updated_at', p.updated_at, 'group_ids', p.group_ids)
          ORDER BY p.n) FILTER (WHERE p.n <= $8), '[]')::text AS items,
        count(*) > $8 AS more,
        (array_agg(p.created_at) FILTER (WHERE p.n = $8))[1] AS created_at,

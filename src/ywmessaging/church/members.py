@@ -82,8 +82,8 @@ def member_json(row: Any) -> dict[str, Any]:
 
 async def list_members(conn: Any, settings: Settings,
                        query: MemberQuery) -> tuple[str, str | None]:
-    """One page of members as a JSON array (text, built by PostgreSQL: see member_json in
-    0004_create_api_json_functions.sql) and the cursor of the next page (None on the last)."""
+    """One page of members as a JSON array (text, built by PostgreSQL in the statement) and
+    the cursor of the next page (None on the last)."""
     kind = f"members:{query.sort}:{query.order}"
     types = _CURSOR_TYPES[query.sort]
     after: tuple[Any, ...] = (decode_cursor(query.cursor, kind, types) if query.cursor

@@ -37,6 +37,11 @@ STOP_TIMEOUT = 5.0
 
 
 keep_session = pg.keep_session  # the tenant pools' reset: nothing (see db/pg.py)
+# Sent in the startup packet (no round trip). TimeZone UTC: JSON that PostgreSQL writes for the
+# API (list routes) gives timestamps as RFC 3339 with "+00:00", like the rest of the API, on
+# any server whatever its `timezone` setting; tenant statements that need a church's local
+# time say AT TIME ZONE explicitly.
+TENANT_SESSION = {"timezone": "UTC"}
 
 
 def asyncpg_pool_factory(settings: Settings, box: SecretBox, kind: str = "api",
@@ -53,7 +58,8 @@ def asyncpg_pool_factory(settings: Settings, box: SecretBox, kind: str = "api",
             max_inactive_connection_lifetime=min(MAX_INACTIVE_CONNECTION_LIFETIME,
                                                  settings.tenant_idle_seconds),
             timeout=settings.tenant_connect_timeout,
-            server_settings={"application_name": f"ywm-{kind}"}, reset=keep_session,
+            server_settings=TENANT_SESSION | {"application_name": f"ywm-{kind}"},
+            reset=keep_session,
             ssl=await tls.for_server(info.host, info.port), connection_class=TenantConnection,
         )
         return pool
