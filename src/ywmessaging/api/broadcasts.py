@@ -20,7 +20,7 @@ from ..messaging import broadcasts as data
 from ..tenants.middleware import tenant_conn
 from .members import actor_of, query_choice, query_params, settings_of, uuid_value
 from .responses import json_response
-from .validation import Check, boolean, fields, json_body, uuid_path
+from .validation import UUID_ID, Check, boolean, fields, json_body, uuid_path
 
 routes = web.RouteTableDef()
 MAX_BODY = 1600
@@ -131,7 +131,7 @@ async def list_broadcasts(request: web.Request) -> web.Response:
     return json_response({"items": [broadcast_json(r) for r in items], "next_cursor": cursor})
 
 
-@routes.get("/broadcasts/{id}", name="broadcasts_get")
+@routes.get(f"/broadcasts/{UUID_ID}", name="broadcasts_get")
 @requires(Permission.MESSAGES_READ)
 async def get(request: web.Request) -> web.Response:
     """One broadcast with counts per state."""

@@ -22,7 +22,7 @@ from ..errors import ValidationFailed
 from ..keys import REQUEST_ID, SETTINGS
 from ..tenants.middleware import tenant_conn
 from .responses import json_response, page_response
-from .validation import Check, email, fields, json_body, text, uuid_path
+from .validation import UUID_ID, Check, email, fields, json_body, text, uuid_path
 
 routes = web.RouteTableDef()
 MAX_IDS = 1000
@@ -140,7 +140,7 @@ async def create_member(request: web.Request) -> web.Response:
     return json_response(member, status=201)
 
 
-@routes.get("/members/{id}", name="members_get")
+@routes.get(f"/members/{UUID_ID}", name="members_get")
 @requires(Permission.MEMBERS_READ)
 async def get_member(request: web.Request) -> web.Response:
     """One member."""
@@ -149,7 +149,7 @@ async def get_member(request: web.Request) -> web.Response:
                                                member_id))
 
 
-@routes.patch("/members/{id}", name="members_update")
+@routes.patch(f"/members/{UUID_ID}", name="members_update")
 @requires(Permission.MEMBERS_WRITE)
 async def update_member(request: web.Request) -> web.Response:
     """Change a member; `email` and `branch_id` may be null; `group_ids` replaces its groups."""
@@ -167,7 +167,7 @@ async def update_member(request: web.Request) -> web.Response:
     return json_response(member)
 
 
-@routes.delete("/members/{id}", name="members_delete")
+@routes.delete(f"/members/{UUID_ID}", name="members_delete")
 @requires(Permission.MEMBERS_WRITE)
 async def delete_member(request: web.Request) -> web.Response:
     """Delete a member for good; 204."""

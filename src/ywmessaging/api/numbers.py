@@ -64,7 +64,7 @@ async def buy(request: web.Request) -> web.Response:
     return json_response(row, status=201)
 
 
-@routes.delete("/numbers/{id}", name="numbers_release")
+@routes.delete("/numbers/{id:\\+[0-9]+}", name="numbers_release")
 @requires(Permission.NUMBERS_MANAGE)
 async def release(request: web.Request) -> web.Response:
     """Release a number (its id is the E.164 number); 204."""

@@ -23,6 +23,9 @@ from ..errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFaile
 
 Check = Callable[[str, Any], Any]
 MAX_EMAIL = 254
+# A path's `{id}` that only a UUID matches, so that `/members/export` is never read as a member id
+# (a wrong method on it is then 405 with `Allow`, not a 404 for a member "export").
+UUID_ID = "{id:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}}"
 
 
 class InvalidJson(BadRequest):
