@@ -7,7 +7,10 @@ token, with every check on: no 5xx, every status, header, content type and body 
 invalid requests refused, valid ones accepted (but for the refusals only state or the server's
 tables can explain: see `st_hooks`), 405 with `Allow` for undocumented methods.
 
-Phases: examples, coverage (boundary values: empty strings, `cursor=0`, ...) and fuzzing.
+Two runs: the stateless phases (examples, coverage, fuzzing) over every operation, and the
+stateful phase, which follows the spec's `links` (create → read → update → delete, and the
+actions on a created resource) and checks that what was created can be read and what was
+deleted is gone.
 
 Excluded, because a generated call would end the shared session or the church and so turn every
 later answer into a 401: `POST /api/v1/auth/logout`, `POST /api/v1/auth/password` (both end the
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -33,6 +37,8 @@ from ywmessaging.config import Settings
 from ywmessaging.messaging.simulator import start_simulator
 
 MAX_EXAMPLES = 6
+STATEFUL_SCENARIOS = 200   # a few seconds here
+MIN_LINKS_COVERED = 10     # of the 34 links openapi.yaml declares
 RUN_TIMEOUT_S = 240.0
 REPO = Path(__file__).resolve().parents[2]
 # operationIds of the excluded operations (see the module docstring)
@@ -75,6 +81,18 @@ async def test_every_operation_honours_the_spec(aiohttp_server: Any, settings: S
         await base.stop()
 
 
+async def test_links_chain_create_read_update_delete(aiohttp_server: Any, settings: Settings,
+                                                      registry_conn: Any, tmp_path: Path) -> None:
+    base = await _serve(aiohttp_server, settings, registry_conn, tmp_path)
+    try:
+        text = await _run(base.url, tmp_path, "--phases", "stateful", "--mode", "positive",
+                          "--max-examples", str(STATEFUL_SCENARIOS))
+    finally:
+        await base.stop()
+    found = re.search(r"API Links:\s+(\d+) covered", text)
+    assert found and int(found.group(1)) >= MIN_LINKS_COVERED, text[-3000:]
+
+
 class _Served:
     def __init__(self, url: str, sim: Any) -> None:
         self.url, self._sim = url, sim
@@ -98,7 +116,8 @@ async def _run(base: str, tmp_path: Path, *phase_args: str) -> str:
     exe = _schemathesis()
     token = await _sign_up(base)
     args = [
-        exe, "run", f"{base}/openapi.yaml", "--url", base,
+        exe, "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
+        "run", f"{base}/openapi.yaml", "--url", base,
         "-H", f"Authorization: Bearer {token}", "--checks", "all", *phase_args,
         "--workers", "1", "--request-timeout", "10", "--seed", "5",
         "--suppress-health-check", "all", "--no-shrink", "--continue-on-failure",
