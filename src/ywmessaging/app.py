@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import structlog
 from aiohttp import web
 
-from . import keys, routes, sqlq
+from . import contract, keys, routes, sqlq
 from .auth.wiring import setup_auth
 from .church.wiring_a import setup_church_a
 from .church.wiring_b import setup_church_b
@@ -58,6 +58,7 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = PLUGINS) -> web.A
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics
     app[keys.DRAINING] = asyncio.Event()
+    app[keys.CONTRACT] = contract.load()   # a spec that does not compile stops the boot
     # One resource per context, opened in this order and closed in reverse; plug-ins append
     # theirs after these (the tenant pool supervisor, then auth, which need the registry pool).
     app.cleanup_ctx.extend([logging_ctx, queries_ctx, registry_pool_ctx])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -57,12 +59,43 @@ class AppError(Exception):
         return doc
 
 
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One bad field of a request: its dotted path, a stable `code` and a human `detail`."""
+
+    field: str
+    code: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The problem document's entry in `errors`."""
+        return {"field": self.field, "code": self.code, "detail": self.detail}
+
+
 class BadRequest(AppError):
     status, code, title = 400, "bad_request", "Bad request"
 
 
 class ValidationFailed(AppError):
+    """422: one or more bad fields, every one listed in `errors` as {field, code, detail}.
+
+    `field` (the first error's) and `detail` (every error's, joined) stay for older clients.
+    """
+
     status, code, title = 422, "validation_failed", "The request is not valid"
+    field_code = "invalid"   # the `errors[].code` of a one-field failure unless told
+
+    def __init__(self, detail: str | None = None, *, field: str | None = None,
+                 error_code: str | None = None, errors: Sequence[FieldError] | None = None,
+                 **extra: Any) -> None:
+        if not errors:
+            errors = (FieldError(field or "", error_code or self.field_code,
+                                 detail or self.title),)
+        self.errors = tuple(errors)
+        if detail is None:
+            detail = "; ".join(e.detail for e in self.errors)
+        super().__init__(detail, field=self.errors[0].field,
+                         errors=[e.as_dict() for e in self.errors], **extra)
 
 
 class Unauthorized(AppError):

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from .config import Settings
+from .contract import Contract
 from .db.queries import QuerySet
 from .observability.metrics import Metrics
 
@@ -22,6 +23,8 @@ REGISTRY_QUERIES = web.AppKey("registry_queries", QuerySet)
 TENANT_QUERIES = web.AppKey("tenant_queries", QuerySet)
 # The registry schema version this code needs (the highest registry migration number).
 REGISTRY_SCHEMA_VERSION = web.AppKey("registry_schema_version", int)
+# openapi.yaml compiled: the request shapes every handler checks against.
+CONTRACT = web.AppKey("contract", Contract)
 # The `/api/v1` sub-application (auth middlewares and domain routes live there).
 API_V1 = web.AppKey("api_v1", web.Application)
 

@@ -124,14 +124,15 @@ async def test_request_id_echoed_and_generated(client: Client) -> None:
 async def test_metrics_label_routes_by_template(client: Client) -> None:
     await client.get("/healthz")
     await client.get("/api/v1/no-such-route/12345")
-    await client.get("/api/v1/members/67890")  # a templated route, refused without a token
+    member = "6f1e0c2a-3b4d-4e5f-8a9b-0c1d2e3f6789"   # a member's route takes UUIDs only
+    await client.get(f"/api/v1/members/{member}")  # a templated route, refused without a token
     resp = await client.get("/metrics")
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/plain")
     text = await resp.text()
     assert 'ywm_http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert 'route="unmatched",status="404"' in text
-    assert "12345" not in text and "67890" not in text
+    assert "12345" not in text and member not in text
     assert 'route="/api/v1/members/{id}",status="401"' in text
     assert 'ywm_registry_pool_connections{state="max"} 10.0' in text
     assert 'ywm_registry_pool_connections{state="in_use"}' in text

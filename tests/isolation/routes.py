@@ -187,7 +187,10 @@ class Sampler:
                top: bool = False) -> Any:
         """A value for one (sub)schema."""
         s = resolve(schema)
-        alts = [resolve(a) for a in s.get("oneOf", []) + s.get("anyOf", [])]
+        # Alternatives that only add constraints to an object described here (e.g. "a body or a
+        # template_id") are not shapes of their own: sample the object itself.
+        alts = [] if "properties" in s else [resolve(a) for a in
+                                             s.get("oneOf", []) + s.get("anyOf", [])]
         if alts:
             fits = [a for a in alts if (want[0] in a.get("properties", {}) if want
                                         else a.get("type") != "null")]
@@ -215,6 +218,8 @@ class Sampler:
     def _object(self, s: dict[str, Any], want: tuple[str, ...], top: bool) -> dict[str, Any]:
         props = s.get("properties", {})
         names = list(s.get("required", []))
+        for rule in s.get("anyOf", [])[:1] + s.get("oneOf", [])[:1]:  # "a body or a template"
+            names += [n for n in resolve(rule).get("required", []) if n not in names]
         if want and want[0] not in names:
             names.append(want[0])
         if top:

@@ -27,7 +27,9 @@ from ywmessaging.auth.passwords import Passwords, check_policy
 def test_policy_refuses(password: str, rule: str) -> None:
     with pytest.raises(WeakPassword) as info:
         check_policy(password, email="grace.office@example.org", field="new_password")
-    assert info.value.extra == {"field": "new_password", "rule": rule}
+    assert (info.value.extra["field"], info.value.extra["rule"]) == ("new_password", rule)
+    assert [(e["field"], e["code"]) for e in info.value.extra["errors"]] == [
+        ("new_password", rule)]
     assert (info.value.status, info.value.code) == (422, "weak_password")
 
 

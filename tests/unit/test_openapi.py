@@ -55,3 +55,27 @@ def test_routes_and_spec_in_step() -> None:
     served = _served(create_app(Settings()))
     assert served - documented == set(), "routes missing from openapi.yaml"
     assert documented - served == set(), "openapi.yaml documents routes nobody serves"
+
+
+def test_cursors_the_spec_allows_are_the_ones_lists_give() -> None:
+    """`cursor=0` was schema-valid and refused (issue #16, item 7): now only the shape every
+    cursor has (base64url of `{"k":...`) passes, and every cursor a list gives does."""
+    from ywmessaging.church.pagination import encode_cursor
+    from ywmessaging.contract import Contract
+
+    contract = Contract(_load())
+    cursor_ops = [("GET", "/api/v1/members"), ("GET", "/api/v1/audit-log"),
+                  ("GET", "/api/v1/broadcasts"), ("GET", "/api/v1/conversations")]
+    given = encode_cursor("members:name:asc",
+                          ["Ada", "Owner", "0b4f0e8c-4a8e-4d5e-9f43-1c2b3a4d5e6f"])
+    for method, path in cursor_ops:
+        op = contract.operation(method, path)
+        assert op is not None and op.query is not None
+        assert not op.query.is_valid({"cursor": "0"}), path
+        assert op.query.is_valid({"cursor": given}), path
+
+
+def test_every_shared_pattern_explains_itself() -> None:
+    doc = _load()
+    for entry in doc["x-patterns"]:
+        assert entry["error"] and entry["pattern"].startswith("^"), entry

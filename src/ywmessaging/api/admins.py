@@ -12,7 +12,7 @@ from ..auth.state import client, principal, registry_pool, services
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
 from .responses import json_response
-from .validation import choice, email, fields, json_body, text, uuid_path
+from .validation import choice, fields, json_body, spec_email, text, uuid_path
 
 routes = web.RouteTableDef()
 _ADMIN_FIELDS = ("id", "email", "first_name", "last_name", "role", "status", "mfa_enabled",
@@ -39,7 +39,7 @@ async def list_admins(request: web.Request) -> web.Response:
 async def invite(request: web.Request) -> web.Response:
     """Invite a co-admin by email; 201 with the invited admin."""
     data = fields(await json_body(request),
-                  required={"email": email(), "first_name": text(100), "last_name": text(100)},
+                  required={"email": spec_email(), "first_name": text(100), "last_name": text(100)},
                   optional={"role": choice(*ROLES)})
     row = await admins.invite(
         tenant_conn(request), services(request), registry_pool(request), principal(request),

@@ -7,8 +7,9 @@ from aiohttp import web
 from ..auth.permissions import Permission, requires
 from ..church import analytics as data
 from ..tenants.middleware import tenant_conn
-from .members import query_params, settings_of
+from .members import settings_of
 from .responses import json_response
+from .validation import query_params
 
 routes = web.RouteTableDef()
 
@@ -17,7 +18,7 @@ routes = web.RouteTableDef()
 @requires(Permission.ANALYTICS_READ)
 async def summary(request: web.Request) -> web.Response:
     """Headline figures."""
-    query_params(request, ())
+    query_params(request)
     return json_response(await data.summary(tenant_conn(request), settings_of(request)))
 
 
@@ -25,7 +26,7 @@ async def summary(request: web.Request) -> web.Response:
 @requires(Permission.ANALYTICS_READ)
 async def messages(request: web.Request) -> web.Response:
     """Messages sent, delivered and failed by local day over `days` days."""
-    days = data.parse_days(query_params(request, ("days",)).get("days"))
+    days = data.parse_days(query_params(request).get("days"))
     return json_response(await data.messages(tenant_conn(request), settings_of(request), days))
 
 
@@ -33,7 +34,7 @@ async def messages(request: web.Request) -> web.Response:
 @requires(Permission.ANALYTICS_READ)
 async def members(request: web.Request) -> web.Response:
     """Member growth, opt-outs and opt-ins by local day over `days` days."""
-    days = data.parse_days(query_params(request, ("days",)).get("days"))
+    days = data.parse_days(query_params(request).get("days"))
     return json_response(await data.members(tenant_conn(request), settings_of(request), days))
 
 
@@ -41,5 +42,5 @@ async def members(request: web.Request) -> web.Response:
 @requires(Permission.ANALYTICS_READ)
 async def branches(request: web.Request) -> web.Response:
     """Members and messages per branch over `days` days."""
-    days = data.parse_days(query_params(request, ("days",)).get("days"))
+    days = data.parse_days(query_params(request).get("days"))
     return json_response(await data.branches(tenant_conn(request), settings_of(request), days))

@@ -11,8 +11,9 @@ from ..church import audit_log as data
 from ..church.pagination import parse_limit
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
-from .members import query_params, settings_of, uuid_value
+from .members import settings_of, uuid_value
 from .responses import json_response
+from .validation import query_params
 
 routes = web.RouteTableDef()
 _ACTION = re.compile(r"^[a-z0-9_.]{1,100}$")
@@ -23,7 +24,7 @@ _ACTION = re.compile(r"^[a-z0-9_.]{1,100}$")
 async def list_audit_log(request: web.Request) -> web.Response:
     """A page of the audit log; `action` filters one action (`template.create`) or a family
     (`template`), `admin_id` one admin."""
-    params = query_params(request, ("cursor", "limit", "action", "admin_id"))
+    params = query_params(request)
     action = params.get("action")
     if action is not None and not _ACTION.fullmatch(action):
         raise ValidationFailed("action must be letters, digits, _ and .", field="action")

@@ -29,7 +29,7 @@ from ..errors import TenantNotFound, TenantSuspended
 from ..tenants.middleware import tenant_conn
 from .admins import admin_json
 from .responses import json_response
-from .validation import boolean, email, fields, json_body, secret, text
+from .validation import boolean, fields, json_body, secret, spec_email, text
 
 routes = web.RouteTableDef()
 NO_STORE = {"Cache-Control": "no-store"}
@@ -58,7 +58,7 @@ def tokens_response(svc: AuthServices, issued: sessions.Issued, *, cookies: bool
 async def register(request: web.Request) -> web.Response:
     """Create a church and its owner; 201 with the owner's tokens."""
     data = fields(await json_body(request), required={
-        "church_name": _NAME, "email": email(), "password": secret(), "first_name": _NAME,
+        "church_name": _NAME, "email": spec_email(), "password": secret(), "first_name": _NAME,
         "last_name": _NAME,
     }, optional={"timezone": text(64), "use_cookies": boolean()})
     svc = services(request)
@@ -77,7 +77,7 @@ async def register(request: web.Request) -> web.Response:
 @public
 async def login_route(request: web.Request) -> web.Response:
     """Email and password → tokens, or `{mfa_required, mfa_token}`."""
-    data = fields(await json_body(request), required={"email": email(), "password": secret()},
+    data = fields(await json_body(request), required={"email": spec_email(), "password": secret()},
                   optional={"use_cookies": boolean()})
     svc = services(request)
     result = await login.login(svc, registry_pool(request), functools.partial(lease, request),
@@ -175,7 +175,7 @@ async def change_password(request: web.Request) -> web.Response:
 @public
 async def password_reset(request: web.Request) -> web.Response:
     """Email a reset link if the address is an admin's; 202 either way."""
-    data = fields(await json_body(request), required={"email": email()})
+    data = fields(await json_body(request), required={"email": spec_email()})
     await accounts.request_reset(services(request), registry_pool(request),
                                  functools.partial(lease, request), email=data["email"],
                                  client=client(request))

@@ -18,9 +18,9 @@ from ..church.pagination import decode_cursor, page, parse_limit
 from ..errors import ValidationFailed
 from ..messaging import broadcasts as data
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, query_choice, query_params, settings_of, uuid_value
+from .members import actor_of, query_choice, settings_of, uuid_value
 from .responses import json_response
-from .validation import Check, boolean, fields, json_body, uuid_path
+from .validation import UUID_ID, Check, boolean, fields, json_body, query_params, uuid_path
 
 routes = web.RouteTableDef()
 MAX_BODY = 1600
@@ -69,7 +69,7 @@ def future_instant() -> Check:
         now = utc_now()
         if not now - PAST_SLACK <= at <= now + MAX_AHEAD:
             raise ValidationFailed(f"{name} must be in the future and within a year",
-                                   field=name)
+                                   field=name, error_code="out_of_range")
         return at.astimezone(UTC)
 
     return check
@@ -120,7 +120,7 @@ async def preview(request: web.Request) -> web.Response:
 @requires(Permission.MESSAGES_READ)
 async def list_broadcasts(request: web.Request) -> web.Response:
     """Broadcast history, newest first (keyset cursor)."""
-    params = query_params(request, ("status", "cursor", "limit"))
+    params = query_params(request)
     status = query_choice(params, "status", BROADCAST_STATUSES, None)
     limit = parse_limit(params.get("limit"))
     after = (decode_cursor(params["cursor"], data.LIST_KIND, ("timestamp", "uuid"))
@@ -131,7 +131,7 @@ async def list_broadcasts(request: web.Request) -> web.Response:
     return json_response({"items": [broadcast_json(r) for r in items], "next_cursor": cursor})
 
 
-@routes.get("/broadcasts/{id}", name="broadcasts_get")
+@routes.get(f"/broadcasts/{UUID_ID}", name="broadcasts_get")
 @requires(Permission.MESSAGES_READ)
 async def get(request: web.Request) -> web.Response:
     """One broadcast with counts per state."""
@@ -144,7 +144,7 @@ async def get(request: web.Request) -> web.Response:
 async def recipients(request: web.Request) -> web.Response:
     """Each recipient's send state and error (keyset cursor)."""
     broadcast_id = uuid_path(request, "id")
-    params = query_params(request, ("state", "cursor", "limit"))
+    params = query_params(request)
     state = query_choice(params, "state", data.STATES, None)
     limit = parse_limit(params.get("limit"))
     after = None

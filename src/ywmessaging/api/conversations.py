@@ -14,9 +14,9 @@ from ..church.pagination import decode_cursor, page, parse_limit
 from ..messaging import conversations as data
 from ..tenants.middleware import tenant_conn
 from .broadcasts import message_body, utc_now
-from .members import actor_of, query_choice, query_params, settings_of
+from .members import actor_of, query_choice, settings_of
 from .responses import json_response
-from .validation import choice, fields, json_body, uuid_path
+from .validation import choice, fields, json_body, query_params, uuid_path
 
 routes = web.RouteTableDef()
 
@@ -57,7 +57,7 @@ def message_json(row: Any) -> dict[str, Any]:
 @requires(Permission.MESSAGES_READ)
 async def list_conversations(request: web.Request) -> web.Response:
     """The inbox, most recent activity first, optionally of one status (keyset cursor)."""
-    params = query_params(request, ("status", "cursor", "limit"))
+    params = query_params(request)
     status = query_choice(params, "status", data.STATUSES, None)
     limit = parse_limit(params.get("limit"))
     rows = await data.list_page(tenant_conn(request), settings_of(request), status=status,
@@ -91,7 +91,7 @@ async def update(request: web.Request) -> web.Response:
 async def thread(request: web.Request) -> web.Response:
     """A thread, newest first (keyset cursor)."""
     conversation_id = uuid_path(request, "id")
-    params = query_params(request, ("cursor", "limit"))
+    params = query_params(request)
     limit = parse_limit(params.get("limit"))
     rows = await data.thread(tenant_conn(request), settings_of(request), conversation_id,
                              after=_key(params.get("cursor"), data.THREAD_KIND), limit=limit)

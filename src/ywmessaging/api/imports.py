@@ -23,9 +23,9 @@ from ..church.wiring_b import import_runner
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from ..tenants.middleware import tenant_conn
 from ..time_limits import IMPORT, UNLIMITED, time_limit
-from .members import actor_of, query_params, settings_of
+from .members import actor_of, settings_of
 from .responses import json_response
-from .validation import uuid_path
+from .validation import query_params, uuid_path
 
 routes = web.RouteTableDef()
 MAX_OTHER_PARTS = 64 * 1024
@@ -117,7 +117,7 @@ async def get_import(request: web.Request) -> web.Response:
 @time_limit(UNLIMITED)   # streamed: the answer has begun long before the last row
 async def export_members(request: web.Request) -> web.StreamResponse:
     """Every member as CSV, streamed page by page."""
-    query_params(request, ())
+    query_params(request)
     conn, settings = tenant_conn(request), settings_of(request)
     await import_jobs.record_export(conn, settings, actor_of(request))
     today = datetime.date.today().isoformat()

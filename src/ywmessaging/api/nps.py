@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from ..auth.permissions import Permission, requires
 from ..church import nps as data
 from ..church.analytics import parse_days
 from ..church.templates import message_text
-from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, query_params, settings_of
+from .members import actor_of, settings_of
 from .responses import json_response
-from .validation import choice, fields, json_body
+from .validation import choice, fields, integer, json_body, query_params
 
 routes = web.RouteTableDef()
 
 
-def _score(name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10:
-        raise ValidationFailed(f"{name} must be an integer from 0 to 10", field=name)
-    return value
+_score = integer()   # 0..10, bounded by the spec
 
 
 @routes.post("/nps", name="nps_submit")
@@ -42,5 +36,5 @@ async def submit(request: web.Request) -> web.Response:
 @requires(Permission.ANALYTICS_READ)
 async def summary(request: web.Request) -> web.Response:
     """NPS over the last `days` days (default 30), overall and by category."""
-    days = parse_days(query_params(request, ("days",)).get("days"))
+    days = parse_days(query_params(request).get("days"))
     return json_response(await data.summary(tenant_conn(request), settings_of(request), days))

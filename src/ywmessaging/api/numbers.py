@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from ..auth.permissions import Permission, requires
@@ -14,10 +12,9 @@ from ..messaging import numbers_service as numbers
 from ..messaging.wiring_a import CARRIER
 from ..tenants.middleware import tenant_conn
 from .responses import json_response
-from .validation import fields, json_body, text
+from .validation import fields, json_body, query_params, text
 
 routes = web.RouteTableDef()
-AREA_CODE = re.compile(r"^[2-9][0-9]{2}$")
 
 
 def _e164(name: str, value: str) -> str:
@@ -30,15 +27,11 @@ def _e164(name: str, value: str) -> str:
 @requires(Permission.NUMBERS_MANAGE)
 async def available(request: web.Request) -> web.Response:
     """Numbers the church could buy, optionally in one US area code."""
-    area = request.query.get("area_code") or None
-    if area is not None and not AREA_CODE.match(area):
-        raise ValidationFailed("area_code must be three digits, not starting with 0 or 1",
-                               field="area_code")
-    raw_limit = request.query.get("limit", "10")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 50:
-        raise ValidationFailed("limit must be between 1 and 50", field="limit")
+    params = query_params(request)   # area_code: 3 digits, 2–9 first; limit 1..50 (422)
+    area = params.get("area_code")
+    limit = int(params.get("limit", "10"))
     found = await numbers.search(request.config_dict[CARRIER], area_code=area,
-                                 limit=int(raw_limit))
+                                 limit=limit)
     return json_response({"numbers": [{"phone_number": n} for n in found]})
 
 
@@ -64,7 +57,7 @@ async def buy(request: web.Request) -> web.Response:
     return json_response(row, status=201)
 
 
-@routes.delete("/numbers/{id}", name="numbers_release")
+@routes.delete("/numbers/{id:\\+[0-9]+}", name="numbers_release")
 @requires(Permission.NUMBERS_MANAGE)
 async def release(request: web.Request) -> web.Response:
     """Release a number (its id is the E.164 number); 204."""

@@ -7,8 +7,9 @@ from aiohttp import web
 from ..auth.permissions import Permission, requires
 from ..church import onboarding as data
 from ..tenants.middleware import tenant_conn
-from .members import query_params, settings_of
+from .members import settings_of
 from .responses import json_response
+from .validation import query_params
 
 routes = web.RouteTableDef()
 
@@ -17,5 +18,5 @@ routes = web.RouteTableDef()
 @requires(Permission.CHURCH_READ)
 async def onboarding(request: web.Request) -> web.Response:
     """Each setup step, done or not, and the percentage done."""
-    query_params(request, ())
+    query_params(request)
     return json_response(await data.progress(tenant_conn(request), settings_of(request)))

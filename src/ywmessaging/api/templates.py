@@ -10,9 +10,9 @@ from ..auth.permissions import Permission, requires
 from ..church import templates as data
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, query_choice, query_params, settings_of
+from .members import actor_of, query_choice, settings_of
 from .responses import json_response
-from .validation import choice, fields, json_body, text, uuid_path
+from .validation import choice, fields, json_body, query_params, text, uuid_path
 
 routes = web.RouteTableDef()
 
@@ -25,7 +25,7 @@ def _body(name: str, value: Any) -> str:
 @requires(Permission.TEMPLATES_READ)
 async def list_templates(request: web.Request) -> web.Response:
     """Every template, optionally of one category."""
-    params = query_params(request, ("category",))
+    params = query_params(request)
     category = query_choice(params, "category", data.CATEGORIES, None)
     items = await data.list_templates(tenant_conn(request), settings_of(request), category)
     return json_response({"items": items})

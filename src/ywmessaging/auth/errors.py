@@ -86,6 +86,9 @@ class CsrfFailed(Forbidden):
 class WeakPassword(ValidationFailed):
     code, title = "weak_password", "The password does not meet the policy"
 
+    def __init__(self, detail: str, *, field: str, rule: str) -> None:
+        super().__init__(detail, field=field, error_code=rule, rule=rule)
+
 
 class InvalidCurrentPassword(Forbidden):
     code, title = "invalid_current_password", "The current password is wrong"

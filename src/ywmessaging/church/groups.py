@@ -104,7 +104,8 @@ async def change_members(conn: Any, settings: Settings, actor: Actor, group_id: 
                 raise NotFound("no such group")
             if add:
                 if await q.count_members(conn, ids) != len(ids):
-                    raise ValidationFailed("no such member", field="member_ids")
+                    raise ValidationFailed("no such member", field="member_ids",
+                               error_code="not_found")
                 changed = await q.add_group_members(conn, group_id, ids)
             else:
                 changed = await q.remove_group_members(conn, group_id, ids)
@@ -113,5 +114,6 @@ async def change_members(conn: Any, settings: Settings, actor: Actor, group_id: 
                         {"member_ids": [str(i) for i in ids], "changed": changed})
             row = await q.get_group(conn, group_id)
     except asyncpg.ForeignKeyViolationError:  # a member deleted at the same moment
-        raise ValidationFailed("no such member", field="member_ids") from None
+        raise ValidationFailed("no such member", field="member_ids",
+                               error_code="not_found") from None
     return group_json(row)

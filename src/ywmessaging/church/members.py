@@ -112,7 +112,7 @@ async def _existing(conn: Any, settings: Settings, phone: str) -> MemberExists:
 
 async def _check_branch(conn: Any, settings: Settings, branch_id: uuid.UUID) -> None:
     if await tq(settings.sql_dir).lock_live_branch(conn, branch_id) is None:
-        raise ValidationFailed("no such branch", field="branch_id")
+        raise ValidationFailed("no such branch", field="branch_id", error_code="not_found")
 
 
 async def _set_groups(conn: Any, settings: Settings, member_id: uuid.UUID,
@@ -122,7 +122,8 @@ async def _set_groups(conn: Any, settings: Settings, member_id: uuid.UUID,
     if replace:
         await q.remove_member_from_other_groups(conn, member_id, wanted)
     if wanted and await q.add_member_to_groups(conn, wanted, member_id) != len(wanted):
-        raise ValidationFailed("no such group", field="group_ids")
+        raise ValidationFailed("no such group", field="group_ids",
+                               error_code="not_found")
 
 
 async def create_member(conn: Any, settings: Settings, actor: Actor, *, first_name: str,
@@ -143,7 +144,8 @@ async def create_member(conn: Any, settings: Settings, actor: Actor, *, first_na
             await audit(conn, settings, actor, "member.create", "member", member_id)
             row = await q.get_member(conn, member_id)
     except asyncpg.ForeignKeyViolationError:  # a group deleted at the same moment
-        raise ValidationFailed("no such group", field="group_ids") from None
+        raise ValidationFailed("no such group", field="group_ids",
+                               error_code="not_found") from None
     return member_json(row)
 
 
@@ -172,7 +174,8 @@ async def update_member(conn: Any, settings: Settings, actor: Actor, member_id: 
             raise
         raise await _existing(conn, settings, e164) from None
     except asyncpg.ForeignKeyViolationError:
-        raise ValidationFailed("no such group", field="group_ids") from None
+        raise ValidationFailed("no such group", field="group_ids",
+                               error_code="not_found") from None
     return member_json(row)
 
 

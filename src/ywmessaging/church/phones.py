@@ -19,6 +19,7 @@ _FRAGMENT_RE = re.compile(r"^[0-9+()\-. ]+$")
 
 
 class InvalidPhone(ValidationFailed):
+    field_code = "invalid_phone"
     code, title = "invalid_phone", "The phone number is not valid"
 
 

@@ -51,14 +51,16 @@ def _zones() -> frozenset[str]:
 def time_zone(name: str, value: Any) -> str:
     """An IANA time zone name (`America/Chicago`), 422 otherwise."""
     if not isinstance(value, str) or value not in _zones() or len(value) > 64:
-        raise ValidationFailed(f"{name} must be an IANA time zone name", field=name)
+        raise ValidationFailed(f"{name} must be an IANA time zone name", field=name,
+                               error_code="unknown_time_zone")
     return value
 
 
 def region(name: str, value: Any) -> str:
     """A region code phonenumbers knows (`US`, `GB`, ...)."""
     if not isinstance(value, str) or value not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValidationFailed(f"{name} must be a two-letter region code", field=name)
+        raise ValidationFailed(f"{name} must be a two-letter region code", field=name,
+                               error_code="unknown_region")
     return value
 
 
@@ -75,7 +77,8 @@ def quiet_hours(name: str, value: Any) -> tuple[time, time] | None:
             raise ValidationFailed(f"{name}.{key} must be HH:MM", field=name)
         out.append(time(int(m.group(1)), int(m.group(2))))
     if out[0] == out[1]:
-        raise ValidationFailed(f"{name} start and end must differ", field=name)
+        raise ValidationFailed(f"{name} start and end must differ", field=name,
+                               error_code="empty_window")
     return out[0], out[1]
 
 
@@ -164,7 +167,8 @@ async def update_profile(conn: Any, settings: Settings, box: SecretBox, actor: A
     async with conn.transaction():
         current, changed = merge(body, await q.lock_settings(conn), box)
         if "timezone" in body and not await q.time_zone_known(conn, current["time_zone"]):
-            raise ValidationFailed("timezone is not known to the database", field="timezone")
+            raise ValidationFailed("timezone is not known to the database", field="timezone",
+                                   error_code="unknown_time_zone")
         row = await q.update_settings(
             conn, current["church_name"], current["time_zone"], current["default_region"],
             current["quiet_hours_start"], current["quiet_hours_end"], current["help_reply"],

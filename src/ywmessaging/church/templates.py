@@ -29,11 +29,11 @@ class TooManyTemplates(Conflict):
 
 
 def message_text(name: str, value: Any, max_len: int) -> str:
-    """A message text: 1..max_len characters after trimming; line breaks allowed, other control
-    characters refused (422)."""
+    """A message text: 1..max_len characters after trimming; line breaks (CRLF, CR or LF, kept
+    as LF) allowed, other control characters refused (422)."""
     if not isinstance(value, str):
         raise ValidationFailed(f"{name} must be a string", field=name)
-    text = value.replace("\r\n", "\n").strip()
+    text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not 1 <= len(text) <= max_len:
         raise ValidationFailed(f"{name} must be 1 to {max_len} characters", field=name)
     if any(unicodedata.category(c) == "Cc" and c != "\n" for c in text):

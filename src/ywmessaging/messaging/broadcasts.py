@@ -117,7 +117,7 @@ async def check_target(conn: Any, settings: Settings, target: Target) -> None:
     found = await tq(settings.sql_dir).bc_count_target_ids(conn, target.kind, list(target.ids))
     if found != len(target.ids):
         raise ValidationFailed(f"target names {len(target.ids) - found} unknown id(s)",
-                               field="target")
+                               field="target", error_code="not_found")
 
 
 async def _body(conn: Any, settings: Settings, draft: Draft, *, count_use: bool) -> str:
@@ -126,7 +126,8 @@ async def _body(conn: Any, settings: Settings, draft: Draft, *, count_use: bool)
         found = await (q.bc_template_body(conn, draft.template_id) if count_use
                        else q.bc_peek_template(conn, draft.template_id))
         if found is None:
-            raise ValidationFailed("no such template", field="template_id")
+            raise ValidationFailed("no such template", field="template_id",
+                                   error_code="not_found")
         if draft.body is None:
             return str(found["body"] if count_use else found)
     if draft.body is None:

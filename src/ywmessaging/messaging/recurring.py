@@ -50,7 +50,8 @@ class Spec:
             return Rule(self.frequency, self.local_time, self.time_zone,
                         tuple(sorted(set(self.days_of_week))), self.day_of_month)
         except ValueError as exc:
-            raise ValidationFailed(str(exc), field="frequency") from None
+            raise ValidationFailed(str(exc), field="frequency",
+                                   error_code="invalid_rule") from None
 
     @classmethod
     def from_row(cls, row: Any) -> Spec:

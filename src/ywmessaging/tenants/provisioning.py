@@ -82,7 +82,8 @@ def validate_time_zone(tz: str) -> str:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed(f"unknown time zone {tz!r}", field="timezone") from None
+        raise ValidationFailed(f"unknown time zone {tz!r}", field="timezone",
+                               error_code="unknown_time_zone") from None
     return tz
 
 
