@@ -6,9 +6,12 @@ tenant rule, pruning, the operator snapshot, the metrics counts and the log even
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Iterator
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from ywmessaging.errors import TenantUnavailable
@@ -322,6 +325,16 @@ def test_counts_by_scope_and_state() -> None:
     }
 
 
+@pytest.fixture
+def every_level() -> Iterator[None]:
+    """Let info events through whatever level an earlier test configured structlog with."""
+    before = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    yield
+    structlog.configure(**before)
+
+
+@pytest.mark.usefixtures("every_level")
 def test_opening_and_closing_are_logged_as_events() -> None:
     board = BreakerBoard(Clock())
     with capture_logs() as logs:
