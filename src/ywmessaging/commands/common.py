@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,7 +11,7 @@ from ..config import Settings
 from ..crypto import SecretBox
 from ..db import pg
 from ..db.dsn import PgTarget
-from ..errors import OperationError
+from ..errors import ConfigError, OperationError
 
 
 @asynccontextmanager
@@ -47,3 +48,11 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def parse_id(text: str, what: str) -> uuid.UUID:
+    """An id given on the command line (a one-line error naming `what` when it is not one)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise ConfigError(f"not a {what} id: {text!r}") from None

@@ -19,7 +19,8 @@ from ..db import embedded
 from ..db.dsn import PgTarget
 
 # Commands that reach the registry and may use the development deployment.
-DEV_AWARE_COMMANDS = frozenset({"migrate", "tenants", "servers", "sessions", "doctor", "worker"})
+DEV_AWARE_COMMANDS = frozenset({"migrate", "tenants", "servers", "sessions", "inbox", "doctor",
+                                "worker"})
 
 
 def pgdata(settings: Settings) -> Path:

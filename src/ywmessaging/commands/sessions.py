@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import uuid
 from typing import Any
 
 from ..auth.operator import revoke_sessions
 from ..config import Settings
 from ..errors import ConfigError
-from .common import registry_pool, secret_box
-
-
-def _uuid(text: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise ConfigError(f"not a {what} id: {text!r}") from None
+from .common import parse_id, registry_pool, secret_box
 
 
 async def revoke(args: argparse.Namespace, settings: Settings) -> int:
     """Revoke the sessions of one admin, or of every admin of the church."""
-    tenant_id = _uuid(args.tenant, "tenant")
-    admin_id = _uuid(args.admin, "admin") if args.admin else None
+    tenant_id = parse_id(args.tenant, "tenant")
+    admin_id = parse_id(args.admin, "admin") if args.admin else None
     if not args.admin and not args.all:
         raise ConfigError("name an admin with --admin ID, or every admin with --all")
     async with registry_pool(settings, max_size=2) as pool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import uuid
 from typing import Any
 
 import orjson
@@ -14,7 +13,7 @@ from ..errors import ConfigError, ValidationFailed
 from ..ops.move import move_tenant
 from ..sqlq import registry as rq
 from ..tenants.provisioning import Provisioner
-from .common import print_table, registry_pool, secret_box
+from .common import parse_id, print_table, registry_pool, secret_box
 
 STATUSES = ("provisioning", "active", "suspended", "deleting", "deleted")
 
@@ -62,10 +61,7 @@ async def list_(args: argparse.Namespace, settings: Settings) -> int:
 
 async def move(args: argparse.Namespace, settings: Settings) -> int:
     """Move one tenant to another database server, printing a line per step."""
-    try:
-        tenant_id = uuid.UUID(args.tenant)
-    except ValueError:
-        raise ConfigError(f"not a tenant id: {args.tenant!r}") from None
+    tenant_id = parse_id(args.tenant, "tenant")
     if args.grace < 0 or args.timeout <= 0:
         raise ConfigError("--grace must be >= 0 and --timeout > 0")
     box = secret_box(settings)

@@ -4,7 +4,6 @@ route table (the number routes live in `numbers.py`)."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,7 +11,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .events import envelope, outbound_message, status_payload
-from .numbers import add_number_routes
+from .numbers import E164, add_number_routes
 from .replies import (
     SIM_SENDER,
     SIM_STATE,
@@ -24,7 +23,6 @@ from .replies import (
 )
 from .state import Fault
 
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 MAX_MEDIA = 10
 __all__ = ["E164", "SIM_SENDER", "SIM_STATE", "add_api_routes", "ok", "telnyx_error"]
 
