@@ -1,19 +1,160 @@
 -- Members: the church's people. Search uses exactly the expressions of the trigram indexes in
--- 0001_init.sql; callers escape LIKE wildcards. Lists are keyset-paginated: one statement per
--- (sort, direction), so every ORDER BY walks an index (members_name_keyset_idx,
--- members_created_keyset_idx) forwards or backwards.
--- List parameters: $1 name fragment (escaped) or NULL, $2 phone digits (escaped) or NULL,
--- $3 group id, $4 branch id, $5 opt-in state (each NULL = no filter), then the cursor
--- values (NULL = first page), then the page size.
+-- 0001_init.sql; callers escape LIKE wildcards.
+--
+-- Lists are keyset-paginated, one statement per (sort, direction), so every ORDER BY walks an
+-- index (members_name_keyset_idx, members_created_keyset_idx) forwards or backwards, and each
+-- answers in one row: the page as JSON text built here (`items`), whether more follow (`more`),
+-- and the sort key of the page's last row when they do. The page is read first (its limit + 1
+-- rows tell whether more follow), then the group ids of its members in one index scan.
+-- `list_members_*` serve the unfiltered list, the common case: the first page and the pages
+-- after a cursor are two branches of one UNION ALL, the first switched off by a one-time filter
+-- once a cursor is given, so that a cached generic plan still starts its index scan at the
+-- cursor (an `$1 IS NULL OR (...) > (...)` test would make it read from the start of the index
+-- on every page). `filter_members_*` take the filters ($1 name fragment, escaped, or NULL, $2
+-- phone digits, escaped, or NULL, $3 group id, $4 branch id, $5 opt-in state; NULL = no
+-- filter), then the cursor values (NULL = first page), then the page size.
 
 -- name: list_members_name_asc :one
--- A page of $9 members by last name, first name, id (ascending) after the cursor, as JSON text, with the sort key of its last row when more follow.
-WITH p AS (
+-- A page of $4 members by last name, first name, id (ascending) after the cursor ($1..$3; NULL: the first page), as JSON text, with the sort key of its last row when more follow.
+WITH page AS (
+    (SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at
+     FROM members m
+     WHERE $1::text IS NULL
+     ORDER BY m.last_name, m.first_name, m.id
+     LIMIT $4 + 1)
+    UNION ALL
+    (SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at
+     FROM members m
+     WHERE (m.last_name, m.first_name, m.id) > ($1, $2::text, $3::uuid)
+     ORDER BY m.last_name, m.first_name, m.id
+     LIMIT $4 + 1)
+), member_groups AS (
+    SELECT gm.member_id, array_agg(gm.group_id ORDER BY gm.group_id) AS group_ids
+    FROM group_members gm
+    WHERE gm.member_id = ANY (ARRAY(SELECT page.id FROM page))
+    GROUP BY gm.member_id
+), items AS (
+    SELECT page.*, COALESCE(g.group_ids, '{}') AS group_ids
+    FROM page LEFT JOIN member_groups g ON g.member_id = page.id
+    ORDER BY page.last_name, page.first_name, page.id
+    LIMIT $4
+)
+SELECT i.items, c.more, k.last_name, k.first_name, k.id
+FROM (SELECT COALESCE(json_agg(items ORDER BY items.last_name, items.first_name, items.id), '[]')::text AS items
+      FROM items) i
+     CROSS JOIN (SELECT count(*) > $4 AS more FROM page) c
+     LEFT JOIN LATERAL (SELECT items.last_name, items.first_name, items.id FROM items WHERE c.more
+                        ORDER BY items.last_name DESC, items.first_name DESC, items.id DESC LIMIT 1) k ON true;
+
+-- name: list_members_name_desc :one
+-- A page of $4 members by last name, first name, id (descending) after the cursor ($1..$3; NULL: the first page), as JSON text, with the sort key of its last row when more follow.
+WITH page AS (
+    (SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at
+     FROM members m
+     WHERE $1::text IS NULL
+     ORDER BY m.last_name DESC, m.first_name DESC, m.id DESC
+     LIMIT $4 + 1)
+    UNION ALL
+    (SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at
+     FROM members m
+     WHERE (m.last_name, m.first_name, m.id) < ($1, $2::text, $3::uuid)
+     ORDER BY m.last_name DESC, m.first_name DESC, m.id DESC
+     LIMIT $4 + 1)
+), member_groups AS (
+    SELECT gm.member_id, array_agg(gm.group_id ORDER BY gm.group_id) AS group_ids
+    FROM group_members gm
+    WHERE gm.member_id = ANY (ARRAY(SELECT page.id FROM page))
+    GROUP BY gm.member_id
+), items AS (
+    SELECT page.*, COALESCE(g.group_ids, '{}') AS group_ids
+    FROM page LEFT JOIN member_groups g ON g.member_id = page.id
+    ORDER BY page.last_name DESC, page.first_name DESC, page.id DESC
+    LIMIT $4
+)
+SELECT i.items, c.more, k.last_name, k.first_name, k.id
+FROM (SELECT COALESCE(json_agg(items ORDER BY items.last_name DESC, items.first_name DESC, items.id DESC), '[]')::text AS items
+      FROM items) i
+     CROSS JOIN (SELECT count(*) > $4 AS more FROM page) c
+     LEFT JOIN LATERAL (SELECT items.last_name, items.first_name, items.id FROM items WHERE c.more
+                        ORDER BY items.last_name, items.first_name, items.id LIMIT 1) k ON true;
+
+-- name: list_members_created_asc :one
+-- A page of $3 members by creation time, id (ascending) after the cursor ($1..$2; NULL: the first page), as JSON text, with the sort key of its last row when more follow.
+WITH page AS (
+    (SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at
+     FROM members m
+     WHERE $1::timestamptz IS NULL
+     ORDER BY m.created_at, m.id
+     LIMIT $3 + 1)
+    UNION ALL
+    (SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at
+     FROM members m
+     WHERE (m.created_at, m.id) > ($1, $2::uuid)
+     ORDER BY m.created_at, m.id
+     LIMIT $3 + 1)
+), member_groups AS (
+    SELECT gm.member_id, array_agg(gm.group_id ORDER BY gm.group_id) AS group_ids
+    FROM group_members gm
+    WHERE gm.member_id = ANY (ARRAY(SELECT page.id FROM page))
+    GROUP BY gm.member_id
+), items AS (
+    SELECT page.*, COALESCE(g.group_ids, '{}') AS group_ids
+    FROM page LEFT JOIN member_groups g ON g.member_id = page.id
+    ORDER BY page.created_at, page.id
+    LIMIT $3
+)
+SELECT i.items, c.more, k.created_at, k.id
+FROM (SELECT COALESCE(json_agg(items ORDER BY items.created_at, items.id), '[]')::text AS items
+      FROM items) i
+     CROSS JOIN (SELECT count(*) > $3 AS more FROM page) c
+     LEFT JOIN LATERAL (SELECT items.created_at, items.id FROM items WHERE c.more
+                        ORDER BY items.created_at DESC, items.id DESC LIMIT 1) k ON true;
+
+-- name: list_members_created_desc :one
+-- A page of $3 members by creation time, id (descending) after the cursor ($1..$2; NULL: the first page), as JSON text, with the sort key of its last row when more follow.
+WITH page AS (
+    (SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at
+     FROM members m
+     WHERE $1::timestamptz IS NULL
+     ORDER BY m.created_at DESC, m.id DESC
+     LIMIT $3 + 1)
+    UNION ALL
+    (SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at
+     FROM members m
+     WHERE (m.created_at, m.id) < ($1, $2::uuid)
+     ORDER BY m.created_at DESC, m.id DESC
+     LIMIT $3 + 1)
+), member_groups AS (
+    SELECT gm.member_id, array_agg(gm.group_id ORDER BY gm.group_id) AS group_ids
+    FROM group_members gm
+    WHERE gm.member_id = ANY (ARRAY(SELECT page.id FROM page))
+    GROUP BY gm.member_id
+), items AS (
+    SELECT page.*, COALESCE(g.group_ids, '{}') AS group_ids
+    FROM page LEFT JOIN member_groups g ON g.member_id = page.id
+    ORDER BY page.created_at DESC, page.id DESC
+    LIMIT $3
+)
+SELECT i.items, c.more, k.created_at, k.id
+FROM (SELECT COALESCE(json_agg(items ORDER BY items.created_at DESC, items.id DESC), '[]')::text AS items
+      FROM items) i
+     CROSS JOIN (SELECT count(*) > $3 AS more FROM page) c
+     LEFT JOIN LATERAL (SELECT items.created_at, items.id FROM items WHERE c.more
+                        ORDER BY items.created_at, items.id LIMIT 1) k ON true;
+
+-- name: filter_members_name_asc :one
+-- A page of $9 members matching the filters ($1..$5) by last name, first name, id (ascending) after the cursor ($6..$8), as JSON text, with the sort key of its last row when more follow.
+WITH page AS (
     SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
-           m.opt_in_changed_at, m.created_at, m.updated_at,
-           ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.member_id = m.id
-                 ORDER BY gm.group_id) AS group_ids,
-           row_number() OVER (ORDER BY m.last_name, m.first_name, m.id) AS n
+           m.opt_in_changed_at, m.created_at, m.updated_at
     FROM members m
     WHERE ($1::text IS NULL
            OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
@@ -25,58 +166,29 @@ WITH p AS (
       AND ($6::text IS NULL OR (m.last_name, m.first_name, m.id) > ($6::text, $7::text, $8::uuid))
     ORDER BY m.last_name, m.first_name, m.id
     LIMIT $9 + 1
+), member_groups AS (
+    SELECT gm.member_id, array_agg(gm.group_id ORDER BY gm.group_id) AS group_ids
+    FROM group_members gm
+    WHERE gm.member_id = ANY (ARRAY(SELECT page.id FROM page))
+    GROUP BY gm.member_id
+), items AS (
+    SELECT page.*, COALESCE(g.group_ids, '{}') AS group_ids
+    FROM page LEFT JOIN member_groups g ON g.member_id = page.id
+    ORDER BY page.last_name, page.first_name, page.id
+    LIMIT $9
 )
-SELECT COALESCE(json_agg(json_build_object(
-           'id', p.id, 'first_name', p.first_name, 'last_name', p.last_name, 'phone', p.phone,
-           'email', p.email, 'branch_id', p.branch_id, 'opt_in', p.opt_in,
-           'opt_in_changed_at', p.opt_in_changed_at, 'created_at', p.created_at,
-           'updated_at', p.updated_at, 'group_ids', p.group_ids)
-         ORDER BY p.n) FILTER (WHERE p.n <= $9), '[]')::text AS items,
-       count(*) > $9 AS more,
-       (array_agg(p.last_name) FILTER (WHERE p.n = $9))[1] AS last_name,
-       (array_agg(p.first_name) FILTER (WHERE p.n = $9))[1] AS first_name,
-       (array_agg(p.id) FILTER (WHERE p.n = $9))[1] AS id
-FROM p;
+SELECT i.items, c.more, k.last_name, k.first_name, k.id
+FROM (SELECT COALESCE(json_agg(items ORDER BY items.last_name, items.first_name, items.id), '[]')::text AS items
+      FROM items) i
+     CROSS JOIN (SELECT count(*) > $9 AS more FROM page) c
+     LEFT JOIN LATERAL (SELECT items.last_name, items.first_name, items.id FROM items WHERE c.more
+                        ORDER BY items.last_name DESC, items.first_name DESC, items.id DESC LIMIT 1) k ON true;
 
--- name: list_members_created_asc :one
--- A page of $8 members by creation time, id (ascending) after the cursor, as JSON text, with the sort key of its last row when more follow.
-WITH p AS (
+-- name: filter_members_name_desc :one
+-- A page of $9 members matching the filters ($1..$5) by last name, first name, id (descending) after the cursor ($6..$8), as JSON text, with the sort key of its last row when more follow.
+WITH page AS (
     SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
-           m.opt_in_changed_at, m.created_at, m.updated_at,
-           ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.member_id = m.id
-                 ORDER BY gm.group_id) AS group_ids,
-           row_number() OVER (ORDER BY m.created_at, m.id) AS n
-    FROM members m
-    WHERE ($1::text IS NULL
-           OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
-           OR m.phone LIKE '%' || $2::text || '%')
-      AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM group_members gm
-                                       WHERE gm.group_id = $3 AND gm.member_id = m.id))
-      AND ($4::uuid IS NULL OR m.branch_id = $4)
-      AND ($5::text IS NULL OR m.opt_in = $5)
-      AND ($6::timestamptz IS NULL OR (m.created_at, m.id) > ($6::timestamptz, $7::uuid))
-    ORDER BY m.created_at, m.id
-    LIMIT $8 + 1
-)
-SELECT COALESCE(json_agg(json_build_object(
-           'id', p.id, 'first_name', p.first_name, 'last_name', p.last_name, 'phone', p.phone,
-           'email', p.email, 'branch_id', p.branch_id, 'opt_in', p.opt_in,
-           'opt_in_changed_at', p.opt_in_changed_at, 'created_at', p.created_at,
-           'updated_at', p.updated_at, 'group_ids', p.group_ids)
-         ORDER BY p.n) FILTER (WHERE p.n <= $8), '[]')::text AS items,
-       count(*) > $8 AS more,
-       (array_agg(p.created_at) FILTER (WHERE p.n = $8))[1] AS created_at,
-       (array_agg(p.id) FILTER (WHERE p.n = $8))[1] AS id
-FROM p;
-
--- name: list_members_name_desc :one
--- A page of $9 members by last name, first name, id (descending) after the cursor, as JSON text, with the sort key of its last row when more follow.
-WITH p AS (
-    SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
-           m.opt_in_changed_at, m.created_at, m.updated_at,
-           ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.member_id = m.id
-                 ORDER BY gm.group_id) AS group_ids,
-           row_number() OVER (ORDER BY m.last_name DESC, m.first_name DESC, m.id DESC) AS n
+           m.opt_in_changed_at, m.created_at, m.updated_at
     FROM members m
     WHERE ($1::text IS NULL
            OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
@@ -88,27 +200,63 @@ WITH p AS (
       AND ($6::text IS NULL OR (m.last_name, m.first_name, m.id) < ($6::text, $7::text, $8::uuid))
     ORDER BY m.last_name DESC, m.first_name DESC, m.id DESC
     LIMIT $9 + 1
+), member_groups AS (
+    SELECT gm.member_id, array_agg(gm.group_id ORDER BY gm.group_id) AS group_ids
+    FROM group_members gm
+    WHERE gm.member_id = ANY (ARRAY(SELECT page.id FROM page))
+    GROUP BY gm.member_id
+), items AS (
+    SELECT page.*, COALESCE(g.group_ids, '{}') AS group_ids
+    FROM page LEFT JOIN member_groups g ON g.member_id = page.id
+    ORDER BY page.last_name DESC, page.first_name DESC, page.id DESC
+    LIMIT $9
 )
-SELECT COALESCE(json_agg(json_build_object(
-           'id', p.id, 'first_name', p.first_name, 'last_name', p.last_name, 'phone', p.phone,
-           'email', p.email, 'branch_id', p.branch_id, 'opt_in', p.opt_in,
-           'opt_in_changed_at', p.opt_in_changed_at, 'created_at', p.created_at,
-           'updated_at', p.updated_at, 'group_ids', p.group_ids)
-         ORDER BY p.n) FILTER (WHERE p.n <= $9), '[]')::text AS items,
-       count(*) > $9 AS more,
-       (array_agg(p.last_name) FILTER (WHERE p.n = $9))[1] AS last_name,
-       (array_agg(p.first_name) FILTER (WHERE p.n = $9))[1] AS first_name,
-       (array_agg(p.id) FILTER (WHERE p.n = $9))[1] AS id
-FROM p;
+SELECT i.items, c.more, k.last_name, k.first_name, k.id
+FROM (SELECT COALESCE(json_agg(items ORDER BY items.last_name DESC, items.first_name DESC, items.id DESC), '[]')::text AS items
+      FROM items) i
+     CROSS JOIN (SELECT count(*) > $9 AS more FROM page) c
+     LEFT JOIN LATERAL (SELECT items.last_name, items.first_name, items.id FROM items WHERE c.more
+                        ORDER BY items.last_name, items.first_name, items.id LIMIT 1) k ON true;
 
--- name: list_members_created_desc :one
--- A page of $8 members by creation time, id (descending) after the cursor, as JSON text, with the sort key of its last row when more follow.
-WITH p AS (
+-- name: filter_members_created_asc :one
+-- A page of $8 members matching the filters ($1..$5) by creation time, id (ascending) after the cursor ($6..$7), as JSON text, with the sort key of its last row when more follow.
+WITH page AS (
     SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
-           m.opt_in_changed_at, m.created_at, m.updated_at,
-           ARRAY(SELECT gm.group_id FROM group_members gm WHERE gm.member_id = m.id
-                 ORDER BY gm.group_id) AS group_ids,
-           row_number() OVER (ORDER BY m.created_at DESC, m.id DESC) AS n
+           m.opt_in_changed_at, m.created_at, m.updated_at
+    FROM members m
+    WHERE ($1::text IS NULL
+           OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
+           OR m.phone LIKE '%' || $2::text || '%')
+      AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM group_members gm
+                                       WHERE gm.group_id = $3 AND gm.member_id = m.id))
+      AND ($4::uuid IS NULL OR m.branch_id = $4)
+      AND ($5::text IS NULL OR m.opt_in = $5)
+      AND ($6::timestamptz IS NULL OR (m.created_at, m.id) > ($6::timestamptz, $7::uuid))
+    ORDER BY m.created_at, m.id
+    LIMIT $8 + 1
+), member_groups AS (
+    SELECT gm.member_id, array_agg(gm.group_id ORDER BY gm.group_id) AS group_ids
+    FROM group_members gm
+    WHERE gm.member_id = ANY (ARRAY(SELECT page.id FROM page))
+    GROUP BY gm.member_id
+), items AS (
+    SELECT page.*, COALESCE(g.group_ids, '{}') AS group_ids
+    FROM page LEFT JOIN member_groups g ON g.member_id = page.id
+    ORDER BY page.created_at, page.id
+    LIMIT $8
+)
+SELECT i.items, c.more, k.created_at, k.id
+FROM (SELECT COALESCE(json_agg(items ORDER BY items.created_at, items.id), '[]')::text AS items
+      FROM items) i
+     CROSS JOIN (SELECT count(*) > $8 AS more FROM page) c
+     LEFT JOIN LATERAL (SELECT items.created_at, items.id FROM items WHERE c.more
+                        ORDER BY items.created_at DESC, items.id DESC LIMIT 1) k ON true;
+
+-- name: filter_members_created_desc :one
+-- A page of $8 members matching the filters ($1..$5) by creation time, id (descending) after the cursor ($6..$7), as JSON text, with the sort key of its last row when more follow.
+WITH page AS (
+    SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.branch_id, m.opt_in,
+           m.opt_in_changed_at, m.created_at, m.updated_at
     FROM members m
     WHERE ($1::text IS NULL
            OR (m.first_name || ' ' || m.last_name) ILIKE '%' || $1 || '%'
@@ -120,17 +268,23 @@ WITH p AS (
       AND ($6::timestamptz IS NULL OR (m.created_at, m.id) < ($6::timestamptz, $7::uuid))
     ORDER BY m.created_at DESC, m.id DESC
     LIMIT $8 + 1
+), member_groups AS (
+    SELECT gm.member_id, array_agg(gm.group_id ORDER BY gm.group_id) AS group_ids
+    FROM group_members gm
+    WHERE gm.member_id = ANY (ARRAY(SELECT page.id FROM page))
+    GROUP BY gm.member_id
+), items AS (
+    SELECT page.*, COALESCE(g.group_ids, '{}') AS group_ids
+    FROM page LEFT JOIN member_groups g ON g.member_id = page.id
+    ORDER BY page.created_at DESC, page.id DESC
+    LIMIT $8
 )
-SELECT COALESCE(json_agg(json_build_object(
-           'id', p.id, 'first_name', p.first_name, 'last_name', p.last_name, 'phone', p.phone,
-           'email', p.email, 'branch_id', p.branch_id, 'opt_in', p.opt_in,
-           'opt_in_changed_at', p.opt_in_changed_at, 'created_at', p.created_at,
-           'updated_at', p.updated_at, 'group_ids', p.group_ids)
-         ORDER BY p.n) FILTER (WHERE p.n <= $8), '[]')::text AS items,
-       count(*) > $8 AS more,
-       (array_agg(p.created_at) FILTER (WHERE p.n = $8))[1] AS created_at,
-       (array_agg(p.id) FILTER (WHERE p.n = $8))[1] AS id
-FROM p;
+SELECT i.items, c.more, k.created_at, k.id
+FROM (SELECT COALESCE(json_agg(items ORDER BY items.created_at DESC, items.id DESC), '[]')::text AS items
+      FROM items) i
+     CROSS JOIN (SELECT count(*) > $8 AS more FROM page) c
+     LEFT JOIN LATERAL (SELECT items.created_at, items.id FROM items WHERE c.more
+                        ORDER BY items.created_at, items.id LIMIT 1) k ON true;
 
 -- name: get_member :one
 -- One member with its group ids.

@@ -88,11 +88,16 @@ async def list_members(conn: Any, settings: Settings,
     types = _CURSOR_TYPES[query.sort]
     after: tuple[Any, ...] = (decode_cursor(query.cursor, kind, types) if query.cursor
                               else (None,) * len(types))
-    name_part = escape_like(query.search) if query.search else None
-    digits = digits_fragment(query.search) if query.search else None
-    run = getattr(tq(settings.sql_dir), f"list_members_{query.sort}_{query.order}")
-    row = await run(conn, name_part, digits, query.group_id, query.branch_id, query.opt_in,
-                    *after, query.limit)
+    q = tq(settings.sql_dir)
+    if query.search or query.group_id or query.branch_id or query.opt_in:
+        name_part = escape_like(query.search) if query.search else None
+        digits = digits_fragment(query.search) if query.search else None
+        run = getattr(q, f"filter_members_{query.sort}_{query.order}")
+        row = await run(conn, name_part, digits, query.group_id, query.branch_id, query.opt_in,
+                        *after, query.limit)
+    else:  # the plain list: statements whose generic plans start at the cursor
+        row = await getattr(q, f"list_members_{query.sort}_{query.order}")(
+            conn, *after, query.limit)
     next_cursor = encode_cursor(kind, _SORT_KEYS[query.sort](row)) if row["more"] else None
     return row["items"], next_cursor
 
