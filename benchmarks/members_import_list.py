@@ -7,7 +7,7 @@ the job's `done` (polled every 200 ms), against `COPY` of the same, already norm
 into the members table of a second church (same schema and indexes). List: the church is
 topped up to 100,000 members by COPY, then `GET /api/v1/members?search=...&limit=50` (first
 page and the two after it, by cursor) for a mix of name and phone fragments, interleaved with
-the same statement (`list_members_name_asc`) run bare through asyncpg on a warm connection.
+the same statement (`filter_members_name_asc`) run bare through asyncpg on a warm connection.
 
     .venv/bin/python -m benchmarks.members_import_list [--quick]
 """
@@ -140,13 +140,12 @@ async def _bare_pages(conn: Any, sql: str, search: str) -> list[float]:
     after: tuple[Any, ...] = (None, None, None)
     for _ in range(3):
         t0 = time.perf_counter()
-        rows = await conn.fetch(sql, escape_like(search), digits_fragment(search), None, None,
-                                None, *after, PAGE + 1)
+        row = await conn.fetchrow(sql, escape_like(search), digits_fragment(search), None, None,
+                                  None, *after, PAGE)
         out.append((time.perf_counter() - t0) * 1000)
-        if len(rows) <= PAGE:
+        if not row["more"]:
             break
-        last = rows[PAGE - 1]
-        after = (last["last_name"], last["first_name"], last["id"])
+        after = (row["last_name"], row["first_name"], row["id"])
     return out
 
 
@@ -182,7 +181,7 @@ async def _measure(dep: Any, http: aiohttp.ClientSession, base: str, n_import: i
         progress(f"topping the church up to {LIST_MEMBERS} members by COPY")
         await copy_members(conn, list(people(top_up, 2, taken)))
         await conn.execute("ANALYZE members")
-        sql = tq(dep.settings.sql_dir).list_members_name_asc.sql
+        sql = tq(dep.settings.sql_dir).filter_members_name_asc.sql
         http_ms: list[float] = []
         bare_ms: list[float] = []
         progress(f"{rounds} rounds of {len(SEARCHES)} searches x 3 pages, HTTP and bare")
