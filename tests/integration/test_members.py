@@ -3,7 +3,6 @@ consent, audit, bad input, and two churches that never touch each other's member
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -13,7 +12,6 @@ from tests.integration.auth_fixtures import Church, Client, problem, register
 from ywmessaging.config import Settings
 from ywmessaging.db import pg
 from ywmessaging.db.dsn import PgTarget
-from ywmessaging.sqlq import tenant as tq
 from ywmessaging.tenants.naming import tenant_db_name
 
 MEMBER_KEYS = {"id", "first_name", "last_name", "phone", "email", "branch_id", "group_ids",
@@ -390,47 +388,3 @@ def same_document(a: dict[str, Any], b: dict[str, Any]) -> bool:
             return False
     return True
 
-
-def _rows_read(plan: dict[str, Any], table: str) -> int:
-    """Rows the scans of `table` in an EXPLAIN ANALYZE plan produced or filtered away."""
-    own = 0
-    if plan.get("Relation Name") == table:
-        own = int(plan["Actual Rows"]) + int(plan.get("Rows Removed by Filter", 0))
-    return own + sum(_rows_read(p, table) for p in plan.get("Plans", []))
-
-
-async def test_plain_list_pages_start_at_the_cursor_under_a_generic_plan(
-        api_client: Client, pg_admin: PgTarget, settings: Settings) -> None:
-    """A page deep into a large church reads its own rows, not the rows before it, even once
-    PostgreSQL has switched the prepared statement to its cached generic plan."""
-    church = await register(api_client)
-    conn = await pg.connect(pg_admin.with_db(tenant_db_name(settings,
-                                                            uuid.UUID(church.tenant_id))))
-    try:
-        await conn.execute(
-            "INSERT INTO members (first_name, last_name, phone, created_at) "
-            "SELECT 'F' || g, 'L' || lpad(g::text, 4, '0'), '+1213555' || lpad(g::text, 4, '0'),"
-            " now() - g * interval '1 minute' FROM generate_series(1, 2000) g")
-        await conn.execute("ANALYZE members")
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
-        rows = await conn.fetch("SELECT last_name, first_name, id, created_at FROM members "
-                                "ORDER BY last_name, first_name, id")
-        late = rows[1500]
-        cursors = {"list_members_name_asc": (late["last_name"], late["first_name"], late["id"]),
-                   "list_members_name_desc": (late["last_name"], late["first_name"], late["id"]),
-                   "list_members_created_asc": (late["created_at"], late["id"]),
-                   "list_members_created_desc": (late["created_at"], late["id"])}
-        for name, cursor in cursors.items():
-            sql = getattr(tq(settings.sql_dir), name).sql
-            for args in (cursor, (None,) * len(cursor)):
-                await conn.execute(f"PREPARE page_check AS {sql}")
-                try:
-                    literals = ", ".join("NULL" if a is None else f"'{a}'" for a in args)
-                    doc = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE "
-                                              f"page_check({literals}, 50)")
-                finally:
-                    await conn.execute("DEALLOCATE page_check")
-                plan = json.loads(doc)[0]
-                assert _rows_read(plan["Plan"], "members") <= 51, (name, args)
-    finally:
-        await conn.close()

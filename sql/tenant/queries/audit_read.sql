@@ -5,7 +5,8 @@
 SELECT id, admin_id, actor_kind, action, target_type, target_id, detail, host(ip) AS ip,
        request_id, created_at
 FROM audit_log
-WHERE ($1::timestamptz IS NULL OR (created_at, id) < ($1::timestamptz, $2::bigint))
+WHERE (created_at, id) < (COALESCE($1::timestamptz, 'infinity'),
+                         COALESCE($2::bigint, 9223372036854775807))
   AND ($3::text IS NULL OR action = $3 OR starts_with(action, $3 || '.'))
   AND ($4::uuid IS NULL OR admin_id = $4)
 ORDER BY created_at DESC, id DESC

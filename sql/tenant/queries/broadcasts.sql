@@ -84,7 +84,7 @@ SELECT b.*, (SELECT COALESCE(jsonb_object_agg(s.state, s.n), '{}'::jsonb)
                    WHERE broadcast_id = b.id GROUP BY state) s) AS counts
 FROM broadcasts b
 WHERE ($1::text IS NULL OR b.status = $1)
-  AND ($2::timestamptz IS NULL OR (b.created_at, b.id) < ($2, $3::uuid))
+  AND (b.created_at, b.id) < (COALESCE($2::timestamptz, 'infinity'), COALESCE($3::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
 ORDER BY b.created_at DESC, b.id DESC
 LIMIT $4;
 
@@ -96,7 +96,7 @@ FROM outbox o
 LEFT JOIN members m ON m.id = o.member_id
 WHERE o.broadcast_id = $1
   AND ($2::text IS NULL OR o.state = $2)
-  AND ($3::uuid IS NULL OR o.id > $3)
+  AND o.id > COALESCE($3::uuid, '00000000-0000-0000-0000-000000000000')
 ORDER BY o.id
 LIMIT $4;
 

@@ -13,7 +13,8 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) lm ON true
 WHERE ($1::text IS NULL OR c.status = $1)
-  AND ($2::timestamptz IS NULL OR (c.last_message_at, c.id) < ($2, $3::uuid))
+  AND (c.last_message_at, c.id) < (COALESCE($2::timestamptz, 'infinity'),
+                                    COALESCE($3::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
 ORDER BY c.last_message_at DESC, c.id DESC
 LIMIT $4;
 
@@ -40,7 +41,8 @@ SELECT cm.id, cm.direction, cm.body, cm.carrier_message_id, cm.sent_by, cm.creat
 FROM conversation_messages cm
 LEFT JOIN outbox o ON o.conversation_message_id = cm.id
 WHERE cm.conversation_id = $1
-  AND ($2::timestamptz IS NULL OR (cm.created_at, cm.id) < ($2, $3::uuid))
+  AND (cm.created_at, cm.id) < (COALESCE($2::timestamptz, 'infinity'),
+                                COALESCE($3::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
 ORDER BY cm.created_at DESC, cm.id DESC
 LIMIT $4;
 

@@ -101,7 +101,7 @@ SELECT m.id, m.first_name, m.last_name, m.phone, m.email, m.opt_in, b.name AS br
        m.notes, m.created_at
 FROM members m
 LEFT JOIN branches b ON b.id = m.branch_id
-WHERE ($1::timestamptz IS NULL OR (m.created_at, m.id) > ($1::timestamptz, $2::uuid))
+WHERE (m.created_at, m.id) > (COALESCE($1::timestamptz, '-infinity'), COALESCE($2::uuid, '00000000-0000-0000-0000-000000000000'))
 ORDER BY m.created_at, m.id
 LIMIT $3;
 

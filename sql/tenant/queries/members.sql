@@ -364,6 +364,6 @@ WHERE id = $1 AND opt_in_changed_at < $3;
 SELECT id, kind, source, keyword, occurred_at, recorded_at, admin_id, detail
 FROM consent_events
 WHERE member_id = $1
-  AND ($2::timestamptz IS NULL OR (occurred_at, id) < ($2::timestamptz, $3::uuid))
+  AND (occurred_at, id) < (COALESCE($2::timestamptz, 'infinity'), COALESCE($3::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
 ORDER BY occurred_at DESC, id DESC
 LIMIT $4;
