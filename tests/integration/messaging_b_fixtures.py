@@ -23,7 +23,7 @@ from tests.integration.messaging_a_fixtures import Church, Client, church_with_n
 from ywmessaging.config import Settings
 from ywmessaging.db.dsn import PgTarget
 from ywmessaging.keys import REGISTRY_POOL
-from ywmessaging.messaging.carrier import carrier_from_settings
+from ywmessaging.messaging.telnyx import carrier_from_settings
 from ywmessaging.messaging.worker import Worker
 from ywmessaging.tenants.keys import SUPERVISOR
 

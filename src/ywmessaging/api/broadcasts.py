@@ -11,7 +11,6 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
 from ..auth.state import principal, registry_pool
 from ..church import rows_json
 from ..church.pagination import decode_cursor, page, parse_limit
@@ -20,9 +19,8 @@ from ..messaging import broadcasts as data
 from ..tenants.middleware import tenant_conn
 from .members import actor_of, query_choice, settings_of, uuid_value
 from .responses import json_response
-from .validation import UUID_ID, Check, boolean, fields, json_body, query_params, uuid_path
+from .validation import Check, boolean, fields, json_body, query_params, uuid_path
 
-routes = web.RouteTableDef()
 MAX_BODY = 1600
 MAX_AHEAD = timedelta(days=366)
 PAST_SLACK = timedelta(minutes=1)
@@ -97,8 +95,6 @@ def _draft(body: dict[str, Any]) -> data.Draft:
     return data.Draft(got["body"], got["target"], got["send_at"], got["template_id"])
 
 
-@routes.post("/broadcasts", name="broadcasts_create")
-@requires(Permission.MESSAGES_SEND)
 async def create(request: web.Request) -> web.Response:
     """Queue a broadcast now (one outbox row per opted-in recipient) or schedule it; 201."""
     draft = _draft(await json_body(request))
@@ -107,8 +103,6 @@ async def create(request: web.Request) -> web.Response:
     return json_response(broadcast_json(row), status=201)
 
 
-@routes.post("/broadcasts/preview", name="broadcasts_preview")
-@requires(Permission.MESSAGES_SEND)
 async def preview(request: web.Request) -> web.Response:
     """Recipients, segments, cost, quiet hours and quota for a broadcast; nothing is written."""
     draft = _draft(await json_body(request))
@@ -116,8 +110,6 @@ async def preview(request: web.Request) -> web.Response:
                                             utc_now()))
 
 
-@routes.get("/broadcasts", name="broadcasts_list")
-@requires(Permission.MESSAGES_READ)
 async def list_broadcasts(request: web.Request) -> web.Response:
     """Broadcast history, newest first (keyset cursor)."""
     params = query_params(request)
@@ -131,16 +123,12 @@ async def list_broadcasts(request: web.Request) -> web.Response:
     return json_response({"items": [broadcast_json(r) for r in items], "next_cursor": cursor})
 
 
-@routes.get(f"/broadcasts/{UUID_ID}", name="broadcasts_get")
-@requires(Permission.MESSAGES_READ)
 async def get(request: web.Request) -> web.Response:
     """One broadcast with counts per state."""
     row = await data.get(tenant_conn(request), settings_of(request), uuid_path(request, "id"))
     return json_response(broadcast_json(row))
 
 
-@routes.get("/broadcasts/{id}/recipients", name="broadcasts_recipients")
-@requires(Permission.MESSAGES_READ)
 async def recipients(request: web.Request) -> web.Response:
     """Each recipient's send state and error (keyset cursor)."""
     broadcast_id = uuid_path(request, "id")
@@ -158,8 +146,6 @@ async def recipients(request: web.Request) -> web.Response:
                           "next_cursor": cursor})
 
 
-@routes.post("/broadcasts/{id}/cancel", name="broadcasts_cancel")
-@requires(Permission.MESSAGES_SEND)
 async def cancel(request: web.Request) -> web.Response:
     """Cancel a scheduled broadcast (409 `broadcast_not_cancellable` once it is queued)."""
     row = await data.cancel(tenant_conn(request), settings_of(request), actor_of(request),
@@ -167,8 +153,6 @@ async def cancel(request: web.Request) -> web.Response:
     return json_response(broadcast_json(row))
 
 
-@routes.post("/broadcasts/{id}/retry-failed", name="broadcasts_retry_failed")
-@requires(Permission.MESSAGES_SEND)
 async def retry_failed(request: web.Request) -> web.Response:
     """Queue the failed recipients again (`include_unknown`: also those whose outcome is
     unknown, who may already have the message)."""

@@ -7,7 +7,6 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
 from ..auth.state import principal, registry_pool
 from ..church import rows_json
 from ..errors import ValidationFailed
@@ -20,7 +19,6 @@ from .members import actor_of, settings_of
 from .responses import json_response
 from .validation import Check, choice, fields, integer, json_body, text, uuid_path
 
-routes = web.RouteTableDef()
 _UUIDS = ("id", "created_by")
 
 
@@ -96,16 +94,12 @@ def recurring_json(row: Any) -> dict[str, Any]:
     return out
 
 
-@routes.get("/recurring", name="recurring_list")
-@requires(Permission.MESSAGES_READ)
 async def list_rules(request: web.Request) -> web.Response:
     """Every recurring message of the church."""
     rows = await data.list_all(tenant_conn(request), settings_of(request))
     return json_response({"items": [recurring_json(r) for r in rows]})
 
 
-@routes.post("/recurring", name="recurring_create")
-@requires(Permission.MESSAGES_SEND)
 async def create(request: web.Request) -> web.Response:
     """Create a rule (time zone: the church's unless given); first occurrence is the next
     one from now; 201."""
@@ -120,16 +114,12 @@ async def create(request: web.Request) -> web.Response:
     return json_response(recurring_json(row), status=201)
 
 
-@routes.get("/recurring/{id}", name="recurring_get")
-@requires(Permission.MESSAGES_READ)
 async def get(request: web.Request) -> web.Response:
     """One rule."""
     row = await data.get(tenant_conn(request), settings_of(request), uuid_path(request, "id"))
     return json_response(recurring_json(row))
 
 
-@routes.patch("/recurring/{id}", name="recurring_update")
-@requires(Permission.MESSAGES_SEND)
 async def update(request: web.Request) -> web.Response:
     """Change some fields; a schedule change moves the next occurrence."""
     rule_id = uuid_path(request, "id")
@@ -143,8 +133,6 @@ async def update(request: web.Request) -> web.Response:
     return json_response(recurring_json(row))
 
 
-@routes.delete("/recurring/{id}", name="recurring_delete")
-@requires(Permission.MESSAGES_SEND)
 async def delete(request: web.Request) -> web.Response:
     """Delete a rule; the broadcasts it sent stay; 204."""
     await data.delete(tenant_conn(request), settings_of(request), actor_of(request),
@@ -159,15 +147,11 @@ async def _status(request: web.Request, status: str) -> web.Response:
     return json_response(recurring_json(row))
 
 
-@routes.post("/recurring/{id}/pause", name="recurring_pause")
-@requires(Permission.MESSAGES_SEND)
 async def pause(request: web.Request) -> web.Response:
     """Stop sending until resumed."""
     return await _status(request, "paused")
 
 
-@routes.post("/recurring/{id}/resume", name="recurring_resume")
-@requires(Permission.MESSAGES_SEND)
 async def resume(request: web.Request) -> web.Response:
     """Send again from the next occurrence (nothing missed while paused is sent)."""
     return await _status(request, "active")
