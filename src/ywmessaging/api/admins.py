@@ -11,8 +11,9 @@ from ..auth.permissions import ROLES
 from ..auth.state import client, principal, registry_pool, services
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
+from ..values import choice, spec_email, text
 from .responses import json_response
-from .validation import choice, fields, json_body, spec_email, text, uuid_path
+from .validation import fields, json_body, uuid_path
 
 _ADMIN_FIELDS = ("id", "email", "first_name", "last_name", "role", "status", "mfa_enabled",
                  "last_login_at", "created_at")

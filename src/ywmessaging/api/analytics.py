@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ..church import analytics as data
 from ..tenants.middleware import tenant_conn
-from .members import settings_of
+from .context import settings_of
 from .responses import json_response
 from .validation import query_params
 

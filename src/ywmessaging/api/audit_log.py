@@ -10,7 +10,8 @@ from ..church import audit_log as data
 from ..church.pagination import parse_limit
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
-from .members import settings_of, uuid_value
+from ..values import uuid_value
+from .context import settings_of
 from .responses import json_response
 from .validation import query_params
 

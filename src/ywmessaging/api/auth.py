@@ -26,9 +26,10 @@ from ..auth.state import AuthServices, client, lease, principal, registry_pool, 
 from ..auth.tokens import REFRESH_PREFIX, parse_opaque
 from ..errors import TenantNotFound, TenantSuspended
 from ..tenants.middleware import tenant_conn
+from ..values import boolean, secret, spec_email, text
 from .admins import admin_json
 from .responses import json_response
-from .validation import boolean, fields, json_body, secret, spec_email, text
+from .validation import fields, json_body
 
 NO_STORE = {"Cache-Control": "no-store"}
 _NAME = text(100)

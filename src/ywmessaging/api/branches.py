@@ -9,9 +9,10 @@ from aiohttp import web
 from ..church import branches as data
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, cleared, settings_of
+from ..values import Check, boolean, text
+from .context import actor_of, settings_of
 from .responses import items_response, json_response
-from .validation import Check, boolean, fields, json_body, text, uuid_path
+from .validation import cleared, fields, json_body, uuid_path
 
 _OPTIONAL: dict[str, Check] = {"address": text(300), "phone": text(64),
                                "description": text(1000), "is_active": boolean()}

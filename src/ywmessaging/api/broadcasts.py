@@ -1,12 +1,9 @@
 """`/api/v1/broadcasts`: send to everyone, branches, groups or members; preview, history,
-recipients, cancel (scheduled only) and retry-failed. Also the checks the other messaging
-handlers share (message bodies, instants, targets)."""
+recipients, cancel (scheduled only) and retry-failed."""
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -14,63 +11,15 @@ from aiohttp import web
 from ..auth.state import principal, registry_pool
 from ..church import rows_json
 from ..church.pagination import decode_cursor, page, parse_limit
-from ..errors import ValidationFailed
 from ..messaging import broadcasts as data
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, query_choice, settings_of, uuid_value
+from ..values import Check, boolean, future_instant, message_body, uuid_value
+from .context import actor_of, settings_of, utc_now
 from .responses import json_response
-from .validation import Check, boolean, fields, json_body, query_params, uuid_path
+from .validation import fields, json_body, query_choice, query_params, uuid_path
 
-MAX_BODY = 1600
-MAX_AHEAD = timedelta(days=366)
-PAST_SLACK = timedelta(minutes=1)
-_ALLOWED_CONTROLS = {"\n", "\r"}
 BROADCAST_STATUSES = ("draft", "scheduled", "queued", "sending", "sent", "cancelled", "failed")
 _UUIDS = ("id", "template_id", "created_by", "recurring_id")
-
-
-def utc_now() -> datetime:
-    """The request's notion of now."""
-    return datetime.now(UTC)
-
-
-def message_body(max_len: int = MAX_BODY) -> Check:
-    """A message text: 1..max_len characters after trimming; line breaks allowed, other
-    control characters not."""
-
-    def check(name: str, value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValidationFailed(f"{name} must be a string", field=name)
-        cleaned = value.strip()
-        if not 1 <= len(cleaned) <= max_len:
-            raise ValidationFailed(f"{name} must be 1 to {max_len} characters", field=name)
-        if any(unicodedata.category(c) == "Cc" and c not in _ALLOWED_CONTROLS for c in cleaned):
-            raise ValidationFailed(f"{name} must not contain control characters", field=name)
-        return cleaned
-
-    return check
-
-
-def future_instant() -> Check:
-    """An ISO-8601 instant with an offset, not in the past, at most a year ahead."""
-
-    def check(name: str, value: Any) -> datetime:
-        try:
-            if not isinstance(value, str) or len(value) > 40:
-                raise ValueError
-            at = datetime.fromisoformat(value)
-            if at.tzinfo is None:
-                raise ValueError
-        except ValueError:
-            raise ValidationFailed(f"{name} must be an ISO-8601 time with an offset",
-                                   field=name) from None
-        now = utc_now()
-        if not now - PAST_SLACK <= at <= now + MAX_AHEAD:
-            raise ValidationFailed(f"{name} must be in the future and within a year",
-                                   field=name, error_code="out_of_range")
-        return at.astimezone(UTC)
-
-    return check
 
 
 def target() -> Check:

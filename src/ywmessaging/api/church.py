@@ -9,7 +9,7 @@ from ..auth.state import principal, services
 from ..church import settings as data
 from ..sqlq import registry as rq
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, settings_of
+from .context import actor_of, settings_of
 from .responses import json_response
 from .validation import json_body
 

@@ -12,10 +12,10 @@ from ..auth.state import principal, registry_pool
 from ..church.pagination import decode_cursor, page, parse_limit
 from ..messaging import conversations as data
 from ..tenants.middleware import tenant_conn
-from .broadcasts import message_body, utc_now
-from .members import actor_of, query_choice, settings_of
+from ..values import choice, message_body
+from .context import actor_of, settings_of, utc_now
 from .responses import json_response
-from .validation import choice, fields, json_body, query_params, uuid_path
+from .validation import fields, json_body, query_choice, query_params, uuid_path
 
 
 def _key(token: str | None, kind: str) -> tuple[datetime, uuid.UUID] | None:

@@ -10,9 +10,10 @@ from aiohttp import web
 from ..church import groups as data
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, cleared, settings_of, uuid_list
+from ..values import Check, text, uuid_list
+from .context import actor_of, settings_of
 from .responses import items_response, json_response
-from .validation import Check, fields, json_body, text, uuid_path
+from .validation import cleared, fields, json_body, uuid_path
 
 _COLOR_RE = re.compile(r"#[0-9A-Fa-f]{6}")
 

@@ -22,7 +22,7 @@ from ..church.keys import IMPORT_RUNNER
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from ..tenants.middleware import tenant_conn
 from ..time_limits import IMPORT, UNLIMITED, time_limit
-from .members import actor_of, settings_of
+from .context import actor_of, settings_of
 from .responses import json_response
 from .validation import query_params, uuid_path
 

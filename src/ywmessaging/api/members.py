@@ -1,95 +1,21 @@
-"""`/api/v1/members`: the church's people, their groups, branch and consent.
-
-Also the small request helpers the directory handlers share (the acting admin, UUID fields,
-nullable PATCH fields).
-"""
+"""`/api/v1/members`: the church's people, their groups, branch and consent."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from aiohttp import web
 
-from ..auth.state import principal
-from ..church import Actor
 from ..church import members as data
 from ..church.pagination import parse_limit
-from ..config import Settings
 from ..errors import ValidationFailed
-from ..keys import REQUEST_ID, SETTINGS
 from ..tenants.middleware import tenant_conn
+from ..values import spec_email, text, uuid_list, uuid_value
+from .context import actor_of, settings_of
 from .responses import json_response, page_response
-from .validation import (
-    Check,
-    fields,
-    json_body,
-    query_params,
-    spec_email,
-    text,
-    uuid_path,
-)
+from .validation import cleared, fields, json_body, query_choice, query_params, uuid_path
 
-MAX_IDS = 1000
 MAX_SEARCH = 100
-
-
-def settings_of(request: web.Request) -> Settings:
-    """The application's settings."""
-    return request.config_dict[SETTINGS]
-
-
-def actor_of(request: web.Request) -> Actor:
-    """The authenticated admin acting in this request, for the audit log."""
-    return Actor(principal(request).admin_id, request.remote, request.get(REQUEST_ID))
-
-
-def uuid_value() -> Check:
-    """A UUID in its canonical text form."""
-
-    def check(name: str, value: Any) -> uuid.UUID:
-        try:
-            if not isinstance(value, str) or len(value) != 36:
-                raise ValueError
-            return uuid.UUID(value)
-        except ValueError:
-            raise ValidationFailed(f"{name} must be a UUID", field=name) from None
-
-    return check
-
-
-def uuid_list(*, min_items: int = 0) -> Check:
-    """A JSON array of UUIDs (duplicates collapse), at most MAX_IDS long."""
-    one = uuid_value()
-
-    def check(name: str, value: Any) -> tuple[uuid.UUID, ...]:
-        if not isinstance(value, list) or not min_items <= len(value) <= MAX_IDS:
-            raise ValidationFailed(
-                f"{name} must be an array of {min_items} to {MAX_IDS} UUIDs", field=name)
-        return tuple(dict.fromkeys(one(name, v) for v in value))
-
-    return check
-
-
-def cleared(body: Mapping[str, Any], nullable: Collection[str]) -> frozenset[str]:
-    """The fields a PATCH sets to null; null is refused for the others (422)."""
-    out = set()
-    for name, value in body.items():
-        if value is None:
-            if name not in nullable:
-                raise ValidationFailed(f"{name} cannot be null", field=name)
-            out.add(name)
-    return frozenset(out)
-
-
-def query_choice(params: Mapping[str, str], name: str, allowed: Collection[str],
-                 default: str | None) -> str | None:
-    """An optional query parameter from a fixed set."""
-    value = params.get(name, default)
-    if value is not None and value not in allowed:
-        raise ValidationFailed(f"{name} must be one of {', '.join(allowed)}", field=name)
-    return value
 
 
 def _member_query(params: Mapping[str, str]) -> data.MemberQuery:

@@ -8,9 +8,10 @@ from ..church import nps as data
 from ..church.analytics import parse_days
 from ..church.templates import message_text
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, settings_of
+from ..values import choice, integer
+from .context import actor_of, settings_of
 from .responses import json_response
-from .validation import choice, fields, integer, json_body, query_params
+from .validation import fields, json_body, query_params
 
 _score = integer()   # 0..10, bounded by the spec
 

@@ -10,8 +10,9 @@ from ..keys import SETTINGS
 from ..messaging import numbers_service as numbers
 from ..messaging.keys import CARRIER
 from ..tenants.middleware import tenant_conn
+from ..values import text
 from .responses import json_response
-from .validation import fields, json_body, query_params, text
+from .validation import fields, json_body, query_params
 
 
 def _e164(name: str, value: str) -> str:

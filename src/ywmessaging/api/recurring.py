@@ -14,10 +14,10 @@ from ..messaging import recurring as data
 from ..messaging.broadcasts import Target
 from ..messaging.schedule import FREQUENCIES, MISSED_POLICIES, zone
 from ..tenants.middleware import tenant_conn
-from .broadcasts import message_body, target, utc_now
-from .members import actor_of, settings_of
+from ..values import Check, choice, integer, message_body, text
+from .context import actor_of, settings_of, utc_now
 from .responses import json_response
-from .validation import Check, choice, fields, integer, json_body, text, uuid_path
+from .validation import fields, json_body, uuid_path
 
 _UUIDS = ("id", "created_by")
 
@@ -76,7 +76,7 @@ def day_of_month() -> Check:
 
 
 CHECKS: dict[str, Check] = {
-    "name": text(100), "body": message_body(), "target": target(),
+    "name": text(100), "body": message_body(), "target": Target.parse,
     "frequency": choice(*FREQUENCIES), "local_time": local_time(), "time_zone": time_zone(),
     "days_of_week": days_of_week(), "day_of_month": day_of_month(),
     "missed_policy": choice(*MISSED_POLICIES),

@@ -9,9 +9,10 @@ from aiohttp import web
 from ..church import templates as data
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, query_choice, settings_of
+from ..values import choice, text
+from .context import actor_of, settings_of
 from .responses import json_response
-from .validation import choice, fields, json_body, query_params, text, uuid_path
+from .validation import fields, json_body, query_choice, query_params, uuid_path
 
 
 def _body(name: str, value: Any) -> str:
