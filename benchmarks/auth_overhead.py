@@ -1,12 +1,11 @@
 """Auth benchmark: login latency against a bare argon2id verification, and the cost of auth +
 tenant lease on a trivial route against the same route without auth, in one run.
 
-The app runs with the real plug-ins (supervisor, auth) on a loopback port, plus two routes with
-one handler that answers `{"ok": true}` without touching a database: `/api/v1/bench/open`
-(public: no token, no lease) and `/api/v1/bench/authed` (Bearer token verified from the
-process's cache, checked against the pushed deny-list, tenant lease taken; no database
-statement). Rounds of the two alternate so both see the
-same background load.
+The app runs with its core and auth's plug-in on a loopback port, plus two routes behind
+`/api/v1`'s middlewares with one handler that answers `{"ok": true}` without touching a
+database: `/bench/open` (public: no token, no lease) and `/bench/authed` (Bearer token
+verified from the process's cache, checked against the pushed deny-list, tenant lease taken;
+no database statement). Rounds of the two alternate so both see the same background load.
 
     .venv/bin/python -m benchmarks.auth_overhead [--quick]
 """
@@ -28,9 +27,7 @@ from aiohttp.test_utils import TestServer
 from ywmessaging import app as app_module
 from ywmessaging.auth.passwords import Passwords
 from ywmessaging.auth.permissions import Permission, public, requires
-from ywmessaging.config import Settings
-from ywmessaging.keys import API_V1
-from ywmessaging.tenants.wiring import setup_supervisor
+from ywmessaging.routes import api_v1_middlewares
 
 from .common import deployment, percentile, progress, target_line
 
@@ -48,8 +45,8 @@ async def _ok(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def bench_routes(app: web.Application, settings: Settings) -> None:
-    """The plug-in adding the two benchmark routes (one handler, two markers)."""
+def bench_app() -> web.Application:
+    """The two benchmark routes (one handler, two markers) behind `/api/v1`'s middlewares."""
 
     async def authed(request: web.Request) -> web.Response:
         return await _ok(request)
@@ -57,8 +54,10 @@ def bench_routes(app: web.Application, settings: Settings) -> None:
     async def opened(request: web.Request) -> web.Response:
         return await _ok(request)
 
-    app[API_V1].router.add_get("/bench/authed", requires(Permission.SELF)(authed))
-    app[API_V1].router.add_get("/bench/open", public(opened))
+    bench = web.Application(middlewares=api_v1_middlewares())
+    bench.router.add_get("/authed", requires(Permission.SELF)(authed))
+    bench.router.add_get("/open", public(opened))
+    return bench
 
 
 async def _timed(n: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
@@ -88,10 +87,10 @@ async def run(quick: bool) -> list[str]:
     """Measure everything; the TARGET lines."""
     logins, pings, rounds = (20, 300, 4) if quick else (100, 2000, 8)
     async with deployment() as dep:
-        from ywmessaging.auth.wiring import setup_auth
+        from ywmessaging.auth.plugins import auth_services
 
-        plugins = (setup_supervisor, setup_auth, bench_routes)
-        app = app_module.create_app(dep.settings.with_(log_level="warning"), plugins)
+        app = app_module.create_app(dep.settings.with_(log_level="warning"), (auth_services,))
+        app.add_subapp("/bench", bench_app())
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         base = f"http://127.0.0.1:{server.port}/api/v1"
@@ -138,7 +137,7 @@ async def _measure(http: aiohttp.ClientSession, base: str, logins: int, pings: i
     headers = {"Authorization": f"Bearer {token}"}
 
     async def get(path: str, h: dict[str, str] | None = None) -> None:
-        async with http.get(f"{base}{path}", headers=h) as resp:
+        async with http.get(f"{base.removesuffix('/api/v1')}{path}", headers=h) as resp:
             assert resp.status == 200, await resp.text()
             await resp.read()
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -142,7 +141,7 @@ async def _drain(settings: Settings, dep: Deployment, sup: Any, n: int,
     return n / elapsed
 
 
-def _bench_plugin(public_key: str) -> Callable[[web.Application, Settings], None]:
+def _add_bench_route(app: web.Application, public_key: str) -> None:
     key = load_public_key(public_key)
 
     async def verify_only(request: web.Request) -> web.Response:
@@ -152,10 +151,7 @@ def _bench_plugin(public_key: str) -> Callable[[web.Application, Settings], None
         parse_envelope(raw)
         return web.json_response({"status": "stored"})
 
-    def plugin(app: web.Application, settings: Settings) -> None:
-        app.router.add_post("/bench/webhooks-nodb", verify_only)
-
-    return plugin
+    app.router.add_post("/bench/webhooks-nodb", verify_only)
 
 
 def _events(sim: RunningSimulator, n: int) -> list[tuple[bytes, dict[str, str]]]:
@@ -189,8 +185,8 @@ async def _post_all(http: aiohttp.ClientSession, url: str,
 
 async def _inbound(settings: Settings, sim: RunningSimulator, n: int,
                    rounds: int) -> tuple[float, float, float]:
-    plugins = (*app_module.PLUGINS, _bench_plugin(sim.public_key))
-    app = app_module.create_app(settings, plugins)
+    app = app_module.create_app(settings)
+    _add_bench_route(app, sim.public_key)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     base = f"http://127.0.0.1:{server.port}"

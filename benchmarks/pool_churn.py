@@ -67,8 +67,7 @@ from ywmessaging.db.dsn import PgTarget
 from ywmessaging.registry.servers import budget_from_max_connections
 from ywmessaging.sqlq import tenant as tenant_queries
 from ywmessaging.tenants.keys import SUPERVISOR, TENANT_ID
-from ywmessaging.tenants.middleware import tenant_conn
-from ywmessaging.tenants.wiring import setup_supervisor
+from ywmessaging.tenants.middleware import lease_middleware, tenant_conn
 
 from .common import (
     Deployment,
@@ -242,24 +241,21 @@ async def settings_handler(request: web.Request) -> web.Response:
     return json_response({"church_name": row["church_name"]})
 
 
-def bench_plugin() -> Callable[[web.Application, Settings], None]:
+def bench_app() -> web.Application:
     """BENCHMARK ONLY: the tenant from a header (authentication sets it from the JWT in the
-    service) and `GET /api/v1/bench/settings` (through the lease). Runs before
-    setup_supervisor, so its middleware comes before the lease middleware."""
+    service), then the tenant lease middleware, and `GET /bench/settings` (through the
+    lease)."""
 
-    def plugin(app: web.Application, settings: Settings) -> None:
-        @web.middleware
-        async def tenant_from_header(request: web.Request, handler: Any) -> web.StreamResponse:
-            raw = request.headers.get(TENANT_HEADER)
-            if raw:
-                request[TENANT_ID] = uuid.UUID(raw)
-            return await handler(request)  # type: ignore[no-any-return]
+    @web.middleware
+    async def tenant_from_header(request: web.Request, handler: Any) -> web.StreamResponse:
+        raw = request.headers.get(TENANT_HEADER)
+        if raw:
+            request[TENANT_ID] = uuid.UUID(raw)
+        return await handler(request)  # type: ignore[no-any-return]
 
-        api = app[keys.API_V1]
-        api.middlewares.append(tenant_from_header)
-        api.router.add_get("/bench/settings", settings_handler)
-
-    return plugin
+    bench = web.Application(middlewares=[tenant_from_header, lease_middleware()])
+    bench.router.add_get("/settings", settings_handler)
+    return bench
 
 
 @dataclass
@@ -416,12 +412,13 @@ class Service:
         sup.record_failure = spy  # type: ignore[method-assign]  # observe, not change
 
     def url(self, route: str) -> str:
-        return f"http://127.0.0.1:{self.server.port}/api/v1/bench/{route}"
+        return f"http://127.0.0.1:{self.server.port}/bench/{route}"
 
 
 @contextlib.asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[Service]:
-    app = create_app(settings, plugins=(bench_plugin(), setup_supervisor))
+    app = create_app(settings, plugins=())   # the core: the tenant pool supervisor
+    app.add_subapp("/bench", bench_app())
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:

@@ -9,39 +9,34 @@ import structlog
 from aiohttp import web
 
 from . import contract, keys, routes, sqlq
-from .auth.wiring import setup_auth
-from .church.wiring_a import setup_church_a
-from .church.wiring_b import setup_church_b
+from .auth.plugins import auth_services
+from .church.plugins import import_jobs
 from .config import Settings
 from .cors import BrowserPolicy, parse_origins
 from .db import migrations, pg
 from .db.dsn import PgTarget
 from .forwarded import forwarded_middleware, parse_trusted
-from .messaging.wiring_a import setup_messaging_a
-from .messaging.wiring_b import setup_messaging_b
+from .messaging.plugins import carrier_client, carrier_webhooks
 from .middlewares import root_middlewares
 from .observability.logs import logging_ctx
 from .observability.metrics import Metrics
-from .tenants.wiring import setup_supervisor
+from .tenants.plugins import tenant_pools
 from .time_limits import time_limit_middleware
 
 POOL_CLOSE_TIMEOUT = 10.0
 
-# A plug-in adds its cleanup contexts (after the registry pool's), root routes, and `/api/v1`
-# middlewares and routes through `app[keys.API_V1]`. Plug-ins run in this order, after the core
-# is assembled and before `/api/v1` is mounted (mounting freezes the sub-application). Auth
-# comes after the supervisor: it puts its token check before the lease middleware (it sets the
-# tenant id the lease reads) and its session check after it (it queries the leased connection).
-Plugin = Callable[[web.Application, Settings], None]
-PLUGINS: tuple[Plugin, ...] = (
-    setup_supervisor, setup_auth, setup_messaging_a, setup_church_a, setup_church_b,
-    setup_messaging_b,
-)
+# A plug-in is a cleanup context of one package: its resources and background tasks, opened
+# after the core's and closed before them. Each needs only the core (settings, metrics, the
+# named queries, the registry pool, the tenant pool supervisor), never another plug-in, so
+# their order is free. Routes and the `/api/v1` middlewares are in routes.py.
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+PLUGINS: tuple[CleanupCtx, ...] = (auth_services, carrier_client, carrier_webhooks, import_jobs)
 
 log = structlog.get_logger("ywmessaging.app")
 
 
-def create_app(settings: Settings, plugins: Sequence[Plugin] = PLUGINS) -> web.Application:
+def create_app(settings: Settings,
+               plugins: Sequence[CleanupCtx] = PLUGINS) -> web.Application:
     """The root application; nothing is opened until it starts."""
     metrics = Metrics()
     middlewares = root_middlewares(metrics)
@@ -59,14 +54,12 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = PLUGINS) -> web.A
     app[keys.METRICS] = metrics
     app[keys.DRAINING] = asyncio.Event()
     app[keys.CONTRACT] = contract.load()   # a spec that does not compile stops the boot
-    # One resource per context, opened in this order and closed in reverse; plug-ins append
-    # theirs after these (the tenant pool supervisor, then auth, which need the registry pool).
-    app.cleanup_ctx.extend([logging_ctx, queries_ctx, registry_pool_ctx])
+    # The core: one resource per context, opened in this order and closed in reverse.
+    app.cleanup_ctx.extend([logging_ctx, queries_ctx, registry_pool_ctx, tenant_pools])
+    app.cleanup_ctx.extend(plugins)
     app.on_shutdown.append(start_draining)
-    routes.setup_root(app)
-    app[keys.API_V1] = routes.build_api_v1(settings)
-    for plugin in plugins:
-        plugin(app, settings)
+    routes.add_root_routes(app)
+    app[keys.API_V1] = routes.build_api_v1()
     app.add_subapp("/api/v1", app[keys.API_V1])
     return app
 

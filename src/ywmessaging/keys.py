@@ -25,7 +25,7 @@ TENANT_QUERIES = web.AppKey("tenant_queries", QuerySet)
 REGISTRY_SCHEMA_VERSION = web.AppKey("registry_schema_version", int)
 # openapi.yaml compiled: the request shapes every handler checks against.
 CONTRACT = web.AppKey("contract", Contract)
-# The `/api/v1` sub-application (auth middlewares and domain routes live there).
+# The mounted `/api/v1` sub-application (routes.build_api_v1), for tests that list its routes.
 API_V1 = web.AppKey("api_v1", web.Application)
 
 # --- request state ---

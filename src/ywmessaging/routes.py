@@ -1,28 +1,254 @@
-"""The route table: root operational routes and the `/api/v1` sub-application."""
+"""The route table: every route of the service, with the handler and what guards it.
+
+Root routes are served outside `/api/v1`; a root guard is a check run before the handler
+(OPEN: none). Every `/api/v1` request passes two middlewares, in this order:
+`authenticate` (auth/middleware.py: the access token, then the route's permission against the
+token's role; PUBLIC needs no token; it sets the tenant from the token) and `tenant_lease`
+(tenants/middleware.py: one connection of that tenant's database for the request).
+
+A handler parses its input, calls one data function with the leased connection and answers;
+each section names the data module and the named-query files (`sql/*/queries/`) it runs.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
-from .api import health
-from .config import Settings
+from .api import (
+    admins,
+    analytics,
+    audit_log,
+    auth,
+    branches,
+    broadcasts,
+    church,
+    conversations,
+    groups,
+    health,
+    imports,
+    members,
+    nps,
+    numbers,
+    onboarding,
+    ops,
+    recurring,
+    templates,
+    webhooks,
+)
+from .api.validation import UUID_ID
+from .auth.middleware import authenticate_middleware
+from .auth.permissions import PUBLIC, public, requires
+from .auth.permissions import Permission as P
+from .tenants.middleware import lease_middleware
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Guard = Callable[[web.Request], Awaitable[None]]
+OPEN: Guard | None = None
 
 
-def setup_root(app: web.Application) -> None:
-    """Operational routes served at the root, outside `/api/v1` and its auth."""
-    app.router.add_get("/healthz", health.healthz, name="healthz")
-    app.router.add_get("/readyz", health.readyz, name="readyz")
-    app.router.add_get("/metrics", health.metrics, name="metrics")
-    app.router.add_get("/openapi.yaml", health.openapi, name="openapi")
+@dataclass(frozen=True)
+class Root:
+    """A root route: its guard runs before the handler (and may refuse the request)."""
+
+    method: str
+    path: str
+    handler: Handler
+    guard: Guard | None
+    name: str
 
 
-def build_api_v1(settings: Settings) -> web.Application:
-    """The `/api/v1` sub-application, complete before it is mounted (mounting freezes it).
+@dataclass(frozen=True)
+class Api:
+    """An `/api/v1` route: `authenticate` refuses a token whose role lacks `needs`."""
 
-    Plug-in points, in this order:
-    - middlewares: `api.middlewares.extend([auth, tenant_lease])` (JWT, then tenant lease);
-    - routes: one `api.router.add_routes(<domain>.routes)` per domain module in `api/`;
-    - resources only the API needs: `api.cleanup_ctx.append(...)`.
-    """
-    api = web.Application()
+    method: str
+    path: str
+    handler: Handler
+    needs: P | str   # a Permission, or PUBLIC
+    name: str
+
+
+ROOT: tuple[Root, ...] = (
+    # Process health and readiness, metrics, the contract: api/health.py (no SQL but readiness's
+    # `SELECT 1` and the registry's migration version)
+    Root("GET", "/healthz", health.healthz, OPEN, "healthz"),
+    Root("GET", "/readyz", health.readyz, OPEN, "readyz"),
+    Root("GET", "/metrics", health.metrics, OPEN, "metrics"),
+    Root("GET", "/openapi.yaml", health.openapi, OPEN, "openapi"),
+    # Operators: api/ops.py → tenants/status.py (this process's pool; no SQL)
+    Root("GET", "/ops/tenants/{id}/pool", ops.tenant_pool, ops.operator_token,
+         "ops_tenant_pool"),
+    # The carrier's webhooks: api/webhooks.py → messaging/webhooks.py; SQL registry webhooks.sql
+    # (stored, answered, then applied by messaging/dispatcher.py)
+    Root("POST", "/webhooks/telnyx", webhooks.telnyx_webhook, webhooks.carrier_signature,
+         "webhooks_telnyx"),
+)
+
+API_V1: tuple[Api, ...] = (
+    # Sign-up, login, tokens, MFA: api/auth.py → auth/ (accounts, login, sessions, mfa_flows);
+    # SQL tenant admins.sql, auth_tokens.sql, mfa.sql; registry logins.sql, throttle.sql
+    Api("POST", "/auth/register", auth.register, PUBLIC, "auth_register"),
+    Api("POST", "/auth/login", auth.login_route, PUBLIC, "auth_login"),
+    Api("POST", "/auth/mfa/verify", auth.mfa_verify, PUBLIC, "auth_mfa_verify"),
+    Api("POST", "/auth/refresh", auth.refresh, PUBLIC, "auth_refresh"),
+    Api("POST", "/auth/logout", auth.logout, PUBLIC, "auth_logout"),
+    Api("GET", "/auth/me", auth.me, P.SELF, "auth_me"),
+    Api("POST", "/auth/password", auth.change_password, P.SELF, "auth_password"),
+    Api("POST", "/auth/password-reset", auth.password_reset, PUBLIC, "auth_password_reset"),
+    Api("POST", "/auth/password-reset/confirm", auth.password_reset_confirm, PUBLIC,
+        "auth_password_reset_confirm"),
+    Api("POST", "/auth/invitations/accept", auth.accept_invitation, PUBLIC,
+        "auth_invitation_accept"),
+    Api("POST", "/auth/mfa/setup", auth.mfa_setup, P.SELF, "auth_mfa_setup"),
+    Api("POST", "/auth/mfa/enable", auth.mfa_enable, P.SELF, "auth_mfa_enable"),
+    Api("POST", "/auth/mfa/disable", auth.mfa_disable, P.SELF, "auth_mfa_disable"),
+    Api("POST", "/auth/mfa/recovery-codes", auth.mfa_recovery_codes, P.SELF,
+        "auth_mfa_recovery_codes"),
+    # Co-admins: api/admins.py → auth/admins.py; SQL tenant admins.sql, registry logins.sql
+    Api("GET", "/admins", admins.list_admins, P.ADMINS_READ, "admins_list"),
+    Api("POST", "/admins", admins.invite, P.ADMINS_MANAGE, "admins_invite"),
+    Api("PATCH", "/admins/{id}", admins.update, P.ADMINS_MANAGE, "admins_update"),
+    Api("DELETE", "/admins/{id}", admins.remove, P.ADMINS_MANAGE, "admins_remove"),
+    # Phone numbers: api/numbers.py → messaging/numbers_service.py and the carrier;
+    # SQL registry numbers.sql, tenant numbers.sql
+    Api("GET", "/numbers/available", numbers.available, P.NUMBERS_MANAGE, "numbers_available"),
+    Api("GET", "/numbers", numbers.list_numbers, P.CHURCH_READ, "numbers_list"),
+    Api("POST", "/numbers", numbers.buy, P.NUMBERS_MANAGE, "numbers_buy"),
+    Api("DELETE", "/numbers/{id:\\+[0-9]+}", numbers.release, P.NUMBERS_MANAGE, "numbers_release"),
+    # Members: api/members.py → church/members.py; SQL tenant members.sql
+    Api("GET", "/members", members.list_members, P.MEMBERS_READ, "members_list"),
+    Api("POST", "/members", members.create_member, P.MEMBERS_WRITE, "members_create"),
+    Api("GET", f"/members/{UUID_ID}", members.get_member, P.MEMBERS_READ, "members_get"),
+    Api("PATCH", f"/members/{UUID_ID}", members.update_member, P.MEMBERS_WRITE, "members_update"),
+    Api("DELETE", f"/members/{UUID_ID}", members.delete_member, P.MEMBERS_WRITE, "members_delete"),
+    Api("POST", "/members/{id}/opt-out", members.opt_out, P.MEMBERS_WRITE, "members_opt_out"),
+    Api("POST", "/members/{id}/opt-in", members.opt_in, P.MEMBERS_WRITE, "members_opt_in"),
+    Api("GET", "/members/{id}/consent", members.consent, P.MEMBERS_READ, "members_consent"),
+    # Groups: api/groups.py → church/groups.py; SQL tenant groups.sql
+    Api("GET", "/groups", groups.list_groups, P.MEMBERS_READ, "groups_list"),
+    Api("POST", "/groups", groups.create_group, P.MEMBERS_WRITE, "groups_create"),
+    Api("GET", "/groups/{id}", groups.get_group, P.MEMBERS_READ, "groups_get"),
+    Api("PATCH", "/groups/{id}", groups.update_group, P.MEMBERS_WRITE, "groups_update"),
+    Api("DELETE", "/groups/{id}", groups.delete_group, P.MEMBERS_WRITE, "groups_delete"),
+    Api("POST", "/groups/{id}/members", groups.add_members, P.MEMBERS_WRITE, "groups_members_add"),
+    Api("DELETE", "/groups/{id}/members", groups.remove_members, P.MEMBERS_WRITE,
+        "groups_members_remove"),
+    # Branches: api/branches.py → church/branches.py; SQL tenant branches.sql
+    Api("GET", "/branches", branches.list_branches, P.MEMBERS_READ, "branches_list"),
+    Api("POST", "/branches", branches.create_branch, P.BRANCHES_WRITE, "branches_create"),
+    Api("GET", "/branches/{id}", branches.get_branch, P.MEMBERS_READ, "branches_get"),
+    Api("PATCH", "/branches/{id}", branches.update_branch, P.BRANCHES_WRITE, "branches_update"),
+    Api("DELETE", "/branches/{id}", branches.delete_branch, P.BRANCHES_WRITE, "branches_delete"),
+    # CSV import and export: api/imports.py → church/imports.py, import_jobs.py, csvio.py;
+    # SQL tenant imports.sql, members.sql
+    Api("POST", "/members/import", imports.import_members, P.MEMBERS_WRITE, "members_import"),
+    Api("GET", "/imports/{id}", imports.get_import, P.MEMBERS_READ, "imports_get"),
+    Api("GET", "/members/export", imports.export_members, P.MEMBERS_EXPORT, "members_export"),
+    # Templates: api/templates.py → church/templates.py; SQL tenant templates.sql
+    Api("GET", "/templates", templates.list_templates, P.TEMPLATES_READ, "templates_list"),
+    Api("POST", "/templates", templates.create_template, P.TEMPLATES_WRITE, "templates_create"),
+    Api("GET", "/templates/{id}", templates.get_template, P.TEMPLATES_READ, "templates_get"),
+    Api("PATCH", "/templates/{id}", templates.update_template, P.TEMPLATES_WRITE,
+        "templates_update"),
+    Api("DELETE", "/templates/{id}", templates.delete_template, P.TEMPLATES_WRITE,
+        "templates_delete"),
+    # The church's settings: api/church.py → church/settings.py; SQL tenant settings.sql, church.sql
+    Api("GET", "/church", church.get_church, P.CHURCH_READ, "church_get"),
+    Api("PATCH", "/church", church.update_church, P.CHURCH_MANAGE, "church_update"),
+    # Analytics: api/analytics.py → church/analytics.py; SQL tenant analytics.sql
+    Api("GET", "/analytics/summary", analytics.summary, P.ANALYTICS_READ, "analytics_summary"),
+    Api("GET", "/analytics/messages", analytics.messages, P.ANALYTICS_READ, "analytics_messages"),
+    Api("GET", "/analytics/members", analytics.members, P.ANALYTICS_READ, "analytics_members"),
+    Api("GET", "/analytics/branches", analytics.branches, P.ANALYTICS_READ, "analytics_branches"),
+    # Onboarding: api/onboarding.py → church/onboarding.py; SQL tenant church.sql
+    Api("GET", "/onboarding", onboarding.onboarding, P.CHURCH_READ, "onboarding_get"),
+    # NPS: api/nps.py → church/nps.py; SQL tenant nps.sql
+    Api("POST", "/nps", nps.submit, P.NPS_SUBMIT, "nps_submit"),
+    Api("GET", "/nps/summary", nps.summary, P.ANALYTICS_READ, "nps_summary"),
+    # Audit log: api/audit_log.py → church/audit_log.py; SQL tenant audit_read.sql
+    Api("GET", "/audit-log", audit_log.list_audit_log, P.AUDIT_READ, "audit_log_list"),
+    # Broadcasts: api/broadcasts.py → messaging/broadcasts.py; SQL tenant broadcasts.sql (bc_*),
+    # settings.sql, audit.sql; registry work.sql (the church's turn in the send queue)
+    Api("POST", "/broadcasts", broadcasts.create, P.MESSAGES_SEND, "broadcasts_create"),
+    Api("POST", "/broadcasts/preview", broadcasts.preview, P.MESSAGES_SEND, "broadcasts_preview"),
+    Api("GET", "/broadcasts", broadcasts.list_broadcasts, P.MESSAGES_READ, "broadcasts_list"),
+    Api("GET", f"/broadcasts/{UUID_ID}", broadcasts.get, P.MESSAGES_READ, "broadcasts_get"),
+    Api("GET", "/broadcasts/{id}/recipients", broadcasts.recipients, P.MESSAGES_READ,
+        "broadcasts_recipients"),
+    Api("POST", "/broadcasts/{id}/cancel", broadcasts.cancel, P.MESSAGES_SEND, "broadcasts_cancel"),
+    Api("POST", "/broadcasts/{id}/retry-failed", broadcasts.retry_failed, P.MESSAGES_SEND,
+        "broadcasts_retry_failed"),
+    # Recurring messages: api/recurring.py → messaging/recurring.py; SQL tenant recurring.sql
+    Api("GET", "/recurring", recurring.list_rules, P.MESSAGES_READ, "recurring_list"),
+    Api("POST", "/recurring", recurring.create, P.MESSAGES_SEND, "recurring_create"),
+    Api("GET", "/recurring/{id}", recurring.get, P.MESSAGES_READ, "recurring_get"),
+    Api("PATCH", "/recurring/{id}", recurring.update, P.MESSAGES_SEND, "recurring_update"),
+    Api("DELETE", "/recurring/{id}", recurring.delete, P.MESSAGES_SEND, "recurring_delete"),
+    Api("POST", "/recurring/{id}/pause", recurring.pause, P.MESSAGES_SEND, "recurring_pause"),
+    Api("POST", "/recurring/{id}/resume", recurring.resume, P.MESSAGES_SEND, "recurring_resume"),
+    # Conversations: api/conversations.py → messaging/conversations.py;
+    # SQL tenant conversations.sql
+    Api("GET", "/conversations", conversations.list_conversations, P.MESSAGES_READ,
+        "conversations_list"),
+    Api("GET", "/conversations/{id}", conversations.get, P.MESSAGES_READ, "conversations_get"),
+    Api("PATCH", "/conversations/{id}", conversations.update, P.MESSAGES_SEND,
+        "conversations_update"),
+    Api("GET", "/conversations/{id}/messages", conversations.thread, P.MESSAGES_READ,
+        "conversations_thread"),
+    Api("POST", "/conversations/{id}/messages", conversations.reply, P.MESSAGES_SEND,
+        "conversations_reply"),
+    Api("POST", "/conversations/{id}/read", conversations.mark_read, P.MESSAGES_SEND,
+        "conversations_read"),
+)
+
+
+def add_root_routes(app: web.Application) -> None:
+    """Register ROOT on the root application."""
+    app.router.add_routes([web.route(r.method, r.path, _guarded(r.handler, r.guard), name=r.name)
+                           for r in ROOT])
+
+
+def api_v1_middlewares() -> list[Middleware]:
+    """`authenticate`, then `tenant_lease` (it leases for the tenant `authenticate` set)."""
+    return [authenticate_middleware(), lease_middleware()]
+
+
+def build_api_v1() -> web.Application:
+    """The `/api/v1` sub-application: its two middlewares and API_V1 (mount it with
+    `add_subapp`, which freezes it)."""
+    api = web.Application(middlewares=api_v1_middlewares())
+    api.router.add_routes([web.route(r.method, r.path, _marked(r.handler, r.needs), name=r.name)
+                           for r in API_V1])
     return api
+
+
+def _guarded(handler: Handler, guard: Guard | None) -> Handler:
+    if guard is None:
+        return handler
+
+    @functools.wraps(handler)
+    async def route(request: web.Request) -> web.StreamResponse:
+        await guard(request)
+        return await handler(request)
+
+    return route
+
+
+def _marked(handler: Handler, needs: P | str) -> Handler:
+    """The handler, wrapped, carrying the marker `authenticate` reads (the handler function
+    itself stays unmarked: a permission belongs to a route)."""
+
+    @functools.wraps(handler)
+    async def route(request: web.Request) -> web.StreamResponse:
+        return await handler(request)
+
+    if needs == PUBLIC:
+        return public(route)
+    if not isinstance(needs, P):
+        raise ValueError(f"unknown permission {needs!r}")
+    return requires(needs)(route)

@@ -23,11 +23,9 @@ from aiohttp.test_utils import TestClient
 from ywmessaging import app as app_module
 from ywmessaging.auth.passwords import Passwords
 from ywmessaging.auth.state import AUTH
-from ywmessaging.auth.wiring import setup_auth
 from ywmessaging.config import Settings
 from ywmessaging.db import pg
 from ywmessaging.db.dsn import PgTarget
-from ywmessaging.tenants.wiring import setup_supervisor
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -50,12 +48,8 @@ __all__ = [
 
 
 def build_app(settings: Settings) -> web.Application:
-    """create_app with the tenant supervisor and auth plugged in (in that order)."""
-    plugins = tuple(app_module.PLUGINS)
-    if setup_auth not in plugins:
-        plugins = (*[p for p in plugins if p is not setup_supervisor], setup_supervisor,
-                   setup_auth)
-    return app_module.create_app(settings, plugins)
+    """create_app with every plug-in (auth's services among them)."""
+    return app_module.create_app(settings)
 
 
 @pytest.fixture

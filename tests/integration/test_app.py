@@ -154,3 +154,15 @@ async def test_broken_query_file_stops_the_boot(
     )
     with pytest.raises(QueryError, match=r"zz_broken\.sql"):
         await aiohttp_client(create_app(settings.with_(sql_dir=sql)))
+
+
+async def test_plug_ins_need_only_the_core(aiohttp_client: MakeClient, settings: Settings) -> None:
+    """Each plug-in needs only the core, so any order starts (and stops) the application."""
+    from ywmessaging.app import PLUGINS
+    from ywmessaging.auth.state import AUTH
+    from ywmessaging.church.keys import IMPORT_RUNNER
+    from ywmessaging.messaging.keys import CARRIER, WEBHOOKS
+
+    client = await aiohttp_client(create_app(settings, tuple(reversed(PLUGINS))))
+    assert (await client.get("/readyz")).status == 200
+    assert all(key in client.app for key in (AUTH, IMPORT_RUNNER, CARRIER, WEBHOOKS))

@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.integration.messaging_b_fixtures import *  # noqa: F403
-from tests.integration.messaging_b_fixtures import (
+from tests.integration.sending_fixtures import *  # noqa: F403
+from tests.integration.sending_fixtures import (
     Sending,
     outbox_states,
     problem,

@@ -159,7 +159,7 @@ async def _own_timeout(request: web.Request) -> web.Response:
     return web.Response()
 
 
-def _slow_routes(app: web.Application, settings: Settings) -> None:
+def _slow_routes(app: web.Application) -> None:
     app.router.add_get("/test/sleep", _sleep)
     app.router.add_get("/test/import", _slow_import)
     app.router.add_get("/test/stream", _stream)
@@ -171,8 +171,9 @@ async def timed_client(aiohttp_client: Any, api_settings: Settings) -> Client:
     from ywmessaging import app as app_module
 
     s = api_settings.with_(request_timeout=0.5, import_timeout=2.5)
-    client: Client = await aiohttp_client(
-        app_module.create_app(s, (*app_module.PLUGINS, _slow_routes)))
+    app = app_module.create_app(s)
+    _slow_routes(app)
+    client: Client = await aiohttp_client(app)
     return client
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.messaging_b_fixtures import *  # noqa: F403
-from tests.integration.messaging_b_fixtures import (
+from tests.integration.sending_fixtures import *  # noqa: F403
+from tests.integration.sending_fixtures import (
     Sending,
     problem,
     running_worker,

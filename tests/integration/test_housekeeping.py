@@ -8,8 +8,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from tests.integration.messaging_b_fixtures import *  # noqa: F403
-from tests.integration.messaging_b_fixtures import Sending, running_worker, wait_until
+from tests.integration.sending_fixtures import *  # noqa: F403
+from tests.integration.sending_fixtures import Sending, running_worker, wait_until
 from ywmessaging.config import Settings
 from ywmessaging.ops.housekeeping import sweep_church
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.integration.messaging_a_fixtures import *  # noqa: F403
-from tests.integration.messaging_a_fixtures import (
+from tests.integration.carrier_sim_fixtures import *  # noqa: F403
+from tests.integration.carrier_sim_fixtures import (
     church_with_number,
     inbox_row,
     random_number,

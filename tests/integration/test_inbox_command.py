@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 
 from tests.conftest import TEST_SECRET
-from tests.integration.messaging_a_fixtures import *  # noqa: F403
-from tests.integration.messaging_a_fixtures import (
+from tests.integration.carrier_sim_fixtures import *  # noqa: F403
+from tests.integration.carrier_sim_fixtures import (
     Client,
     church_with_number,
     envelope,

@@ -9,8 +9,8 @@ import secrets
 import uuid
 from typing import Any
 
-from tests.integration.messaging_a_fixtures import *  # noqa: F403
-from tests.integration.messaging_a_fixtures import (
+from tests.integration.carrier_sim_fixtures import *  # noqa: F403
+from tests.integration.carrier_sim_fixtures import (
     inbox_row,
     problem,
     random_number,
@@ -19,7 +19,7 @@ from tests.integration.messaging_a_fixtures import (
     tenant_db,
     wait_until,
 )
-from tests.integration.messaging_b_fixtures import running_worker
+from tests.integration.sending_fixtures import running_worker
 from ywmessaging.commands.carrier_sim import adopt_registry_numbers
 from ywmessaging.config import Settings
 from ywmessaging.db.dsn import PgTarget

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.integration.auth_fixtures import Client, problem, register
-from tests.integration.messaging_a_fixtures import *  # noqa: F403
-from tests.integration.messaging_a_fixtures import random_number, tenant_db, wait_until
+from tests.integration.carrier_sim_fixtures import *  # noqa: F403
+from tests.integration.carrier_sim_fixtures import random_number, tenant_db, wait_until
 from ywmessaging.db.dsn import PgTarget
 
 

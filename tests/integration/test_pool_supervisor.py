@@ -16,7 +16,6 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ywmessaging import keys
 from ywmessaging.api.responses import json_response
 from ywmessaging.app import create_app
 from ywmessaging.config import REPO_ROOT, Settings
@@ -35,11 +34,10 @@ from ywmessaging.sqlq import registry as rq
 from ywmessaging.tenants.actor import ActorState
 from ywmessaging.tenants.breaker import BreakerState
 from ywmessaging.tenants.keys import SUPERVISOR, TENANT_ID
-from ywmessaging.tenants.middleware import tenant_conn
+from ywmessaging.tenants.middleware import lease_middleware, tenant_conn
 from ywmessaging.tenants.provisioning import Provisioned, Provisioner
 from ywmessaging.tenants.runtime import SupervisorRuntime, open_supervisor
 from ywmessaging.tenants.status import pool_cap
-from ywmessaging.tenants.wiring import setup_supervisor
 
 BUDGET = 16      # the test server's conn_budget while these tests run
 POOL_MAX = 2
@@ -518,9 +516,10 @@ async def church_handler(request: web.Request) -> web.Response:
     return json_response({"name": await conn.fetchval("SELECT church_name FROM settings")})
 
 
-def tenant_header_plugin(app: web.Application, settings: Settings) -> None:
-    """TEST ONLY: take the tenant from an `X-Test-Tenant` header (authentication will set it
-    from the JWT), and a route that reads the church's database through its lease."""
+def tenant_header_app() -> web.Application:
+    """TEST ONLY: the tenant lease middleware behind one that takes the tenant from an
+    `X-Test-Tenant` header (authentication sets it from the JWT in `/api/v1`), and a route
+    that reads the church's database through its lease."""
 
     @web.middleware
     async def from_header(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -529,13 +528,15 @@ def tenant_header_plugin(app: web.Application, settings: Settings) -> None:
             request[TENANT_ID] = uuid.UUID(raw)
         return await handler(request)  # type: ignore[no-any-return]
 
-    app[keys.API_V1].middlewares.append(from_header)
-    app[keys.API_V1].router.add_get("/test/church", church_handler)
+    sub = web.Application(middlewares=[from_header, lease_middleware()])
+    sub.router.add_get("/church", church_handler)
+    return sub
 
 
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    app = create_app(settings, plugins=(tenant_header_plugin, setup_supervisor))
+    app = create_app(settings, plugins=())   # the core only: the supervisor, no auth
+    app.add_subapp("/test", tenant_header_app())
     async with TestClient(TestServer(app)) as client:
         yield client
 
@@ -548,12 +549,12 @@ async def test_requests_lease_per_request_and_ops_endpoint(
     await rq(settings.sql_dir).set_tenant_status(registry_conn, suspended.id, "suspended", "t")
     try:
         async with serve(s) as client:
-            r = await client.get("/api/v1/test/church", headers={"X-Test-Tenant": str(t.id)})
+            r = await client.get("/test/church", headers={"X-Test-Tenant": str(t.id)})
             assert r.status == 200 and (await r.json())["name"] == t.name
-            r = await client.get("/api/v1/test/church",
+            r = await client.get("/test/church",
                                  headers={"X-Test-Tenant": str(suspended.id)})
             assert (r.status, (await r.json())["code"]) == (423, "tenant_suspended")
-            r = await client.get("/api/v1/test/church",
+            r = await client.get("/test/church",
                                  headers={"X-Test-Tenant": str(uuid.uuid4())})
             assert (r.status, (await r.json())["code"]) == (404, "tenant_not_found")
             sup = client.app[SUPERVISOR].supervisor

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.integration.messaging_b_fixtures import *  # noqa: F403
-from tests.integration.messaging_b_fixtures import (
+from tests.integration.sending_fixtures import *  # noqa: F403
+from tests.integration.sending_fixtures import (
     Sending,
     running_worker,
     states_are,

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.integration.messaging_b_fixtures import *  # noqa: F403
-from tests.integration.messaging_b_fixtures import (
+from tests.integration.sending_fixtures import *  # noqa: F403
+from tests.integration.sending_fixtures import (
     Sending,
     problem,
     running_worker,

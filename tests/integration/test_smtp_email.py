@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 
 from tests.integration.auth_fixtures import *  # noqa: F403
 from tests.integration.auth_fixtures import Client, register, token_in
-from tests.integration.messaging_a_fixtures import wait_until
+from tests.integration.carrier_sim_fixtures import wait_until
 from ywmessaging.auth.emails import Email
 from ywmessaging.auth.smtp import SmtpEmailSender
 from ywmessaging.config import Settings

@@ -14,8 +14,8 @@ import orjson
 import pytest
 import yaml
 
-from tests.integration.messaging_a_fixtures import *  # noqa: F403
-from tests.integration.messaging_a_fixtures import (
+from tests.integration.carrier_sim_fixtures import *  # noqa: F403
+from tests.integration.carrier_sim_fixtures import (
     Client,
     church_with_number,
     envelope,

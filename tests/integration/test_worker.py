@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import TEST_SECRET
-from tests.integration.messaging_b_fixtures import *  # noqa: F403
-from tests.integration.messaging_b_fixtures import (
+from tests.integration.sending_fixtures import *  # noqa: F403
+from tests.integration.sending_fixtures import (
     Sending,
     outbox_states,
     running_worker,

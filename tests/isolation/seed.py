@@ -22,7 +22,7 @@ from tests.integration.auth_fixtures import (
     register,
     token_in,
 )
-from tests.integration.messaging_a_fixtures import sim_inbound, tenant_db, wait_until
+from tests.integration.carrier_sim_fixtures import sim_inbound, tenant_db, wait_until
 from tests.isolation.routes import fresh_phone
 from ywmessaging.db.dsn import PgTarget
 

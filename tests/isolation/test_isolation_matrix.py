@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.integration.auth_fixtures import Client, build_app, register
-from tests.integration.messaging_b_fixtures import *  # noqa: F403
+from tests.integration.sending_fixtures import *  # noqa: F403
 from tests.isolation.probe import Probe, expected_status
 from tests.isolation.routes import (
     KINDS,

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from ywmessaging.api.validation import boolean, choice, email, fields, secret, text
+from ywmessaging.api.validation import fields
 from ywmessaging.errors import ValidationFailed
+from ywmessaging.values import boolean, choice, email, secret, text
 
 
 def _field_error(body: dict[str, Any], **kw: Any) -> str:

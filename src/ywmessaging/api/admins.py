@@ -7,14 +7,14 @@ from typing import Any
 from aiohttp import web
 
 from ..auth import admins
-from ..auth.permissions import ROLES, Permission, requires
+from ..auth.permissions import ROLES
 from ..auth.state import client, principal, registry_pool, services
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
+from ..values import choice, spec_email, text
 from .responses import json_response
-from .validation import choice, fields, json_body, spec_email, text, uuid_path
+from .validation import fields, json_body, uuid_path
 
-routes = web.RouteTableDef()
 _ADMIN_FIELDS = ("id", "email", "first_name", "last_name", "role", "status", "mfa_enabled",
                  "last_login_at", "created_at")
 
@@ -26,16 +26,12 @@ def admin_json(row: Any) -> dict[str, Any]:
     return out
 
 
-@routes.get("/admins", name="admins_list")
-@requires(Permission.ADMINS_READ)
 async def list_admins(request: web.Request) -> web.Response:
     """Every admin of the church."""
     rows = await admins.list_admins(tenant_conn(request), services(request))
     return json_response({"admins": [admin_json(r) for r in rows]})
 
 
-@routes.post("/admins", name="admins_invite")
-@requires(Permission.ADMINS_MANAGE)
 async def invite(request: web.Request) -> web.Response:
     """Invite a co-admin by email; 201 with the invited admin."""
     data = fields(await json_body(request),
@@ -49,8 +45,6 @@ async def invite(request: web.Request) -> web.Response:
     return json_response(admin_json(row), status=201)
 
 
-@routes.patch("/admins/{id}", name="admins_update")
-@requires(Permission.ADMINS_MANAGE)
 async def update(request: web.Request) -> web.Response:
     """Change an admin's role or names; the last owner cannot be demoted."""
     target = uuid_path(request, "id")
@@ -65,8 +59,6 @@ async def update(request: web.Request) -> web.Response:
     return json_response(admin_json(row))
 
 
-@routes.delete("/admins/{id}", name="admins_remove")
-@requires(Permission.ADMINS_MANAGE)
 async def remove(request: web.Request) -> web.Response:
     """Remove an admin; the last owner cannot be removed; 204."""
     target = uuid_path(request, "id")

@@ -4,42 +4,31 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
 from ..church import analytics as data
 from ..tenants.middleware import tenant_conn
-from .members import settings_of
+from .context import settings_of
 from .responses import json_response
 from .validation import query_params
 
-routes = web.RouteTableDef()
 
-
-@routes.get("/analytics/summary", name="analytics_summary")
-@requires(Permission.ANALYTICS_READ)
 async def summary(request: web.Request) -> web.Response:
     """Headline figures."""
     query_params(request)
     return json_response(await data.summary(tenant_conn(request), settings_of(request)))
 
 
-@routes.get("/analytics/messages", name="analytics_messages")
-@requires(Permission.ANALYTICS_READ)
 async def messages(request: web.Request) -> web.Response:
     """Messages sent, delivered and failed by local day over `days` days."""
     days = data.parse_days(query_params(request).get("days"))
     return json_response(await data.messages(tenant_conn(request), settings_of(request), days))
 
 
-@routes.get("/analytics/members", name="analytics_members")
-@requires(Permission.ANALYTICS_READ)
 async def members(request: web.Request) -> web.Response:
     """Member growth, opt-outs and opt-ins by local day over `days` days."""
     days = data.parse_days(query_params(request).get("days"))
     return json_response(await data.members(tenant_conn(request), settings_of(request), days))
 
 
-@routes.get("/analytics/branches", name="analytics_branches")
-@requires(Permission.ANALYTICS_READ)
 async def branches(request: web.Request) -> web.Response:
     """Members and messages per branch over `days` days."""
     days = data.parse_days(query_params(request).get("days"))

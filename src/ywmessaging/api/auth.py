@@ -22,16 +22,15 @@ from ..auth.cookies import (
     set_session_cookies,
 )
 from ..auth.errors import InvalidRefreshToken
-from ..auth.permissions import Permission, public, requires
 from ..auth.state import AuthServices, client, lease, principal, registry_pool, services
 from ..auth.tokens import REFRESH_PREFIX, parse_opaque
 from ..errors import TenantNotFound, TenantSuspended
 from ..tenants.middleware import tenant_conn
+from ..values import boolean, secret, spec_email, text
 from .admins import admin_json
 from .responses import json_response
-from .validation import boolean, fields, json_body, secret, spec_email, text
+from .validation import fields, json_body
 
-routes = web.RouteTableDef()
 NO_STORE = {"Cache-Control": "no-store"}
 _NAME = text(100)
 
@@ -53,8 +52,6 @@ def tokens_response(svc: AuthServices, issued: sessions.Issued, *, cookies: bool
     return response
 
 
-@routes.post("/auth/register", name="auth_register")
-@public
 async def register(request: web.Request) -> web.Response:
     """Create a church and its owner; 201 with the owner's tokens."""
     data = fields(await json_body(request), required={
@@ -73,8 +70,6 @@ async def register(request: web.Request) -> web.Response:
                                   "admin_id": str(made.admin_id)})
 
 
-@routes.post("/auth/login", name="auth_login")
-@public
 async def login_route(request: web.Request) -> web.Response:
     """Email and password → tokens, or `{mfa_required, mfa_token}`."""
     data = fields(await json_body(request), required={"email": spec_email(), "password": secret()},
@@ -89,8 +84,6 @@ async def login_route(request: web.Request) -> web.Response:
     return tokens_response(svc, result, cookies=bool(data["use_cookies"]))
 
 
-@routes.post("/auth/mfa/verify", name="auth_mfa_verify")
-@public
 async def mfa_verify(request: web.Request) -> web.Response:
     """The MFA token and a TOTP or recovery code → tokens."""
     data = fields(await json_body(request),
@@ -103,8 +96,6 @@ async def mfa_verify(request: web.Request) -> web.Response:
     return tokens_response(svc, issued, cookies=bool(data["use_cookies"]))
 
 
-@routes.post("/auth/refresh", name="auth_refresh")
-@public
 async def refresh(request: web.Request) -> web.Response:
     """Rotate a refresh token (body, or the cookie with the CSRF header)."""
     data = fields(await json_body(request, allow_empty=True),
@@ -126,8 +117,6 @@ async def refresh(request: web.Request) -> web.Response:
     return tokens_response(svc, issued, cookies=cookie_mode)
 
 
-@routes.post("/auth/logout", name="auth_logout")
-@public
 async def logout(request: web.Request) -> web.Response:
     """End the session of the access token (or of the refresh token) and deny its jti; 204."""
     data = fields(await json_body(request, allow_empty=True),
@@ -148,8 +137,6 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
-@routes.get("/auth/me", name="auth_me")
-@requires(Permission.SELF)
 async def me(request: web.Request) -> web.Response:
     """The admin, their role and their church."""
     who = principal(request)
@@ -159,8 +146,6 @@ async def me(request: web.Request) -> web.Response:
                                      "timezone": church["time_zone"]}})
 
 
-@routes.post("/auth/password", name="auth_password")
-@requires(Permission.SELF)
 async def change_password(request: web.Request) -> web.Response:
     """Change the password (current one required); other sessions end."""
     data = fields(await json_body(request),
@@ -171,8 +156,6 @@ async def change_password(request: web.Request) -> web.Response:
     return json_response({"sessions_revoked": revoked})
 
 
-@routes.post("/auth/password-reset", name="auth_password_reset")
-@public
 async def password_reset(request: web.Request) -> web.Response:
     """Email a reset link if the address is an admin's; 202 either way."""
     data = fields(await json_body(request), required={"email": spec_email()})
@@ -182,8 +165,6 @@ async def password_reset(request: web.Request) -> web.Response:
     return json_response({"status": "accepted"}, status=202)
 
 
-@routes.post("/auth/password-reset/confirm", name="auth_password_reset_confirm")
-@public
 async def password_reset_confirm(request: web.Request) -> web.Response:
     """Set a new password with a reset token (single use); every session ends; 204."""
     data = fields(await json_body(request),
@@ -194,8 +175,6 @@ async def password_reset_confirm(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post("/auth/invitations/accept", name="auth_invitation_accept")
-@public
 async def accept_invitation(request: web.Request) -> web.Response:
     """Set the password of an invited admin and log them in."""
     data = fields(await json_body(request), required={"token": secret(200),
@@ -209,8 +188,6 @@ async def accept_invitation(request: web.Request) -> web.Response:
     return tokens_response(svc, issued, cookies=bool(data["use_cookies"]))
 
 
-@routes.post("/auth/mfa/setup", name="auth_mfa_setup")
-@requires(Permission.SELF)
 async def mfa_setup(request: web.Request) -> web.Response:
     """A new TOTP secret and its otpauth:// URI (MFA is on only after `enable`); needs the
     current password."""
@@ -222,8 +199,6 @@ async def mfa_setup(request: web.Request) -> web.Response:
                          headers=dict(NO_STORE))
 
 
-@routes.post("/auth/mfa/enable", name="auth_mfa_enable")
-@requires(Permission.SELF)
 async def mfa_enable(request: web.Request) -> web.Response:
     """The current password and one code; MFA turns on and 10 recovery codes are shown once."""
     data = fields(await json_body(request), required={"code": secret(32),
@@ -235,8 +210,6 @@ async def mfa_enable(request: web.Request) -> web.Response:
     return json_response({"recovery_codes": codes}, headers=dict(NO_STORE))
 
 
-@routes.post("/auth/mfa/disable", name="auth_mfa_disable")
-@requires(Permission.SELF)
 async def mfa_disable(request: web.Request) -> web.Response:
     """Turn MFA off with the password and a code; 204."""
     data = fields(await json_body(request),
@@ -247,8 +220,6 @@ async def mfa_disable(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post("/auth/mfa/recovery-codes", name="auth_mfa_recovery_codes")
-@requires(Permission.SELF)
 async def mfa_recovery_codes(request: web.Request) -> web.Response:
     """Replace the recovery codes (a current TOTP code required)."""
     data = fields(await json_body(request), required={"code": secret(32)})

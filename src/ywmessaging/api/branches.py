@@ -6,15 +6,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
 from ..church import branches as data
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, cleared, settings_of
+from ..values import Check, boolean, text
+from .context import actor_of, settings_of
 from .responses import items_response, json_response
-from .validation import Check, boolean, fields, json_body, text, uuid_path
+from .validation import cleared, fields, json_body, uuid_path
 
-routes = web.RouteTableDef()
 _OPTIONAL: dict[str, Check] = {"address": text(300), "phone": text(64),
                                "description": text(1000), "is_active": boolean()}
 
@@ -27,16 +26,12 @@ def _branch_fields(raw: dict[str, Any], *, create: bool,
     return data.BranchFields(clear=clear, **body)
 
 
-@routes.get("/branches", name="branches_list")
-@requires(Permission.MEMBERS_READ)
 async def list_branches(request: web.Request) -> web.Response:
     """Every branch with its member count."""
     items = await data.list_branches(tenant_conn(request), settings_of(request))
     return items_response(items)
 
 
-@routes.post("/branches", name="branches_create")
-@requires(Permission.BRANCHES_WRITE)
 async def create_branch(request: web.Request) -> web.Response:
     """Create a branch; 201, or 409 `branch_exists`."""
     body = _branch_fields(await json_body(request), create=True)
@@ -45,8 +40,6 @@ async def create_branch(request: web.Request) -> web.Response:
     return json_response(branch, status=201)
 
 
-@routes.get("/branches/{id}", name="branches_get")
-@requires(Permission.MEMBERS_READ)
 async def get_branch(request: web.Request) -> web.Response:
     """One branch."""
     branch_id = uuid_path(request, "id")
@@ -54,8 +47,6 @@ async def get_branch(request: web.Request) -> web.Response:
                                                branch_id))
 
 
-@routes.patch("/branches/{id}", name="branches_update")
-@requires(Permission.BRANCHES_WRITE)
 async def update_branch(request: web.Request) -> web.Response:
     """Change a branch; `address`, `phone` and `description` may be null."""
     branch_id = uuid_path(request, "id")
@@ -69,8 +60,6 @@ async def update_branch(request: web.Request) -> web.Response:
     return json_response(branch)
 
 
-@routes.delete("/branches/{id}", name="branches_delete")
-@requires(Permission.BRANCHES_WRITE)
 async def delete_branch(request: web.Request) -> web.Response:
     """Delete a branch; its members stay, in no branch; 204."""
     branch_id = uuid_path(request, "id")

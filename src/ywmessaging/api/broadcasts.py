@@ -1,78 +1,25 @@
 """`/api/v1/broadcasts`: send to everyone, branches, groups or members; preview, history,
-recipients, cancel (scheduled only) and retry-failed. Also the checks the other messaging
-handlers share (message bodies, instants, targets)."""
+recipients, cancel (scheduled only) and retry-failed."""
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
 from ..auth.state import principal, registry_pool
 from ..church import rows_json
 from ..church.pagination import decode_cursor, page, parse_limit
-from ..errors import ValidationFailed
 from ..messaging import broadcasts as data
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, query_choice, settings_of, uuid_value
+from ..values import Check, boolean, future_instant, message_body, uuid_value
+from .context import actor_of, settings_of, utc_now
 from .responses import json_response
-from .validation import UUID_ID, Check, boolean, fields, json_body, query_params, uuid_path
+from .validation import fields, json_body, query_choice, query_params, uuid_path
 
-routes = web.RouteTableDef()
-MAX_BODY = 1600
-MAX_AHEAD = timedelta(days=366)
-PAST_SLACK = timedelta(minutes=1)
-_ALLOWED_CONTROLS = {"\n", "\r"}
 BROADCAST_STATUSES = ("draft", "scheduled", "queued", "sending", "sent", "cancelled", "failed")
 _UUIDS = ("id", "template_id", "created_by", "recurring_id")
-
-
-def utc_now() -> datetime:
-    """The request's notion of now."""
-    return datetime.now(UTC)
-
-
-def message_body(max_len: int = MAX_BODY) -> Check:
-    """A message text: 1..max_len characters after trimming; line breaks allowed, other
-    control characters not."""
-
-    def check(name: str, value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValidationFailed(f"{name} must be a string", field=name)
-        cleaned = value.strip()
-        if not 1 <= len(cleaned) <= max_len:
-            raise ValidationFailed(f"{name} must be 1 to {max_len} characters", field=name)
-        if any(unicodedata.category(c) == "Cc" and c not in _ALLOWED_CONTROLS for c in cleaned):
-            raise ValidationFailed(f"{name} must not contain control characters", field=name)
-        return cleaned
-
-    return check
-
-
-def future_instant() -> Check:
-    """An ISO-8601 instant with an offset, not in the past, at most a year ahead."""
-
-    def check(name: str, value: Any) -> datetime:
-        try:
-            if not isinstance(value, str) or len(value) > 40:
-                raise ValueError
-            at = datetime.fromisoformat(value)
-            if at.tzinfo is None:
-                raise ValueError
-        except ValueError:
-            raise ValidationFailed(f"{name} must be an ISO-8601 time with an offset",
-                                   field=name) from None
-        now = utc_now()
-        if not now - PAST_SLACK <= at <= now + MAX_AHEAD:
-            raise ValidationFailed(f"{name} must be in the future and within a year",
-                                   field=name, error_code="out_of_range")
-        return at.astimezone(UTC)
-
-    return check
 
 
 def target() -> Check:
@@ -97,8 +44,6 @@ def _draft(body: dict[str, Any]) -> data.Draft:
     return data.Draft(got["body"], got["target"], got["send_at"], got["template_id"])
 
 
-@routes.post("/broadcasts", name="broadcasts_create")
-@requires(Permission.MESSAGES_SEND)
 async def create(request: web.Request) -> web.Response:
     """Queue a broadcast now (one outbox row per opted-in recipient) or schedule it; 201."""
     draft = _draft(await json_body(request))
@@ -107,8 +52,6 @@ async def create(request: web.Request) -> web.Response:
     return json_response(broadcast_json(row), status=201)
 
 
-@routes.post("/broadcasts/preview", name="broadcasts_preview")
-@requires(Permission.MESSAGES_SEND)
 async def preview(request: web.Request) -> web.Response:
     """Recipients, segments, cost, quiet hours and quota for a broadcast; nothing is written."""
     draft = _draft(await json_body(request))
@@ -116,8 +59,6 @@ async def preview(request: web.Request) -> web.Response:
                                             utc_now()))
 
 
-@routes.get("/broadcasts", name="broadcasts_list")
-@requires(Permission.MESSAGES_READ)
 async def list_broadcasts(request: web.Request) -> web.Response:
     """Broadcast history, newest first (keyset cursor)."""
     params = query_params(request)
@@ -131,16 +72,12 @@ async def list_broadcasts(request: web.Request) -> web.Response:
     return json_response({"items": [broadcast_json(r) for r in items], "next_cursor": cursor})
 
 
-@routes.get(f"/broadcasts/{UUID_ID}", name="broadcasts_get")
-@requires(Permission.MESSAGES_READ)
 async def get(request: web.Request) -> web.Response:
     """One broadcast with counts per state."""
     row = await data.get(tenant_conn(request), settings_of(request), uuid_path(request, "id"))
     return json_response(broadcast_json(row))
 
 
-@routes.get("/broadcasts/{id}/recipients", name="broadcasts_recipients")
-@requires(Permission.MESSAGES_READ)
 async def recipients(request: web.Request) -> web.Response:
     """Each recipient's send state and error (keyset cursor)."""
     broadcast_id = uuid_path(request, "id")
@@ -158,8 +95,6 @@ async def recipients(request: web.Request) -> web.Response:
                           "next_cursor": cursor})
 
 
-@routes.post("/broadcasts/{id}/cancel", name="broadcasts_cancel")
-@requires(Permission.MESSAGES_SEND)
 async def cancel(request: web.Request) -> web.Response:
     """Cancel a scheduled broadcast (409 `broadcast_not_cancellable` once it is queued)."""
     row = await data.cancel(tenant_conn(request), settings_of(request), actor_of(request),
@@ -167,8 +102,6 @@ async def cancel(request: web.Request) -> web.Response:
     return json_response(broadcast_json(row))
 
 
-@routes.post("/broadcasts/{id}/retry-failed", name="broadcasts_retry_failed")
-@requires(Permission.MESSAGES_SEND)
 async def retry_failed(request: web.Request) -> web.Response:
     """Queue the failed recipients again (`include_unknown`: also those whose outcome is
     unknown, who may already have the message)."""

@@ -5,20 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import keys
-from ..auth.permissions import Permission, requires
 from ..auth.state import principal, services
 from ..church import settings as data
 from ..sqlq import registry as rq
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, settings_of
+from .context import actor_of, settings_of
 from .responses import json_response
 from .validation import json_body
 
-routes = web.RouteTableDef()
 
-
-@routes.get("/church", name="church_get")
-@requires(Permission.CHURCH_READ)
 async def get_church(request: web.Request) -> web.Response:
     """The church's profile (the EIN only masked)."""
     row = await data.get_profile(tenant_conn(request), settings_of(request),
@@ -26,8 +21,6 @@ async def get_church(request: web.Request) -> web.Response:
     return json_response(row)
 
 
-@routes.patch("/church", name="church_update")
-@requires(Permission.CHURCH_MANAGE)
 async def update_church(request: web.Request) -> web.Response:
     """Change some of the profile's fields; null clears quiet hours or a brand field."""
     body = await json_body(request)

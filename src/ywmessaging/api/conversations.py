@@ -8,17 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
 from ..auth.state import principal, registry_pool
 from ..church.pagination import decode_cursor, page, parse_limit
 from ..messaging import conversations as data
 from ..tenants.middleware import tenant_conn
-from .broadcasts import message_body, utc_now
-from .members import actor_of, query_choice, settings_of
+from ..values import choice, message_body
+from .context import actor_of, settings_of, utc_now
 from .responses import json_response
-from .validation import choice, fields, json_body, query_params, uuid_path
-
-routes = web.RouteTableDef()
+from .validation import fields, json_body, query_choice, query_params, uuid_path
 
 
 def _key(token: str | None, kind: str) -> tuple[datetime, uuid.UUID] | None:
@@ -53,8 +50,6 @@ def message_json(row: Any) -> dict[str, Any]:
             "created_at": row["created_at"]}
 
 
-@routes.get("/conversations", name="conversations_list")
-@requires(Permission.MESSAGES_READ)
 async def list_conversations(request: web.Request) -> web.Response:
     """The inbox, most recent activity first, optionally of one status (keyset cursor)."""
     params = query_params(request)
@@ -67,16 +62,12 @@ async def list_conversations(request: web.Request) -> web.Response:
                           "next_cursor": cursor})
 
 
-@routes.get("/conversations/{id}", name="conversations_get")
-@requires(Permission.MESSAGES_READ)
 async def get(request: web.Request) -> web.Response:
     """One conversation with its member."""
     row = await data.get(tenant_conn(request), settings_of(request), uuid_path(request, "id"))
     return json_response(conversation_json(row))
 
 
-@routes.patch("/conversations/{id}", name="conversations_update")
-@requires(Permission.MESSAGES_SEND)
 async def update(request: web.Request) -> web.Response:
     """Open, close or archive a conversation."""
     conversation_id = uuid_path(request, "id")
@@ -86,8 +77,6 @@ async def update(request: web.Request) -> web.Response:
     return json_response(conversation_json(row))
 
 
-@routes.get("/conversations/{id}/messages", name="conversations_thread")
-@requires(Permission.MESSAGES_READ)
 async def thread(request: web.Request) -> web.Response:
     """A thread, newest first (keyset cursor)."""
     conversation_id = uuid_path(request, "id")
@@ -99,8 +88,6 @@ async def thread(request: web.Request) -> web.Response:
     return json_response({"items": [message_json(r) for r in items], "next_cursor": cursor})
 
 
-@routes.post("/conversations/{id}/messages", name="conversations_reply")
-@requires(Permission.MESSAGES_SEND)
 async def reply(request: web.Request) -> web.Response:
     """Reply to the member through the outbox; 201 with the queued message."""
     conversation_id = uuid_path(request, "id")
@@ -111,8 +98,6 @@ async def reply(request: web.Request) -> web.Response:
     return json_response(message_json(row), status=201)
 
 
-@routes.post("/conversations/{id}/read", name="conversations_read")
-@requires(Permission.MESSAGES_SEND)
 async def mark_read(request: web.Request) -> web.Response:
     """Everything in the conversation has been read (unread count 0)."""
     row = await data.mark_read(tenant_conn(request), settings_of(request),

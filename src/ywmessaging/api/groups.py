@@ -7,15 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
 from ..church import groups as data
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, cleared, settings_of, uuid_list
+from ..values import Check, text, uuid_list
+from .context import actor_of, settings_of
 from .responses import items_response, json_response
-from .validation import Check, fields, json_body, text, uuid_path
+from .validation import cleared, fields, json_body, uuid_path
 
-routes = web.RouteTableDef()
 _COLOR_RE = re.compile(r"#[0-9A-Fa-f]{6}")
 
 
@@ -33,16 +32,12 @@ def color() -> Check:
 _OPTIONAL = {"description": text(1000), "color": color()}
 
 
-@routes.get("/groups", name="groups_list")
-@requires(Permission.MEMBERS_READ)
 async def list_groups(request: web.Request) -> web.Response:
     """Every group with its member count."""
     items = await data.list_groups(tenant_conn(request), settings_of(request))
     return items_response(items)
 
 
-@routes.post("/groups", name="groups_create")
-@requires(Permission.MEMBERS_WRITE)
 async def create_group(request: web.Request) -> web.Response:
     """Create a group; 201, or 409 `group_exists`."""
     body = fields(await json_body(request), required={"name": text(100)}, optional=_OPTIONAL)
@@ -51,8 +46,6 @@ async def create_group(request: web.Request) -> web.Response:
     return json_response(group, status=201)
 
 
-@routes.get("/groups/{id}", name="groups_get")
-@requires(Permission.MEMBERS_READ)
 async def get_group(request: web.Request) -> web.Response:
     """One group."""
     group_id = uuid_path(request, "id")
@@ -60,8 +53,6 @@ async def get_group(request: web.Request) -> web.Response:
                                               group_id))
 
 
-@routes.patch("/groups/{id}", name="groups_update")
-@requires(Permission.MEMBERS_WRITE)
 async def update_group(request: web.Request) -> web.Response:
     """Rename or describe a group; `description` and `color` may be null."""
     group_id = uuid_path(request, "id")
@@ -76,8 +67,6 @@ async def update_group(request: web.Request) -> web.Response:
     return json_response(group)
 
 
-@routes.delete("/groups/{id}", name="groups_delete")
-@requires(Permission.MEMBERS_WRITE)
 async def delete_group(request: web.Request) -> web.Response:
     """Delete a group (its members stay); 204."""
     group_id = uuid_path(request, "id")
@@ -94,15 +83,11 @@ async def _members(request: web.Request, *, add: bool) -> web.Response:
     return json_response(group)
 
 
-@routes.post("/groups/{id}/members", name="groups_members_add")
-@requires(Permission.MEMBERS_WRITE)
 async def add_members(request: web.Request) -> web.Response:
     """Put members in the group (all must exist, else 422 and nothing changes)."""
     return await _members(request, add=True)
 
 
-@routes.delete("/groups/{id}/members", name="groups_members_remove")
-@requires(Permission.MEMBERS_WRITE)
 async def remove_members(request: web.Request) -> web.Response:
     """Take members out of the group (ids not in it are ignored)."""
     return await _members(request, add=False)

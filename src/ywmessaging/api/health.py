@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
 from ..config import REPO_ROOT
@@ -18,21 +17,10 @@ from .responses import json_response
 READY_TIMEOUT = 2.0
 READY_RETRY_S = 2
 OPENAPI_PATH = REPO_ROOT / "openapi.yaml"
-# yoyo's own bookkeeping table, not one of our named queries.
-_APPLIED_IDS_SQL = f"SELECT migration_id FROM {migrations.MIGRATION_TABLE}"
 
 
 class NotReady(ServiceUnavailable):
     code, title = "not_ready", "Not ready to serve traffic"
-
-
-async def registry_schema_version(conn: Any, timeout: float | None = None) -> int:
-    """The registry schema version recorded by yoyo (0 when nothing was ever applied)."""
-    try:
-        rows = await conn.fetch(_APPLIED_IDS_SQL, timeout=timeout)
-    except asyncpg.UndefinedTableError:
-        return 0
-    return migrations.version_of({r["migration_id"] for r in rows})
 
 
 async def readiness(pool: Any, needed: int, draining: bool) -> tuple[dict[str, str], str | None]:
@@ -42,7 +30,7 @@ async def readiness(pool: Any, needed: int, draining: bool) -> tuple[dict[str, s
     try:
         async with asyncio.timeout(READY_TIMEOUT), pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
-            have = await registry_schema_version(conn)
+            have = await migrations.registry_schema_version(conn)
     except TimeoutError:
         checks.update(registry="timeout", schema="unknown")
         problems.append(f"the registry did not answer within {READY_TIMEOUT:g} s")

@@ -15,19 +15,17 @@ from contextlib import aclosing
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..auth.permissions import Permission, requires
 from ..auth.state import principal
 from ..church import import_jobs
 from ..church.csvio import CHUNK, MissingFile, Upload, export_chunks, spool
-from ..church.wiring_b import import_runner
+from ..church.keys import IMPORT_RUNNER
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from ..tenants.middleware import tenant_conn
 from ..time_limits import IMPORT, UNLIMITED, time_limit
-from .members import actor_of, settings_of
+from .context import actor_of, settings_of
 from .responses import json_response
 from .validation import query_params, uuid_path
 
-routes = web.RouteTableDef()
 MAX_OTHER_PARTS = 64 * 1024
 _UNSAFE_NAME = re.compile(r"[^\w.\- ()]+")
 
@@ -82,8 +80,6 @@ async def read_upload(request: web.Request, max_bytes: int) -> tuple[Upload, str
     return upload, filename
 
 
-@routes.post("/members/import", name="members_import")
-@requires(Permission.MEMBERS_WRITE)
 @time_limit(IMPORT)
 async def import_members(request: web.Request) -> web.Response:
     """Import members from CSV: 200 with the report, or 202 with a job to poll when large."""
@@ -97,23 +93,19 @@ async def import_members(request: web.Request) -> web.Response:
     body = {**started.job, "ignored_columns": started.ignored_columns}
     if started.done:
         return json_response(body)
-    import_runner(request).start(principal(request).tenant_id, started.job["id"])
+    request.config_dict[IMPORT_RUNNER].start(principal(request).tenant_id, started.job["id"])
     return json_response(body, status=202,
                          headers={"Location": f"/api/v1/imports/{started.job['id']}"})
 
 
-@routes.get("/imports/{id}", name="imports_get")
-@requires(Permission.MEMBERS_READ)
 async def get_import(request: web.Request) -> web.Response:
     """An import's progress and report (a stalled job is resumed here)."""
     import_id = uuid_path(request, "id")
     job = await import_jobs.get(tenant_conn(request), settings_of(request), import_id)
-    import_runner(request).resume_if_abandoned(principal(request).tenant_id, job)
+    request.config_dict[IMPORT_RUNNER].resume_if_abandoned(principal(request).tenant_id, job)
     return json_response(job)
 
 
-@routes.get("/members/export", name="members_export")
-@requires(Permission.MEMBERS_EXPORT)
 @time_limit(UNLIMITED)   # streamed: the answer has begun long before the last row
 async def export_members(request: web.Request) -> web.StreamResponse:
     """Every member as CSV, streamed page by page."""

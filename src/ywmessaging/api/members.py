@@ -1,98 +1,21 @@
-"""`/api/v1/members`: the church's people, their groups, branch and consent.
-
-Also the small request helpers the directory handlers share (the acting admin, UUID fields,
-nullable PATCH fields).
-"""
+"""`/api/v1/members`: the church's people, their groups, branch and consent."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
-from ..auth.state import principal
-from ..church import Actor
 from ..church import members as data
 from ..church.pagination import parse_limit
-from ..config import Settings
 from ..errors import ValidationFailed
-from ..keys import REQUEST_ID, SETTINGS
 from ..tenants.middleware import tenant_conn
+from ..values import spec_email, text, uuid_list, uuid_value
+from .context import actor_of, settings_of
 from .responses import json_response, page_response
-from .validation import (
-    UUID_ID,
-    Check,
-    fields,
-    json_body,
-    query_params,
-    spec_email,
-    text,
-    uuid_path,
-)
+from .validation import cleared, fields, json_body, query_choice, query_params, uuid_path
 
-routes = web.RouteTableDef()
-MAX_IDS = 1000
 MAX_SEARCH = 100
-
-
-def settings_of(request: web.Request) -> Settings:
-    """The application's settings."""
-    return request.config_dict[SETTINGS]
-
-
-def actor_of(request: web.Request) -> Actor:
-    """The authenticated admin acting in this request, for the audit log."""
-    return Actor(principal(request).admin_id, request.remote, request.get(REQUEST_ID))
-
-
-def uuid_value() -> Check:
-    """A UUID in its canonical text form."""
-
-    def check(name: str, value: Any) -> uuid.UUID:
-        try:
-            if not isinstance(value, str) or len(value) != 36:
-                raise ValueError
-            return uuid.UUID(value)
-        except ValueError:
-            raise ValidationFailed(f"{name} must be a UUID", field=name) from None
-
-    return check
-
-
-def uuid_list(*, min_items: int = 0) -> Check:
-    """A JSON array of UUIDs (duplicates collapse), at most MAX_IDS long."""
-    one = uuid_value()
-
-    def check(name: str, value: Any) -> tuple[uuid.UUID, ...]:
-        if not isinstance(value, list) or not min_items <= len(value) <= MAX_IDS:
-            raise ValidationFailed(
-                f"{name} must be an array of {min_items} to {MAX_IDS} UUIDs", field=name)
-        return tuple(dict.fromkeys(one(name, v) for v in value))
-
-    return check
-
-
-def cleared(body: Mapping[str, Any], nullable: Collection[str]) -> frozenset[str]:
-    """The fields a PATCH sets to null; null is refused for the others (422)."""
-    out = set()
-    for name, value in body.items():
-        if value is None:
-            if name not in nullable:
-                raise ValidationFailed(f"{name} cannot be null", field=name)
-            out.add(name)
-    return frozenset(out)
-
-
-def query_choice(params: Mapping[str, str], name: str, allowed: Collection[str],
-                 default: str | None) -> str | None:
-    """An optional query parameter from a fixed set."""
-    value = params.get(name, default)
-    if value is not None and value not in allowed:
-        raise ValidationFailed(f"{name} must be one of {', '.join(allowed)}", field=name)
-    return value
 
 
 def _member_query(params: Mapping[str, str]) -> data.MemberQuery:
@@ -110,8 +33,6 @@ def _member_query(params: Mapping[str, str]) -> data.MemberQuery:
     )
 
 
-@routes.get("/members", name="members_list")
-@requires(Permission.MEMBERS_READ)
 async def list_members(request: web.Request) -> web.Response:
     """A page of members: search, filters, sort, keyset cursor."""
     query = _member_query(query_params(request))
@@ -120,8 +41,6 @@ async def list_members(request: web.Request) -> web.Response:
     return page_response(items, next_cursor)
 
 
-@routes.post("/members", name="members_create")
-@requires(Permission.MEMBERS_WRITE)
 async def create_member(request: web.Request) -> web.Response:
     """Create a member; 201 with it, 409 `member_exists` when the phone is taken."""
     body = fields(await json_body(request),
@@ -137,8 +56,6 @@ async def create_member(request: web.Request) -> web.Response:
     return json_response(member, status=201)
 
 
-@routes.get(f"/members/{UUID_ID}", name="members_get")
-@requires(Permission.MEMBERS_READ)
 async def get_member(request: web.Request) -> web.Response:
     """One member."""
     member_id = uuid_path(request, "id")
@@ -146,8 +63,6 @@ async def get_member(request: web.Request) -> web.Response:
                                                member_id))
 
 
-@routes.patch(f"/members/{UUID_ID}", name="members_update")
-@requires(Permission.MEMBERS_WRITE)
 async def update_member(request: web.Request) -> web.Response:
     """Change a member; `email` and `branch_id` may be null; `group_ids` replaces its groups."""
     member_id = uuid_path(request, "id")
@@ -164,8 +79,6 @@ async def update_member(request: web.Request) -> web.Response:
     return json_response(member)
 
 
-@routes.delete(f"/members/{UUID_ID}", name="members_delete")
-@requires(Permission.MEMBERS_WRITE)
 async def delete_member(request: web.Request) -> web.Response:
     """Delete a member for good; 204."""
     member_id = uuid_path(request, "id")
@@ -183,22 +96,16 @@ async def _consent(request: web.Request, *, opt_in: bool) -> web.Response:
     return json_response(member)
 
 
-@routes.post("/members/{id}/opt-out", name="members_opt_out")
-@requires(Permission.MEMBERS_WRITE)
 async def opt_out(request: web.Request) -> web.Response:
     """Record that the member asked the office to stop texting them."""
     return await _consent(request, opt_in=False)
 
 
-@routes.post("/members/{id}/opt-in", name="members_opt_in")
-@requires(Permission.MEMBERS_WRITE)
 async def opt_in(request: web.Request) -> web.Response:
     """Record that the member asked the office to text them again."""
     return await _consent(request, opt_in=True)
 
 
-@routes.get("/members/{id}/consent", name="members_consent")
-@requires(Permission.MEMBERS_READ)
 async def consent(request: web.Request) -> web.Response:
     """A page of the member's consent events, newest first."""
     member_id = uuid_path(request, "id")

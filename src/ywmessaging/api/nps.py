@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
 from ..church import nps as data
 from ..church.analytics import parse_days
 from ..church.templates import message_text
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, settings_of
+from ..values import choice, integer
+from .context import actor_of, settings_of
 from .responses import json_response
-from .validation import choice, fields, integer, json_body, query_params
-
-routes = web.RouteTableDef()
-
+from .validation import fields, json_body, query_params
 
 _score = integer()   # 0..10, bounded by the spec
 
 
-@routes.post("/nps", name="nps_submit")
-@requires(Permission.NPS_SUBMIT)
 async def submit(request: web.Request) -> web.Response:
     """Record a score; 201 with it."""
     body = fields(await json_body(request), required={"score": _score}, optional={
@@ -32,8 +27,6 @@ async def submit(request: web.Request) -> web.Response:
     return json_response(row, status=201)
 
 
-@routes.get("/nps/summary", name="nps_summary")
-@requires(Permission.ANALYTICS_READ)
 async def summary(request: web.Request) -> web.Response:
     """NPS over the last `days` days (default 30), overall and by category."""
     days = parse_days(query_params(request).get("days"))

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
 from ..auth.state import principal, registry_pool
 from ..errors import ValidationFailed
 from ..keys import SETTINGS
 from ..messaging import numbers_service as numbers
-from ..messaging.wiring_a import CARRIER
+from ..messaging.keys import CARRIER
 from ..tenants.middleware import tenant_conn
+from ..values import text
 from .responses import json_response
-from .validation import fields, json_body, query_params, text
-
-routes = web.RouteTableDef()
+from .validation import fields, json_body, query_params
 
 
 def _e164(name: str, value: str) -> str:
@@ -23,8 +21,6 @@ def _e164(name: str, value: str) -> str:
     return value
 
 
-@routes.get("/numbers/available", name="numbers_available")
-@requires(Permission.NUMBERS_MANAGE)
 async def available(request: web.Request) -> web.Response:
     """Numbers the church could buy, optionally in one US area code."""
     params = query_params(request)   # area_code: 3 digits, 2–9 first; limit 1..50 (422)
@@ -35,8 +31,6 @@ async def available(request: web.Request) -> web.Response:
     return json_response({"numbers": [{"phone_number": n} for n in found]})
 
 
-@routes.get("/numbers", name="numbers_list")
-@requires(Permission.CHURCH_READ)
 async def list_numbers(request: web.Request) -> web.Response:
     """The church's numbers."""
     rows = await numbers.list_numbers(registry_pool(request), request.config_dict[SETTINGS],
@@ -44,8 +38,6 @@ async def list_numbers(request: web.Request) -> web.Response:
     return json_response({"numbers": rows})
 
 
-@routes.post("/numbers", name="numbers_buy")
-@requires(Permission.NUMBERS_MANAGE)
 async def buy(request: web.Request) -> web.Response:
     """Buy a number; 201. 409 `number_taken` / `number_limit` / `number_unavailable`."""
     data = fields(await json_body(request), required={"phone_number": text(16)})
@@ -57,8 +49,6 @@ async def buy(request: web.Request) -> web.Response:
     return json_response(row, status=201)
 
 
-@routes.delete("/numbers/{id:\\+[0-9]+}", name="numbers_release")
-@requires(Permission.NUMBERS_MANAGE)
 async def release(request: web.Request) -> web.Response:
     """Release a number (its id is the E.164 number); 204."""
     who = principal(request)

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
 from ..church import onboarding as data
 from ..tenants.middleware import tenant_conn
-from .members import settings_of
+from .context import settings_of
 from .responses import json_response
 from .validation import query_params
 
-routes = web.RouteTableDef()
 
-
-@routes.get("/onboarding", name="onboarding_get")
-@requires(Permission.CHURCH_READ)
 async def onboarding(request: web.Request) -> web.Response:
     """Each setup step, done or not, and the percentage done."""
     query_params(request)

@@ -1,4 +1,4 @@
-"""Operator endpoints under /ops, behind `Authorization: Bearer <YWM_OPERATOR_TOKEN>`."""
+"""Operator endpoints under /ops, guarded by `operator_token` (Bearer <YWM_OPERATOR_TOKEN>)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..tenants.status import pool_status
 from .responses import json_response
 
 
-def require_operator(request: web.Request) -> None:
+async def operator_token(request: web.Request) -> None:
     """404 when no operator token is configured (the endpoints do not exist), 401 unless the
     request carries it as a Bearer token (compared in constant time)."""
     token = request.config_dict[SETTINGS].operator_token
@@ -31,7 +31,6 @@ def require_operator(request: web.Request) -> None:
 
 async def tenant_pool(request: web.Request) -> web.Response:
     """GET /ops/tenants/{id}/pool: this process's pool, breaker and counters for one tenant."""
-    require_operator(request)
     try:
         tenant_id = uuid.UUID(request.match_info["id"])
     except ValueError:

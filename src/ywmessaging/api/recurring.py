@@ -7,7 +7,6 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
 from ..auth.state import principal, registry_pool
 from ..church import rows_json
 from ..errors import ValidationFailed
@@ -15,12 +14,11 @@ from ..messaging import recurring as data
 from ..messaging.broadcasts import Target
 from ..messaging.schedule import FREQUENCIES, MISSED_POLICIES, zone
 from ..tenants.middleware import tenant_conn
-from .broadcasts import message_body, target, utc_now
-from .members import actor_of, settings_of
+from ..values import Check, choice, integer, message_body, text
+from .context import actor_of, settings_of, utc_now
 from .responses import json_response
-from .validation import Check, choice, fields, integer, json_body, text, uuid_path
+from .validation import fields, json_body, uuid_path
 
-routes = web.RouteTableDef()
 _UUIDS = ("id", "created_by")
 
 
@@ -78,7 +76,7 @@ def day_of_month() -> Check:
 
 
 CHECKS: dict[str, Check] = {
-    "name": text(100), "body": message_body(), "target": target(),
+    "name": text(100), "body": message_body(), "target": Target.parse,
     "frequency": choice(*FREQUENCIES), "local_time": local_time(), "time_zone": time_zone(),
     "days_of_week": days_of_week(), "day_of_month": day_of_month(),
     "missed_policy": choice(*MISSED_POLICIES),
@@ -96,16 +94,12 @@ def recurring_json(row: Any) -> dict[str, Any]:
     return out
 
 
-@routes.get("/recurring", name="recurring_list")
-@requires(Permission.MESSAGES_READ)
 async def list_rules(request: web.Request) -> web.Response:
     """Every recurring message of the church."""
     rows = await data.list_all(tenant_conn(request), settings_of(request))
     return json_response({"items": [recurring_json(r) for r in rows]})
 
 
-@routes.post("/recurring", name="recurring_create")
-@requires(Permission.MESSAGES_SEND)
 async def create(request: web.Request) -> web.Response:
     """Create a rule (time zone: the church's unless given); first occurrence is the next
     one from now; 201."""
@@ -120,16 +114,12 @@ async def create(request: web.Request) -> web.Response:
     return json_response(recurring_json(row), status=201)
 
 
-@routes.get("/recurring/{id}", name="recurring_get")
-@requires(Permission.MESSAGES_READ)
 async def get(request: web.Request) -> web.Response:
     """One rule."""
     row = await data.get(tenant_conn(request), settings_of(request), uuid_path(request, "id"))
     return json_response(recurring_json(row))
 
 
-@routes.patch("/recurring/{id}", name="recurring_update")
-@requires(Permission.MESSAGES_SEND)
 async def update(request: web.Request) -> web.Response:
     """Change some fields; a schedule change moves the next occurrence."""
     rule_id = uuid_path(request, "id")
@@ -143,8 +133,6 @@ async def update(request: web.Request) -> web.Response:
     return json_response(recurring_json(row))
 
 
-@routes.delete("/recurring/{id}", name="recurring_delete")
-@requires(Permission.MESSAGES_SEND)
 async def delete(request: web.Request) -> web.Response:
     """Delete a rule; the broadcasts it sent stay; 204."""
     await data.delete(tenant_conn(request), settings_of(request), actor_of(request),
@@ -159,15 +147,11 @@ async def _status(request: web.Request, status: str) -> web.Response:
     return json_response(recurring_json(row))
 
 
-@routes.post("/recurring/{id}/pause", name="recurring_pause")
-@requires(Permission.MESSAGES_SEND)
 async def pause(request: web.Request) -> web.Response:
     """Stop sending until resumed."""
     return await _status(request, "paused")
 
 
-@routes.post("/recurring/{id}/resume", name="recurring_resume")
-@requires(Permission.MESSAGES_SEND)
 async def resume(request: web.Request) -> web.Response:
     """Send again from the next occurrence (nothing missed while paused is sent)."""
     return await _status(request, "active")

@@ -6,23 +6,19 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth.permissions import Permission, requires
 from ..church import templates as data
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
-from .members import actor_of, query_choice, settings_of
+from ..values import choice, text
+from .context import actor_of, settings_of
 from .responses import json_response
-from .validation import choice, fields, json_body, query_params, text, uuid_path
-
-routes = web.RouteTableDef()
+from .validation import fields, json_body, query_choice, query_params, uuid_path
 
 
 def _body(name: str, value: Any) -> str:
     return data.message_text(name, value, data.MAX_BODY)
 
 
-@routes.get("/templates", name="templates_list")
-@requires(Permission.TEMPLATES_READ)
 async def list_templates(request: web.Request) -> web.Response:
     """Every template, optionally of one category."""
     params = query_params(request)
@@ -31,8 +27,6 @@ async def list_templates(request: web.Request) -> web.Response:
     return json_response({"items": items})
 
 
-@routes.post("/templates", name="templates_create")
-@requires(Permission.TEMPLATES_WRITE)
 async def create_template(request: web.Request) -> web.Response:
     """Create a template; 201 with it."""
     body = fields(await json_body(request),
@@ -44,8 +38,6 @@ async def create_template(request: web.Request) -> web.Response:
     return json_response(row, status=201)
 
 
-@routes.get("/templates/{id}", name="templates_get")
-@requires(Permission.TEMPLATES_READ)
 async def get_template(request: web.Request) -> web.Response:
     """One template."""
     template_id = uuid_path(request, "id")
@@ -53,8 +45,6 @@ async def get_template(request: web.Request) -> web.Response:
     return json_response(row)
 
 
-@routes.patch("/templates/{id}", name="templates_update")
-@requires(Permission.TEMPLATES_WRITE)
 async def update_template(request: web.Request) -> web.Response:
     """Change a template's name, text or category."""
     template_id = uuid_path(request, "id")
@@ -68,8 +58,6 @@ async def update_template(request: web.Request) -> web.Response:
     return json_response(row)
 
 
-@routes.delete("/templates/{id}", name="templates_delete")
-@requires(Permission.TEMPLATES_WRITE)
 async def delete_template(request: web.Request) -> web.Response:
     """Delete a template; 204."""
     template_id = uuid_path(request, "id")

@@ -7,15 +7,14 @@ field it reads with a check that cleans it (trims, normalizes, parses)::
     body = await json_body(request)
     data = fields(body, required={"email": email()}, optional={"timezone": text(64)})
 
-Each check takes (field name, raw value) and returns the cleaned value or raises
-ValidationFailed naming the field; `fields` gathers every field's failure into one 422.
+The checks (`text`, `email`, `uuid_value`, ...) are in `ywmessaging.values`, where the domain
+uses them too; `fields` gathers every field's failure into one 422.
 """
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
@@ -25,9 +24,8 @@ from .. import contract
 from ..church.pagination import InvalidCursor
 from ..errors import BadRequest, FieldError, NotFound, UnsupportedMediaType, ValidationFailed
 from ..keys import CONTRACT
+from ..values import Check
 
-Check = Callable[[str, Any], Any]
-MAX_EMAIL = 254
 # A path's `{id}` that only a UUID matches, so that `/members/export` is never read as a member id
 # (a wrong method on it is then 405 with `Allow`, not a 404 for a member "export").
 UUID_ID = "{id:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}}"
@@ -105,108 +103,29 @@ def fields(body: Mapping[str, Any], *, required: Mapping[str, Check] | None = No
     return out
 
 
-def text(max_len: int, *, min_len: int = 1, strip: bool = True) -> Check:
-    """A string of `min_len`..`max_len` characters without control characters."""
-
-    def check(name: str, value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValidationFailed(f"{name} must be a string", field=name)
-        cleaned: str = value.strip() if strip else value
-        if len(cleaned) > max_len:
-            raise ValidationFailed(f"{name} must be at most {max_len} characters", field=name)
-        if len(cleaned) < min_len:
-            raise ValidationFailed(f"{name} must be at least {min_len} characters", field=name)
-        if any(unicodedata.category(c) == "Cc" for c in cleaned):
-            raise ValidationFailed(f"{name} must not contain control characters", field=name)
-        return cleaned
-
-    return check
-
-
-def secret(max_len: int = 1024) -> Check:
-    """A password or token: a non-empty string, kept exactly as sent."""
-
-    def check(name: str, value: Any) -> str:
-        if not isinstance(value, str) or not value:
-            raise ValidationFailed(f"{name} must be a non-empty string", field=name)
-        if len(value) > max_len:
-            raise ValidationFailed(f"{name} must be at most {max_len} characters", field=name)
-        return value
-
-    return check
-
-
-def integer() -> Check:
-    """A JSON integer, bounded by the spec; `3.0` is the integer 3, as JSON Schema says."""
-
-    def check(name: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise ValidationFailed(f"{name} must be an integer", field=name,
-                                   error_code="wrong_type")
-        return int(value)
-
-    return check
-
-
-def boolean() -> Check:
-    """true or false (not 0/1, not strings)."""
-
-    def check(name: str, value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise ValidationFailed(f"{name} must be true or false", field=name)
-        return value
-
-    return check
-
-
-def choice(*allowed: str) -> Check:
-    """One of a fixed set of strings."""
-
-    def check(name: str, value: Any) -> str:
-        if not isinstance(value, str) or value not in allowed:
-            raise ValidationFailed(f"{name} must be one of {', '.join(allowed)}", field=name)
-        return value
-
-    return check
-
-
-def normalize_email(value: str) -> str:
-    """NFKC, trimmed, lower-case: the form stored and looked up."""
-    return unicodedata.normalize("NFKC", value).strip().lower()
-
-
-def spec_email() -> Check:
-    """An email address whose form the spec checked (its `email` pattern), normalized only.
-
-    Normalizing may still make an odd address odder (NFKC turns U+00B4 into a space and an
-    accent): it is stored so, never refused after the spec accepted it."""
-
-    def check(name: str, value: Any) -> str:
-        return normalize_email(value)
-
-    return check
-
-
-def email() -> Check:
-    """An email address, normalized and checked (CSV rows, which no spec describes)."""
-
-    def check(name: str, value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValidationFailed(f"{name} must be a string", field=name)
-        addr = normalize_email(value)
-        local, at, domain = addr.rpartition("@")
-        if (not at or not local or "." not in domain.strip(".") or len(addr) > MAX_EMAIL
-                or len(addr) < 3 or any(c.isspace() or unicodedata.category(c) == "Cc"
-                                        for c in addr)):
-            raise ValidationFailed(f"{name} must be an email address", field=name)
-        return addr
-
-    return check
-
-
 def uuid_path(request: web.Request, name: str) -> uuid.UUID:
     """A UUID from the URL path; anything else is 404 (an id that cannot exist)."""
     try:
         return uuid.UUID(request.match_info[name])
     except (KeyError, ValueError):
         raise NotFound() from None
+
+
+def cleared(body: Mapping[str, Any], nullable: Collection[str]) -> frozenset[str]:
+    """The fields a PATCH sets to null; null is refused for the others (422)."""
+    out = set()
+    for name, value in body.items():
+        if value is None:
+            if name not in nullable:
+                raise ValidationFailed(f"{name} cannot be null", field=name)
+            out.add(name)
+    return frozenset(out)
+
+
+def query_choice(params: Mapping[str, str], name: str, allowed: Collection[str],
+                 default: str | None) -> str | None:
+    """An optional query parameter from a fixed set."""
+    value = params.get(name, default)
+    if value is not None and value not in allowed:
+        raise ValidationFailed(f"{name} must be one of {', '.join(allowed)}", field=name)
+    return value

@@ -53,7 +53,7 @@ async def register(svc: AuthServices, registry: Any, *, church_name: str, email:
                    client: Client) -> Registration:
     """Provision the church with its owner; the email is reserved inside the placement
     transaction, so of two concurrent sign-ups with one email exactly one makes anything."""
-    assert svc.provisioner is not None, "setup_auth's cleanup context makes the provisioner"
+    assert svc.provisioner is not None, "the auth_services cleanup context makes the provisioner"
     await svc.throttle.limit(registry, SIGNUP_LIMIT, client.ip)
     pw = check_policy(password, email=email)
     if await rq(svc.settings.sql_dir).find_admin_login(registry, email) is not None:

@@ -1,7 +1,7 @@
 """Roles, the permission table, and the per-route markers the auth middleware consults.
 
-Every `/api/v1` handler is marked either `@public` or `@requires(Permission.X)`; the auth
-middleware refuses (deny by default) any route that carries neither marker.
+The route table (routes.py) marks every `/api/v1` route `public` or `requires(Permission.X)`;
+the auth middleware refuses (deny by default) any route that carries neither marker.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..api.validation import email as email_check
 from ..errors import AppError, ValidationFailed
+from ..values import email as email_check
 from .csvio import Record
 from .phones import InvalidPhone, normalize_phone
 

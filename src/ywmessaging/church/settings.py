@@ -18,11 +18,11 @@ from typing import Any
 
 import phonenumbers
 
-from ..api.validation import text
 from ..config import Settings
 from ..crypto import SecretBox
 from ..errors import ValidationFailed
 from ..sqlq import tenant as tq
+from ..values import text
 from . import Actor, audit
 from .templates import message_text
 

@@ -18,6 +18,7 @@ from ..cors import origin_of, parse_origins
 from ..db import embedded
 from ..db.dsn import PgTarget
 from ..errors import ConfigError, OperationError
+from ..messaging.plugins import sending
 from ..observability.logs import configure
 from ..ops.bootstrap import bootstrap
 from . import carrier_sim, devdeploy
@@ -63,9 +64,7 @@ def add_dev_services(app: web.Application, settings: Settings) -> None:
     (later issues): `app.cleanup_ctx.append(...)` here, plus one `say(...)` line each.
     """
     app.cleanup_ctx.append(carrier_sim.dev_ctx(settings))  # carrier simulator (:8081)
-    from ..messaging.wiring_b import worker_ctx  # the outbox worker, in-process
-
-    app.cleanup_ctx.append(worker_ctx())
+    app.cleanup_ctx.append(sending)  # the outbox worker, in-process
     say("outbox worker runs in-process (scheduled, recurring and queued messages)")
 
 

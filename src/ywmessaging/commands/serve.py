@@ -11,7 +11,6 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from ..api.health import registry_schema_version
 from ..app import create_app
 from ..config import Settings
 from ..db import migrations, pg
@@ -43,7 +42,7 @@ async def check_registry_schema(settings: Settings) -> int:
             "check DATABASE_URL, or run `ywm migrate` if the database does not exist yet"
         ) from exc
     try:
-        have = await registry_schema_version(conn, timeout=pg.CONNECT_TIMEOUT)
+        have = await migrations.registry_schema_version(conn, timeout=pg.CONNECT_TIMEOUT)
     finally:
         await conn.close()
     if have < needed:

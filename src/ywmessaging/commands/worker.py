@@ -14,7 +14,7 @@ from ..config import Settings
 from ..crypto import SecretBox
 from ..db import pg
 from ..db.dsn import PgTarget
-from ..messaging.carrier import carrier_from_settings
+from ..messaging.telnyx import carrier_from_settings
 from ..messaging.webhooks import observe_backlog, process_due
 from ..messaging.worker import Worker
 from ..observability.metrics import Metrics

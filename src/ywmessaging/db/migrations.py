@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from yoyo import get_backend, read_migrations
 
 from .dsn import PgTarget
@@ -123,3 +124,16 @@ def apply(target: PgTarget, sql_dir: Path, tree: str, lock_timeout: float = 30) 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+# yoyo's own bookkeeping table, not one of our named queries.
+_APPLIED_IDS_SQL = f"SELECT migration_id FROM {MIGRATION_TABLE}"
+
+
+async def registry_schema_version(conn: Any, timeout: float | None = None) -> int:
+    """The registry schema version recorded by yoyo (0 when nothing was ever applied)."""
+    try:
+        rows = await conn.fetch(_APPLIED_IDS_SQL, timeout=timeout)
+    except asyncpg.UndefinedTableError:
+        return 0
+    return version_of({r["migration_id"] for r in rows})

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from ..config import Settings
-    from ..observability.metrics import Metrics
+from typing import Any, Protocol
 
 # CarrierError.code when the connection dropped AFTER the request was written: the carrier may
 # have accepted the message, so the caller must mark the row `unknown` and never resend blindly.
@@ -121,16 +117,3 @@ class Carrier(Protocol):
         """Release the HTTP session."""
         ...
 
-
-def carrier_from_settings(settings: Settings, metrics: Metrics | None = None) -> Carrier:
-    """The Telnyx HTTP adapter pointed at `settings.telnyx_api_base` (the simulator in dev);
-    its calls are timed into `metrics` when given."""
-    from .telnyx import TelnyxCarrier
-
-    return TelnyxCarrier(
-        api_base=settings.telnyx_api_base,
-        api_key=settings.telnyx_api_key,
-        messaging_profile_id=settings.telnyx_messaging_profile_id,
-        timeout=settings.telnyx_timeout,
-        observe=metrics.observe_carrier if metrics is not None else None,
-    )

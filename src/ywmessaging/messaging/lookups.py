@@ -14,21 +14,54 @@ import asyncio
 import hashlib
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
 
 import structlog
 
-from .carrier import CarrierError
+from ..config import Settings
+from .carrier import Carrier, CarrierError
 from .receipts import apply_receipt, receipt_from_payload
 from .webhooks import parse_time
-
-if TYPE_CHECKING:
-    from .outbox import Drain
 
 log = structlog.get_logger("ywm.outbox")
 STATUS_LOOKUPS_PER_DRAIN = 100
 STATUS_CHECKS_MAX = 3      # lookups of one message before it is left `sent`
 STATUS_DEFER_S = 60.0      # the carrier could not be asked: try these rows again this much later
+
+
+class _Sender(Protocol):
+    @property
+    def carrier(self) -> Carrier: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+
+class _Counts(Protocol):
+    looked_up: int
+    settled: int
+
+
+class Drain(Protocol):
+    """What a lookup round uses of the drain it runs in (outbox.Drain, which calls it)."""
+
+    @property
+    def db_lock(self) -> asyncio.Lock: ...
+    @property
+    def conn(self) -> Any: ...
+    @property
+    def q(self) -> Any: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def tenant_id(self) -> uuid.UUID: ...
+    @property
+    def stopping(self) -> Callable[[], bool]: ...
+    @property
+    def s(self) -> _Sender: ...
+    @property
+    def stats(self) -> _Counts: ...
 
 
 async def check_statuses(d: Drain, deadline: float) -> None:

@@ -11,10 +11,13 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from ..config import Settings
+from ..observability.metrics import Metrics
 from .carrier import (
     ORDER_STATUSES,
     RELEASE_UNCONFIRMED,
     SEND_OUTCOME_UNKNOWN,
+    Carrier,
     CarrierError,
     NumberOrder,
     SendRequest,
@@ -273,3 +276,15 @@ class TelnyxCarrier:
         """Close the HTTP session (idempotent)."""
         if self._session is not None and not self._session.closed:
             await self._session.close()
+
+
+def carrier_from_settings(settings: Settings, metrics: Metrics | None = None) -> Carrier:
+    """The Telnyx HTTP adapter pointed at `settings.telnyx_api_base` (the simulator in dev);
+    its calls are timed into `metrics` when given."""
+    return TelnyxCarrier(
+        api_base=settings.telnyx_api_base,
+        api_key=settings.telnyx_api_key,
+        messaging_profile_id=settings.telnyx_messaging_profile_id,
+        timeout=settings.telnyx_timeout,
+        observe=metrics.observe_carrier if metrics is not None else None,
+    )

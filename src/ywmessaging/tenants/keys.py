@@ -10,7 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from .runtime import SupervisorRuntime
 
-# The running supervisor of this process (set by the cleanup context in wiring.py).
+# The running supervisor of this process (set by the cleanup context in plugins.py).
 SUPERVISOR: web.AppKey[SupervisorRuntime] = web.AppKey("tenant_supervisor")
 # The tenant a request acts for; set by authentication (the JWT's `tid`) before the lease
 # middleware runs. Requests without it get no lease.

@@ -42,11 +42,11 @@ from ..errors import (
     TenantNotFound,
     TenantUnavailable,
 )
-from . import upkeep
 from .actor import (
     CLOSE_TIMEOUT,
     TRIM_AFTER,
     ActorGone,
+    ActorState,
     PoolFactory,
     SlotTimeout,
     TenantPool,
@@ -55,9 +55,8 @@ from .breaker import BreakerBoard, Clock, Trials
 from .budget import ShareBook
 from .directory import Lookup, TenantInfo, gate
 from .health import Fault, classify_connect, classify_in_use, describe
-from .metrics import PoolMetrics
+from .metrics import PoolMetrics, Snapshot
 from .roster import Roster, make_room
-from .status import snapshot
 
 log = structlog.get_logger("ywm.supervisor")
 
@@ -84,7 +83,7 @@ class PoolSupervisor(Roster):
         self.breakers = BreakerBoard(clock)
         self.need_version = migrations.code_version(settings.sql_dir, "tenant")
         self.clock = clock
-        self.metrics.watch(lambda: snapshot(self))  # gauges read our state at scrape time
+        self.metrics.watch(self.snapshot)  # gauges read our state at scrape time
 
     @property
     def pool_factory(self) -> PoolFactory:
@@ -266,11 +265,56 @@ class PoolSupervisor(Roster):
         """A tenant row changed: drop its cache entry; re-check an open pool against it."""
         self.invalidate(tenant_id)
         if tenant_id in self._actors:
-            self._spawn(upkeep.recheck(self, tenant_id), f"recheck-{tenant_id}")
+            self._spawn(self.recheck(tenant_id), f"recheck-{tenant_id}")
 
     def on_cache_lost(self) -> None:
         """Notifications may have been missed (listener reconnected): forget and re-check."""
         self.lookup.clear()
         for tid in list(self._actors):
-            self._spawn(upkeep.recheck(self, tid), f"recheck-{tid}")
+            self._spawn(self.recheck(tid), f"recheck-{tid}")
 
+    async def recheck(self, tenant_id: uuid.UUID) -> None:
+        """Compare an open pool with the tenant's current row; reopen it if placement or status
+        changed (reason `tenant_changed`), else keep it with the fresher row."""
+        actor = self.actor(tenant_id)
+        if actor is None:
+            return
+        try:
+            info = await self.lookup.get(tenant_id)
+        except Exception as exc:
+            log.warning("tenant_recheck_failed", tenant_id=str(tenant_id), error=describe(exc))
+            info = None  # unknown counts as changed: reopening is always safe
+        if self.actor(tenant_id) is not actor:
+            return
+        if (info is None or info.placement() != actor.info.placement()
+                or info.status != actor.info.status):
+            await self.evict(tenant_id, "tenant_changed")
+        else:
+            actor.info = info
+
+    def pool_cap(self) -> int:
+        """Pools this process may keep open now: what its shares hold at one connection each,
+        or YWM_TENANT_POOL_CAP if that is lower."""
+        fits = self.shares.pools_fit()
+        return fits if self.cap is None else min(self.cap, fits)
+
+    def snapshot(self) -> Snapshot:
+        """Gauges at scrape time: pools by state, leases, breakers, connections per server."""
+        by_state = {s.value: 0 for s in ActorState}
+        conns: dict[str, int] = {}
+        leases = 0
+        for a in self.actors():
+            by_state[a.state.value] += 1
+            leases += a.leases
+            name = self.shares.name(a.server_id)
+            conns[name] = conns.get(name, 0) + a.sizes()[0]
+        servers = {a.server_id for a in self.actors()} | set(self.shares.servers)
+        claimed = {self.shares.name(s): self.used(s) for s in servers}
+        share = {self.shares.name(s): self.shares.share(s) for s in servers}
+        reserved = {self.shares.name(s): self.shares.limit(s) for s in servers}
+        for name in claimed:
+            conns.setdefault(name, 0)
+        return Snapshot(pools_by_state=by_state, leases_in_use=leases,
+                        breakers=self.breakers.counts(), server_connections=conns,
+                        server_claimed=claimed, server_share=share,
+                        server_reserved=reserved, pool_cap=self.pool_cap())

@@ -149,23 +149,3 @@ async def check_connect(factory: PoolFactory, info: TenantInfo, timeout: float) 
             await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
         except Exception:
             pool.terminate()
-
-
-async def recheck(sup: PoolSupervisor, tenant_id: uuid.UUID) -> None:
-    """Compare an open pool with the tenant's current row; reopen it if placement or status
-    changed (reason `tenant_changed`), else keep it with the fresher row."""
-    actor = sup.actor(tenant_id)
-    if actor is None:
-        return
-    try:
-        info = await sup.lookup.get(tenant_id)
-    except Exception as exc:
-        log.warning("tenant_recheck_failed", tenant_id=str(tenant_id), error=describe(exc))
-        info = None  # unknown counts as changed: reopening is always safe
-    if sup.actor(tenant_id) is not actor:
-        return
-    if (info is None or info.placement() != actor.info.placement()
-            or info.status != actor.info.status):
-        await sup.evict(tenant_id, "tenant_changed")
-    else:
-        actor.info = info

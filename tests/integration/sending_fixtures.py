@@ -2,7 +2,7 @@
 to the carrier simulator (receipts come back over real HTTP), churches with a number and
 members, and workers run in-process.
 
-Import into a test module with `from tests.integration.messaging_b_fixtures import *`.
+Import into a test module with `from tests.integration.sending_fixtures import *`.
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ from typing import Any
 
 import pytest
 
-from tests.integration import messaging_a_fixtures
-from tests.integration.messaging_a_fixtures import *  # noqa: F403
-from tests.integration.messaging_a_fixtures import Church, Client, church_with_number, tenant_db
+from tests.integration import carrier_sim_fixtures
+from tests.integration.carrier_sim_fixtures import *  # noqa: F403
+from tests.integration.carrier_sim_fixtures import Church, Client, church_with_number, tenant_db
 from ywmessaging.config import Settings
 from ywmessaging.db.dsn import PgTarget
 from ywmessaging.keys import REGISTRY_POOL
-from ywmessaging.messaging.carrier import carrier_from_settings
+from ywmessaging.messaging.telnyx import carrier_from_settings
 from ywmessaging.messaging.worker import Worker
 from ywmessaging.tenants.keys import SUPERVISOR
 
 __all__ = [
-    *messaging_a_fixtures.__all__,
+    *carrier_sim_fixtures.__all__,
     "Sending",
     "add_members",
     "outbox_states",

@@ -1,5 +1,5 @@
-"""Plug part B of the church API (imports and export, templates, church profile, analytics,
-onboarding, NPS, audit log) into `/api/v1`, with the runner of background import jobs."""
+"""The runner of background import jobs: one TaskGroup per process (started and stopped by the
+`import_jobs` cleanup context in plugins.py)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,18 @@ import asyncio
 import contextlib
 import datetime
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from aiohttp import web
 
 from ..config import Settings
 from ..errors import ServiceUnavailable
-from ..keys import API_V1
-from ..tenants.keys import SUPERVISOR
 from . import import_jobs
 
 log = structlog.get_logger("ywm.imports")
 
-CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 LEASE_TRIES = 6            # a job waits out a busy or briefly unreachable tenant (about 15 s)
-STOP_TIMEOUT_S = 10.0
 
 
 class ImportRunner:
@@ -98,38 +93,3 @@ class ImportRunner:
         """Ask the owner to cancel the jobs."""
         self._stop.set()
 
-
-IMPORT_RUNNER = web.AppKey("import_runner", ImportRunner)
-
-
-def import_runner(request: web.Request) -> ImportRunner:
-    """The import runner of the running application."""
-    return request.config_dict[IMPORT_RUNNER]
-
-
-def setup_church_b(app: web.Application, settings: Settings) -> None:
-    """Add part B's routes and the import runner (a plug-in run after `setup_auth`)."""
-    from ..api import analytics, audit_log, church, imports, nps, onboarding, templates
-
-    api = app[API_V1]
-    for module in (imports, templates, church, analytics, onboarding, nps, audit_log):
-        api.router.add_routes(module.routes)
-    app.cleanup_ctx.append(import_runner_ctx(settings))
-
-
-def import_runner_ctx(settings: Settings) -> CleanupCtx:
-    """A cleanup context owning the import jobs (closed before the tenant supervisor)."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        runner = ImportRunner(settings, app[SUPERVISOR].supervisor)
-        owner = asyncio.create_task(runner.own(), name="import_runner")
-        await asyncio.wait_for(runner.ready(), STOP_TIMEOUT_S)
-        app[IMPORT_RUNNER] = runner
-        yield
-        await runner.stop()
-        try:
-            await asyncio.wait_for(owner, STOP_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("import_runner_stop_timeout", timeout_s=STOP_TIMEOUT_S)
-
-    return ctx

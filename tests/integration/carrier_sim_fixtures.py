@@ -1,7 +1,7 @@
 """Fixtures of the messaging tests: the carrier simulator in-process, the app wired to it
 (its webhooks come back to the app over real HTTP), signed posts, tenant database access.
 
-Import into a test module with `from tests.integration.messaging_a_fixtures import *`.
+Import into a test module with `from tests.integration.carrier_sim_fixtures import *`.
 """
 
 from __future__ import annotations

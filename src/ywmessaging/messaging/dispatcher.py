@@ -1,10 +1,10 @@
-"""Plug messaging part A in: the carrier, `POST /webhooks/telnyx`, its processors and sweeper,
-and the `/api/v1/numbers` routes.
+"""The dispatcher of stored carrier webhooks: processors and a sweeper.
 
 After a webhook is stored, its inbox row id goes on a bounded in-memory queue drained by a few
 processor tasks (so it is applied within milliseconds); a sweeper retries what is still due
 (tenant database down, receipt not yet indexed, or an id dropped because the queue was full).
-Both are owned by one cleanup context, which cancels and awaits them with a bound.
+Both are owned by the `carrier_webhooks` cleanup context (plugins.py), which cancels and awaits
+them with a bound.
 """
 
 from __future__ import annotations
@@ -12,24 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..config import Settings
-from ..keys import API_V1, METRICS, REGISTRY_POOL
 from ..observability.metrics import Metrics
-from ..tenants.keys import SUPERVISOR
-from .carrier import Carrier, carrier_from_settings
-from .signature import load_public_key
 from .webhooks import observe_backlog, process_by_id, process_due, prune
 
 log = structlog.get_logger("ywm.webhooks")
-CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 PROCESSORS = 4
 QUEUE_SIZE = 10_000
 SWEEP_BATCH = 100
@@ -45,10 +38,6 @@ class WebhookConfig:
 
     public_key: Ed25519PublicKey | None
     dispatcher: WebhookDispatcher
-
-
-CARRIER = web.AppKey("carrier", Carrier)
-WEBHOOKS = web.AppKey("telnyx_webhooks", WebhookConfig)
 
 
 class WebhookDispatcher:
@@ -119,34 +108,3 @@ class WebhookDispatcher:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
         self._tasks.clear()
-
-
-def setup_messaging_a(app: web.Application, settings: Settings) -> None:
-    """Add the webhook route, the numbers routes and the messaging cleanup context.
-
-    Runs after `setup_supervisor` and `setup_auth` (it uses the supervisor and `/api/v1`).
-    """
-    from ..api import numbers, webhooks  # handlers import this module's keys
-
-    app.router.add_post("/webhooks/telnyx", webhooks.telnyx_webhook, name="webhooks_telnyx")
-    app[API_V1].router.add_routes(numbers.routes)
-    app.cleanup_ctx.append(messaging_ctx(settings))
-
-
-def messaging_ctx(settings: Settings) -> CleanupCtx:
-    """The carrier client and the webhook dispatcher (closed before the supervisor)."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        carrier = carrier_from_settings(settings, app[METRICS])
-        app[CARRIER] = carrier
-        dispatcher = WebhookDispatcher(app[REGISTRY_POOL], app[SUPERVISOR], settings,
-                                       app[METRICS])
-        app[WEBHOOKS] = WebhookConfig(load_public_key(settings.telnyx_public_key), dispatcher)
-        if settings.telnyx_public_key is None:
-            log.warning("telnyx_public_key_missing", effect="every webhook is refused with 401")
-        dispatcher.start()
-        yield
-        await dispatcher.close()
-        await carrier.close()
-
-    return ctx
