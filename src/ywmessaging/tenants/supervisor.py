@@ -43,20 +43,15 @@ from ..errors import (
     TenantUnavailable,
 )
 from . import upkeep
-from .actor import (
-    CLOSE_TIMEOUT,
-    TRIM_AFTER,
-    ActorGone,
-    PoolFactory,
-    SlotTimeout,
-    TenantPool,
-)
+from .actor import ActorGone, SlotTimeout, TenantPool
 from .breaker import BreakerBoard, Clock, Trials
 from .budget import ShareBook
 from .directory import Lookup, TenantInfo, gate
 from .health import Fault, classify_connect, classify_in_use, describe
 from .metrics import PoolMetrics
+from .pools import CLOSE_TIMEOUT, PoolFactory
 from .roster import Roster, make_room
+from .slots import TRIM_AFTER
 from .status import snapshot
 
 log = structlog.get_logger("ywm.supervisor")
