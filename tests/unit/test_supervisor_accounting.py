@@ -1,6 +1,6 @@
 """Per-connection budget accounting of the supervisor: pools start charged one connection,
 grow only when a lease had to wait and the reservation has room, are trimmed back when idle,
-and give every charge back however they end. Same fakes as test_supervisor.py (every new
+and give every charge back however they end. Fakes from supervisor_fakes.py (every new
 connection is audited there against the charges and the reservation)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.unit.test_supervisor import FakePool, Holder, grant, make, use
+from tests.unit.supervisor_fakes import FakePool, Holder, grant, make, use
 from ywmessaging.config import Settings
 from ywmessaging.errors import TenantCapacity, TenantUnavailable
 from ywmessaging.tenants import slots as slots_module
