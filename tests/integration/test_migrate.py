@@ -99,7 +99,8 @@ class Env:
 async def deployment(settings: Settings, pg_admin: PgTarget,
                      tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     """A registry, template and 50 tenants of this module's own, dropped at the end."""
-    prefix = settings.db_prefix + "m"
+    # not tests/second_cluster.py's "m": its deployment lives for the whole session
+    prefix = settings.db_prefix + "mig"
     sql = tmp_path_factory.mktemp("migrate") / "sql"
     shutil.copytree(settings.sql_dir, sql)
     s = Settings(database_url=pg_admin.with_db(f"{prefix}_registry").dsn(), secret_key=SECRET,
