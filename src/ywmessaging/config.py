@@ -1,4 +1,9 @@
-"""One frozen Settings object; the only reader of the environment."""
+"""One frozen Settings object; the only reader of the environment.
+
+Each setting is declared once, as a `Settings` field made by `setting(env var, default,
+meaning)`; its annotation is its type. `ENV_VARS` is derived from those fields: `from_env` reads
+it, and `ywm env` prints it as the README's table.
+"""
 
 from __future__ import annotations
 
@@ -6,185 +11,30 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar, get_args, get_type_hints
 
 from .cors import origin_of, parse_origins
 from .errors import ConfigError
 from .forwarded import parse_trusted
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
-# (env var, attribute, type, default, meaning) — the README's table is generated from this list
-# by `ywm env` and a test keeps the two in step.
-ENV_VARS: list[tuple[str, str, type, Any, str]] = [
-    ("DATABASE_URL", "database_url", str, None,
-     "Registry database DSN (postgresql://...). Required by `ywm serve`/`worker`; "
-     "`ywm dev` starts an embedded PostgreSQL when unset."),
-    ("YWM_SECRET_KEY", "secret_key", str, None,
-     "Master key for secrets at rest (tenant role passwords, TOTP secrets, EIN). "
-     "Required by `ywm serve`; `ywm dev` keeps one in `.data/secret_key`."),
-    ("YWM_HOST", "host", str, "127.0.0.1", "Address the HTTP server binds."),
-    ("YWM_PORT", "port", int, 8080, "Port the HTTP server binds."),
-    ("YWM_TRUSTED_PROXIES", "trusted_proxies", str, "",
-     "Comma-separated addresses or CIDR networks of the reverse proxies in front of the API; "
-     "X-Forwarded-For is believed only from them (empty: never). Set it behind a load "
-     "balancer, or every client shares its address for login throttling."),
-    ("YWM_DATA_DIR", "data_dir", Path, REPO_ROOT / ".data",
-     "Where `ywm dev` keeps the embedded PostgreSQL and its dev key."),
-    ("YWM_DB_PREFIX", "db_prefix", str, "ywm",
-     "Prefix of every database and role the service creates (tenant databases, roles, "
-     "templates)."),
-    ("YWM_SQL_DIR", "sql_dir", Path, REPO_ROOT / "sql",
-     "Folder holding `registry/` and `tenant/` migrations and named queries."),
-    ("YWM_LOG_LEVEL", "log_level", str, "info", "debug, info, warning or error."),
-    ("YWM_LOG_FORMAT", "log_format", str, "json",
-     "`json` (one JSON object per line) or `console` (human-readable)."),
-    ("YWM_MAX_BODY_BYTES", "max_body_bytes", int, 1_048_576,
-     "Largest accepted request body; larger ones get 413 `payload_too_large`."),
-    ("YWM_SHUTDOWN_TIMEOUT", "shutdown_timeout", float, 30.0,
-     "Seconds SIGTERM waits for in-flight requests before closing."),
-    ("YWM_REGISTRY_POOL_MAX", "registry_pool_max", int, 10,
-     "Largest registry connection pool per process."),
-    ("YWM_MIGRATE_CONCURRENCY", "migrate_concurrency", int, 4,
-     "Default tenants migrated at once per database server by `ywm migrate`."),
-    ("YWM_OPERATOR_TOKEN", "operator_token", str, None,
-     "Bearer token for `/ops/*` operator endpoints; they answer 404 when unset."),
-    ("YWM_TENANT_POOL_MAX", "tenant_pool_max", int, 3,
-     "Largest connection pool per open tenant database (asyncpg pools open lazily, min 0)."),
-    ("YWM_TENANT_POOL_CAP", "tenant_pool_cap", int, None,
-     "Most tenant pools one process keeps open; least recently used idle ones are closed. "
-     "Unset: as many as its shares of the servers' connection budgets allow (one connection "
-     "per open church); set: that many at most."),
-    ("YWM_TENANT_IDLE_SECONDS", "tenant_idle_seconds", float, 300.0,
-     "A tenant pool unused this long is closed by the idle sweep."),
-    ("YWM_TENANT_CONNECT_TIMEOUT", "tenant_connect_timeout", float, 1.0,
-     "Seconds a new connection to a tenant database may take before it counts as failed."),
-    ("YWM_LEASE_TIMEOUT", "lease_timeout", float, 2.0,
-     "Seconds a request waits for a free connection of its tenant's pool before 503 "
-     "`tenant_capacity`."),
-    ("YWM_HEALTH_INTERVAL", "health_interval", float, 15.0,
-     "Seconds between health probes (`SELECT 1`) of open tenant pools."),
-    ("YWM_REGISTRY_CACHE_TTL", "registry_cache_ttl", float, 30.0,
-     "Seconds a tenant's registry row is cached (changes also invalidate it at once via "
-     "LISTEN/NOTIFY)."),
-    ("YWM_HEARTBEAT_INTERVAL", "heartbeat_interval", float, 5.0,
-     "Seconds between a process's heartbeats in the registry; each database server's "
-     "connection budget is shared among processes with a fresh heartbeat."),
-    ("YWM_PROCESS_WEIGHT", "process_weight", int, 1,
-     "This process's weight when servers' connection budgets are shared among processes."),
-    ("JWT_ISSUER", "jwt_issuer", str, "ywmessaging", "The `iss` claim of access tokens."),
-    ("JWT_AUDIENCE", "jwt_audience", str, "ywmessaging-api",
-     "The `aud` claim of access tokens."),
-    ("JWT_ACCESS_TTL", "jwt_access_ttl", int, 900,
-     "Access-token lifetime in seconds (at most 900)."),
-    ("JWT_REFRESH_TTL", "jwt_refresh_ttl", int, 1_209_600, "Refresh-token lifetime in seconds."),
-    ("JWT_SIGNING_KEYS", "jwt_signing_keys", str, None,
-     "HS256 keyring `kid1:base64key,kid2:base64key` (keys of 32+ bytes): the first signs, the "
-     "others only verify (rotation). Derived from YWM_SECRET_KEY when unset."),
-    ("JWT_SESSION_MAX_AGE", "jwt_session_max_age", int, 2_592_000,
-     "Absolute lifetime of a login session (refresh-token family) in seconds."),
-    ("YWM_FRONTEND_URL", "frontend_url", str, "http://localhost:5173",
-     "Base URL of the web frontend, used in password-reset and invitation links."),
-    ("YWM_CORS_ORIGINS", "cors_origins", str, "",
-     "Comma-separated browser origins (`https://app.example.org`, no path, never `*`) whose "
-     "pages may call the API, with credentials (CORS); empty: none. `ywm dev` adds the origin "
-     "of YWM_FRONTEND_URL."),
-    ("YWM_HSTS_SECONDS", "hsts_seconds", int, 0,
-     "`max-age` of the Strict-Transport-Security header on every answer (set it when the API "
-     "is reached over HTTPS only); 0: no header."),
-    ("YWM_REQUEST_TIMEOUT", "request_timeout", float, 30.0,
-     "Seconds a request may take before it is cut off with 504 `request_timeout` (WebSockets "
-     "and streamed downloads such as the member export excepted)."),
-    ("YWM_IMPORT_TIMEOUT", "import_timeout", float, 300.0,
-     "The same limit for `POST /api/v1/members/import` (a large CSV on a slow line)."),
-    ("SMTP_URL", "smtp_url", str, None,
-     "Where account emails go: smtp://user:password@host:587 (STARTTLS when the server offers "
-     "it; ?starttls=require to insist) or smtps://…:465 (TLS). Unset: written as .eml files "
-     "under YWM_DATA_DIR/outbox (development)."),
-    ("EMAIL_FROM", "email_from", str, "YWMessaging <no-reply@ywmessaging.dev>",
-     "The From of account emails."),
-    ("YWM_IMPORT_MAX_BYTES", "import_max_bytes", int, 20 * 1_048_576,
-     "Largest member CSV accepted by `POST /api/v1/members/import` (read as a stream, so "
-     "YWM_MAX_BODY_BYTES does not apply to it); larger files get 413."),
-    ("YWM_PASSWORD_HASH_CONCURRENCY", "password_hash_concurrency", int, 0,
-     "Most argon2id hashes computed at once per process (0: one per CPU)."),
-    # messaging part A (issue 6): carrier adapter, simulator, webhooks
-    ("TELNYX_API_BASE", "telnyx_api_base", str, "http://127.0.0.1:8081",
-     "Base URL of the Telnyx API (`https://api.telnyx.com` in production; the carrier "
-     "simulator by default)."),
-    ("TELNYX_API_KEY", "telnyx_api_key", str, "dev-telnyx-key",
-     "Telnyx API key sent as `Authorization: Bearer` (the simulator accepts the dev value)."),
-    ("TELNYX_PUBLIC_KEY", "telnyx_public_key", str, None,
-     "Base64 Ed25519 public key that signs Telnyx webhooks; unset → every webhook is refused "
-     "(401). `ywm dev` and the tests use the simulator's key."),
-    ("TELNYX_MESSAGING_PROFILE_ID", "telnyx_messaging_profile_id", str, None,
-     "Default Telnyx messaging profile id sent with each message."),
-    ("TELNYX_TIMEOUT", "telnyx_timeout", float, 10.0,
-     "Seconds a Telnyx API call may take in total before it counts as failed."),
-    ("CARRIER_SIM_SIGNING_KEY", "carrier_sim_signing_key", str, None,
-     "Base64 32-byte Ed25519 seed the carrier simulator signs webhooks with; a fresh key is "
-     "made and printed when unset."),
-    ("CARRIER_SIM_WEBHOOK_URL", "carrier_sim_webhook_url", str,
-     "http://127.0.0.1:8080/webhooks/telnyx",
-     "Where the carrier simulator delivers its signed webhooks."),
-    ("CARRIER_SIM_HOST", "carrier_sim_host", str, "127.0.0.1",
-     "Address the carrier simulator binds."),
-    ("CARRIER_SIM_PORT", "carrier_sim_port", int, 8081, "Port the carrier simulator binds."),
-    ("CARRIER_SIM_ORDER_DELAY", "carrier_sim_order_delay", float, 1.0,
-     "Seconds the carrier simulator keeps a number order `pending` (like Telnyx) before it "
-     "completes and sends `number_order.complete`; 0 completes orders before answering. Tests "
-     "use a few hundredths of a second."),
-    ("YWM_WEBHOOK_SWEEP_INTERVAL", "webhook_sweep_interval", float, 5.0,
-     "Seconds between sweeps that retry webhook-inbox events still due (tenant was down)."),
-    ("YWM_NUMBER_ORDER_POLL_INTERVAL", "number_order_poll_interval", float, 30.0,
-     "Seconds between the worker's polls of phone-number orders still `pending` at the carrier "
-     "(each order is asked about at most this often; `number_order.complete` webhooks usually "
-     "settle them first)."),
-    # messaging part B (issue 6): broadcasts, quota, the outbox worker and its queue
-    ("YWM_MONTHLY_MESSAGE_QUOTA", "monthly_message_quota", int, 1000,
-     "Messages (outbox rows) a church may queue per calendar month in its time zone, until "
-     "billing sets plan limits; over it → 402 `quota_exceeded`. 0: unlimited."),
-    ("YWM_COST_PER_SEGMENT", "cost_per_segment", float, 0.004,
-     "Estimated carrier cost per SMS segment in USD, shown by the broadcast preview."),
-    ("YWM_SEND_RATE_PER_NUMBER", "send_rate_per_number", float, 1.0,
-     "Messages per second one sender number may send (token bucket). 0: unpaced."),
-    ("YWM_SEND_RATE_PER_CHURCH", "send_rate_per_church", float, 10.0,
-     "Messages per second one church may send over all its numbers. 0: unpaced."),
-    ("YWM_SEND_MAX_ATTEMPTS", "send_max_attempts", int, 5,
-     "Tries per message on 429/5xx/timeouts before it is marked failed."),
-    ("YWM_SEND_BACKOFF_BASE", "send_backoff_base", float, 2.0,
-     "Seconds of the first retry's backoff ceiling (doubles per attempt, full jitter, capped "
-     "at 300 s, never sooner than the carrier's Retry-After)."),
-    ("YWM_SEND_LEASE_SECONDS", "send_lease_seconds", float, 60.0,
-     "How long a claimed message may stay `sending`; a worker that dies leaves it to turn "
-     "`unknown` after this (never resent)."),
-    ("YWM_SEND_BATCH_SIZE", "send_batch_size", int, 100,
-     "Outbox rows a worker claims per batch."),
-    ("YWM_SEND_CONCURRENCY", "send_concurrency", int, 8,
-     "Carrier requests in flight at once per church being drained."),
-    ("YWM_WORKER_CONCURRENCY", "worker_concurrency", int, 4,
-     "Churches one `ywm worker` process drains at once."),
-    ("YWM_WORKER_METRICS_PORT", "worker_metrics_port", int, 9101,
-     "Port on YWM_HOST where `ywm worker` serves /metrics and /healthz (0: none; a second "
-     "worker on the same machine logs that the port is taken and runs without)."),
-    ("YWM_WORKER_POLL_INTERVAL", "worker_poll_interval", float, 1.0,
-     "Seconds an idle worker waits before asking the queue again."),
-    ("YWM_WORKER_CLAIM_TTL", "worker_claim_ttl", float, 30.0,
-     "Seconds a worker's claim on a church lasts without renewal (a dead worker's churches "
-     "are picked up after this)."),
-    ("YWM_WORKER_RECONCILE_INTERVAL", "worker_reconcile_interval", float, 120.0,
-     "Seconds between sweeps that re-derive every active church's next due time from its "
-     "database (catches a lost enqueue); one worker runs each round."),
-    ("YWM_HOUSEKEEPING_INTERVAL", "housekeeping_interval", float, 3600.0,
-     "Seconds between housekeeping rounds over every church database (expired sessions, "
-     "reset tokens, denylisted token ids, old carrier event ids); one worker runs each."),
-    ("YWM_RECURRING_GRACE_SECONDS", "recurring_grace_seconds", float, 900.0,
-     "A recurring occurrence later than this is missed: sent late once or skipped, by the "
-     "rule's `missed_policy`."),
-    ("YWM_RECEIPT_CHECK_AFTER", "receipt_check_after", float, 900.0,
-     "Seconds after a send with no final delivery receipt before the worker looks the message "
-     "up at the carrier (then twice more at doubling intervals); 0 never looks up."),
-]
+
+def setting(env: str, default: T, meaning: str) -> T:
+    """A `Settings` field read from the environment variable `env` (the field's annotation is
+    its type: str, int, float or Path, optionally `| None`)."""
+    return field(default=default, metadata={"env": env, "meaning": meaning})
+
+
+class EnvVar(NamedTuple):
+    """One setting as the environment sees it (derived from its `Settings` field)."""
+
+    name: str
+    attr: str
+    kind: type
+    default: Any
+    meaning: str
 
 
 def _parse(name: str, kind: type, raw: str) -> Any:
@@ -207,85 +57,184 @@ def _parse(name: str, kind: type, raw: str) -> Any:
 class Settings:
     """Every setting of the service; built once by `Settings.from_env` and passed explicitly."""
 
-    database_url: str | None = None
-    secret_key: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 8080
-    trusted_proxies: str = ""
-    data_dir: Path = field(default=REPO_ROOT / ".data")
-    db_prefix: str = "ywm"
-    sql_dir: Path = field(default=REPO_ROOT / "sql")
-    log_level: str = "info"
-    log_format: str = "json"
-    max_body_bytes: int = 1_048_576
-    shutdown_timeout: float = 30.0
-    registry_pool_max: int = 10
-    migrate_concurrency: int = 4
-    operator_token: str | None = None
-    tenant_pool_max: int = 3
-    tenant_pool_cap: int | None = None
-    tenant_idle_seconds: float = 300.0
-    tenant_connect_timeout: float = 1.0
-    lease_timeout: float = 2.0
-    health_interval: float = 15.0
-    registry_cache_ttl: float = 30.0
-    heartbeat_interval: float = 5.0
-    process_weight: int = 1
-    jwt_issuer: str = "ywmessaging"
-    jwt_audience: str = "ywmessaging-api"
-    jwt_access_ttl: int = 900
-    jwt_refresh_ttl: int = 1_209_600
-    jwt_signing_keys: str | None = None
-    jwt_session_max_age: int = 2_592_000
-    frontend_url: str = "http://localhost:5173"
-    cors_origins: str = ""
-    hsts_seconds: int = 0
-    request_timeout: float = 30.0
-    import_timeout: float = 300.0
-    smtp_url: str | None = None
-    email_from: str = "YWMessaging <no-reply@ywmessaging.dev>"
-    import_max_bytes: int = 20 * 1_048_576
-    password_hash_concurrency: int = 0
-    telnyx_api_base: str = "http://127.0.0.1:8081"
-    telnyx_api_key: str = "dev-telnyx-key"
-    telnyx_public_key: str | None = None
-    telnyx_messaging_profile_id: str | None = None
-    telnyx_timeout: float = 10.0
-    carrier_sim_signing_key: str | None = None
-    carrier_sim_webhook_url: str = "http://127.0.0.1:8080/webhooks/telnyx"
-    carrier_sim_host: str = "127.0.0.1"
-    carrier_sim_port: int = 8081
-    carrier_sim_order_delay: float = 1.0
-    webhook_sweep_interval: float = 5.0
-    number_order_poll_interval: float = 30.0
-
-    monthly_message_quota: int = 1000
-    cost_per_segment: float = 0.004
-    send_rate_per_number: float = 1.0
-    send_rate_per_church: float = 10.0
-    send_max_attempts: int = 5
-    send_backoff_base: float = 2.0
-    send_lease_seconds: float = 60.0
-    send_batch_size: int = 100
-    send_concurrency: int = 8
-    worker_concurrency: int = 4
-    worker_metrics_port: int = 9101
-    worker_poll_interval: float = 1.0
-    worker_claim_ttl: float = 30.0
-    worker_reconcile_interval: float = 120.0
-    housekeeping_interval: float = 3600.0
-    recurring_grace_seconds: float = 900.0
-    receipt_check_after: float = 900.0
+    database_url: str | None = setting("DATABASE_URL", None,
+        "Registry database DSN (postgresql://...). Required by `ywm serve`/`worker`; `ywm dev` "
+        "starts an embedded PostgreSQL when unset.")
+    secret_key: str | None = setting("YWM_SECRET_KEY", None,
+        "Master key for secrets at rest (tenant role passwords, TOTP secrets, EIN). Required by "
+        "`ywm serve`; `ywm dev` keeps one in `.data/secret_key`.")
+    host: str = setting("YWM_HOST", "127.0.0.1", "Address the HTTP server binds.")
+    port: int = setting("YWM_PORT", 8080, "Port the HTTP server binds.")
+    trusted_proxies: str = setting("YWM_TRUSTED_PROXIES", "",
+        "Comma-separated addresses or CIDR networks of the reverse proxies in front of the API; "
+        "X-Forwarded-For is believed only from them (empty: never). Set it behind a load balancer, "
+        "or every client shares its address for login throttling.")
+    data_dir: Path = setting("YWM_DATA_DIR", REPO_ROOT / ".data",
+        "Where `ywm dev` keeps the embedded PostgreSQL and its dev key.")
+    db_prefix: str = setting("YWM_DB_PREFIX", "ywm",
+        "Prefix of every database and role the service creates (tenant databases, roles, "
+        "templates).")
+    sql_dir: Path = setting("YWM_SQL_DIR", REPO_ROOT / "sql",
+        "Folder holding `registry/` and `tenant/` migrations and named queries.")
+    log_level: str = setting("YWM_LOG_LEVEL", "info", "debug, info, warning or error.")
+    log_format: str = setting("YWM_LOG_FORMAT", "json",
+        "`json` (one JSON object per line) or `console` (human-readable).")
+    max_body_bytes: int = setting("YWM_MAX_BODY_BYTES", 1_048_576,
+        "Largest accepted request body; larger ones get 413 `payload_too_large`.")
+    shutdown_timeout: float = setting("YWM_SHUTDOWN_TIMEOUT", 30.0,
+        "Seconds SIGTERM waits for in-flight requests before closing.")
+    registry_pool_max: int = setting("YWM_REGISTRY_POOL_MAX", 10,
+        "Largest registry connection pool per process.")
+    migrate_concurrency: int = setting("YWM_MIGRATE_CONCURRENCY", 4,
+        "Default tenants migrated at once per database server by `ywm migrate`.")
+    operator_token: str | None = setting("YWM_OPERATOR_TOKEN", None,
+        "Bearer token for `/ops/*` operator endpoints; they answer 404 when unset.")
+    tenant_pool_max: int = setting("YWM_TENANT_POOL_MAX", 3,
+        "Largest connection pool per open tenant database (asyncpg pools open lazily, min 0).")
+    tenant_pool_cap: int | None = setting("YWM_TENANT_POOL_CAP", None,
+        "Most tenant pools one process keeps open; least recently used idle ones are closed. "
+        "Unset: as many as its shares of the servers' connection budgets allow (one connection per "
+        "open church); set: that many at most.")
+    tenant_idle_seconds: float = setting("YWM_TENANT_IDLE_SECONDS", 300.0,
+        "A tenant pool unused this long is closed by the idle sweep.")
+    tenant_connect_timeout: float = setting("YWM_TENANT_CONNECT_TIMEOUT", 1.0,
+        "Seconds a new connection to a tenant database may take before it counts as failed.")
+    lease_timeout: float = setting("YWM_LEASE_TIMEOUT", 2.0,
+        "Seconds a request waits for a free connection of its tenant's pool before 503 "
+        "`tenant_capacity`.")
+    health_interval: float = setting("YWM_HEALTH_INTERVAL", 15.0,
+        "Seconds between health probes (`SELECT 1`) of open tenant pools.")
+    registry_cache_ttl: float = setting("YWM_REGISTRY_CACHE_TTL", 30.0,
+        "Seconds a tenant's registry row is cached (changes also invalidate it at once via "
+        "LISTEN/NOTIFY).")
+    heartbeat_interval: float = setting("YWM_HEARTBEAT_INTERVAL", 5.0,
+        "Seconds between a process's heartbeats in the registry; each database server's connection "
+        "budget is shared among processes with a fresh heartbeat.")
+    process_weight: int = setting("YWM_PROCESS_WEIGHT", 1,
+        "This process's weight when servers' connection budgets are shared among processes.")
+    jwt_issuer: str = setting("JWT_ISSUER", "ywmessaging", "The `iss` claim of access tokens.")
+    jwt_audience: str = setting("JWT_AUDIENCE", "ywmessaging-api",
+        "The `aud` claim of access tokens.")
+    jwt_access_ttl: int = setting("JWT_ACCESS_TTL", 900,
+        "Access-token lifetime in seconds (at most 900).")
+    jwt_refresh_ttl: int = setting("JWT_REFRESH_TTL", 1_209_600,
+        "Refresh-token lifetime in seconds.")
+    jwt_signing_keys: str | None = setting("JWT_SIGNING_KEYS", None,
+        "HS256 keyring `kid1:base64key,kid2:base64key` (keys of 32+ bytes): the first signs, the "
+        "others only verify (rotation). Derived from YWM_SECRET_KEY when unset.")
+    jwt_session_max_age: int = setting("JWT_SESSION_MAX_AGE", 2_592_000,
+        "Absolute lifetime of a login session (refresh-token family) in seconds.")
+    frontend_url: str = setting("YWM_FRONTEND_URL", "http://localhost:5173",
+        "Base URL of the web frontend, used in password-reset and invitation links.")
+    cors_origins: str = setting("YWM_CORS_ORIGINS", "",
+        "Comma-separated browser origins (`https://app.example.org`, no path, never `*`) whose "
+        "pages may call the API, with credentials (CORS); empty: none. `ywm dev` adds the origin "
+        "of YWM_FRONTEND_URL.")
+    hsts_seconds: int = setting("YWM_HSTS_SECONDS", 0,
+        "`max-age` of the Strict-Transport-Security header on every answer (set it when the API is "
+        "reached over HTTPS only); 0: no header.")
+    request_timeout: float = setting("YWM_REQUEST_TIMEOUT", 30.0,
+        "Seconds a request may take before it is cut off with 504 `request_timeout` (WebSockets "
+        "and streamed downloads such as the member export excepted).")
+    import_timeout: float = setting("YWM_IMPORT_TIMEOUT", 300.0,
+        "The same limit for `POST /api/v1/members/import` (a large CSV on a slow line).")
+    smtp_url: str | None = setting("SMTP_URL", None,
+        "Where account emails go: smtp://user:password@host:587 (STARTTLS when the server offers "
+        "it; ?starttls=require to insist) or smtps://…:465 (TLS). Unset: written as .eml files "
+        "under YWM_DATA_DIR/outbox (development).")
+    email_from: str = setting("EMAIL_FROM", "YWMessaging <no-reply@ywmessaging.dev>",
+        "The From of account emails.")
+    import_max_bytes: int = setting("YWM_IMPORT_MAX_BYTES", 20 * 1_048_576,
+        "Largest member CSV accepted by `POST /api/v1/members/import` (read as a stream, so "
+        "YWM_MAX_BODY_BYTES does not apply to it); larger files get 413.")
+    password_hash_concurrency: int = setting("YWM_PASSWORD_HASH_CONCURRENCY", 0,
+        "Most argon2id hashes computed at once per process (0: one per CPU).")
+    # messaging: the carrier adapter, its simulator, webhooks
+    telnyx_api_base: str = setting("TELNYX_API_BASE", "http://127.0.0.1:8081",
+        "Base URL of the Telnyx API (`https://api.telnyx.com` in production; the carrier simulator "
+        "by default).")
+    telnyx_api_key: str = setting("TELNYX_API_KEY", "dev-telnyx-key",
+        "Telnyx API key sent as `Authorization: Bearer` (the simulator accepts the dev value).")
+    telnyx_public_key: str | None = setting("TELNYX_PUBLIC_KEY", None,
+        "Base64 Ed25519 public key that signs Telnyx webhooks; unset → every webhook is refused "
+        "(401). `ywm dev` and the tests use the simulator's key.")
+    telnyx_messaging_profile_id: str | None = setting("TELNYX_MESSAGING_PROFILE_ID", None,
+        "Default Telnyx messaging profile id sent with each message.")
+    telnyx_timeout: float = setting("TELNYX_TIMEOUT", 10.0,
+        "Seconds a Telnyx API call may take in total before it counts as failed.")
+    carrier_sim_signing_key: str | None = setting("CARRIER_SIM_SIGNING_KEY", None,
+        "Base64 32-byte Ed25519 seed the carrier simulator signs webhooks with; a fresh key is "
+        "made and printed when unset.")
+    carrier_sim_webhook_url: str = setting(
+        "CARRIER_SIM_WEBHOOK_URL", "http://127.0.0.1:8080/webhooks/telnyx",
+        "Where the carrier simulator delivers its signed webhooks.")
+    carrier_sim_host: str = setting("CARRIER_SIM_HOST", "127.0.0.1",
+        "Address the carrier simulator binds.")
+    carrier_sim_port: int = setting("CARRIER_SIM_PORT", 8081, "Port the carrier simulator binds.")
+    carrier_sim_order_delay: float = setting("CARRIER_SIM_ORDER_DELAY", 1.0,
+        "Seconds the carrier simulator keeps a number order `pending` (like Telnyx) before it "
+        "completes and sends `number_order.complete`; 0 completes orders before answering. Tests "
+        "use a few hundredths of a second.")
+    webhook_sweep_interval: float = setting("YWM_WEBHOOK_SWEEP_INTERVAL", 5.0,
+        "Seconds between sweeps that retry webhook-inbox events still due (tenant was down).")
+    number_order_poll_interval: float = setting("YWM_NUMBER_ORDER_POLL_INTERVAL", 30.0,
+        "Seconds between the worker's polls of phone-number orders still `pending` at the carrier "
+        "(each order is asked about at most this often; `number_order.complete` webhooks usually "
+        "settle them first).")
+    # sending: broadcasts, quota, the outbox worker and its queue
+    monthly_message_quota: int = setting("YWM_MONTHLY_MESSAGE_QUOTA", 1000,
+        "Messages (outbox rows) a church may queue per calendar month in its time zone, until "
+        "billing sets plan limits; over it → 402 `quota_exceeded`. 0: unlimited.")
+    cost_per_segment: float = setting("YWM_COST_PER_SEGMENT", 0.004,
+        "Estimated carrier cost per SMS segment in USD, shown by the broadcast preview.")
+    send_rate_per_number: float = setting("YWM_SEND_RATE_PER_NUMBER", 1.0,
+        "Messages per second one sender number may send (token bucket). 0: unpaced.")
+    send_rate_per_church: float = setting("YWM_SEND_RATE_PER_CHURCH", 10.0,
+        "Messages per second one church may send over all its numbers. 0: unpaced.")
+    send_max_attempts: int = setting("YWM_SEND_MAX_ATTEMPTS", 5,
+        "Tries per message on 429/5xx/timeouts before it is marked failed.")
+    send_backoff_base: float = setting("YWM_SEND_BACKOFF_BASE", 2.0,
+        "Seconds of the first retry's backoff ceiling (doubles per attempt, full jitter, capped at "
+        "300 s, never sooner than the carrier's Retry-After).")
+    send_lease_seconds: float = setting("YWM_SEND_LEASE_SECONDS", 60.0,
+        "How long a claimed message may stay `sending`; a worker that dies leaves it to turn "
+        "`unknown` after this (never resent).")
+    send_batch_size: int = setting("YWM_SEND_BATCH_SIZE", 100,
+        "Outbox rows a worker claims per batch.")
+    send_concurrency: int = setting("YWM_SEND_CONCURRENCY", 8,
+        "Carrier requests in flight at once per church being drained.")
+    worker_concurrency: int = setting("YWM_WORKER_CONCURRENCY", 4,
+        "Churches one `ywm worker` process drains at once.")
+    worker_metrics_port: int = setting("YWM_WORKER_METRICS_PORT", 9101,
+        "Port on YWM_HOST where `ywm worker` serves /metrics and /healthz (0: none; a second "
+        "worker on the same machine logs that the port is taken and runs without).")
+    worker_poll_interval: float = setting("YWM_WORKER_POLL_INTERVAL", 1.0,
+        "Seconds an idle worker waits before asking the queue again.")
+    worker_claim_ttl: float = setting("YWM_WORKER_CLAIM_TTL", 30.0,
+        "Seconds a worker's claim on a church lasts without renewal (a dead worker's churches are "
+        "picked up after this).")
+    worker_reconcile_interval: float = setting("YWM_WORKER_RECONCILE_INTERVAL", 120.0,
+        "Seconds between sweeps that re-derive every active church's next due time from its "
+        "database (catches a lost enqueue); one worker runs each round.")
+    housekeeping_interval: float = setting("YWM_HOUSEKEEPING_INTERVAL", 3600.0,
+        "Seconds between housekeeping rounds over every church database (expired sessions, reset "
+        "tokens, denylisted token ids, old carrier event ids); one worker runs each.")
+    recurring_grace_seconds: float = setting("YWM_RECURRING_GRACE_SECONDS", 900.0,
+        "A recurring occurrence later than this is missed: sent late once or skipped, by the "
+        "rule's `missed_policy`.")
+    receipt_check_after: float = setting("YWM_RECEIPT_CHECK_AFTER", 900.0,
+        "Seconds after a send with no final delivery receipt before the worker looks the message "
+        "up at the carrier (then twice more at doubling intervals); 0 never looks up.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read every `ENV_VARS` entry from `env` (default: the process environment)."""
+        """Read every setting from `env` (default: the process environment)."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
-        for name, attr, kind, _default, _meaning in ENV_VARS:
-            raw = env.get(name)
+        for var in ENV_VARS:
+            raw = env.get(var.name)
             if raw is not None and raw != "":
-                values[attr] = _parse(name, kind, raw)
+                values[var.attr] = _parse(var.name, var.kind, raw)
         values.update(overrides)
         settings = cls(**values)
         settings.validate()
@@ -431,9 +380,28 @@ class Settings:
         return self.secret_key
 
 
-def attribute_names() -> list[str]:
-    """Names of the Settings fields (for the env-table test)."""
-    return [f.name for f in fields(Settings)]
+def _kind(attr: str, hint: Any) -> type:
+    """The type a setting's raw string is parsed to: its annotation without `| None`."""
+    kinds = [a for a in get_args(hint) if a is not type(None)] or [hint]
+    for kind in (str, int, float, Path):
+        if kinds == [kind]:
+            return kind
+    raise TypeError(f"Settings.{attr}: no parser for {hint!r}")
+
+
+def _env_vars() -> tuple[EnvVar, ...]:
+    """Every setting, in declaration order; refuses a field not declared with `setting`."""
+    hints = get_type_hints(Settings)
+    found = []
+    for f in fields(Settings):
+        if "env" not in f.metadata:
+            raise TypeError(f"Settings.{f.name} is not declared with setting()")
+        found.append(EnvVar(f.metadata["env"], f.name, _kind(f.name, hints[f.name]), f.default,
+                            f.metadata["meaning"]))
+    return tuple(found)
+
+
+ENV_VARS = _env_vars()
 
 
 def _is_b64_32(value: str) -> bool:

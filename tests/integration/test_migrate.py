@@ -2,8 +2,9 @@
 concurrent runs and the command's exit codes.
 
 The module has its own registry and template (another db prefix) because its migrations move
-the template past the code's version; the tests run in file order and build on each other
-(each adds the next migration to this module's copy of the sql folder).
+the template past the code's version. Each test adds the migrations it needs to this module's
+copy of the sql folder, numbered after the newest one there, and starts from a deployment
+brought current by the `env` fixture, so the tests pass in any order and alone.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 
 from tests.pgcluster import drop_everything
 from ywmessaging.__main__ import build_parser
-from ywmessaging.config import REPO_ROOT, Settings
+from ywmessaging.config import Settings
 from ywmessaging.crypto import SecretBox
 from ywmessaging.db import migrations, pg
 from ywmessaging.db.dsn import PgTarget
@@ -34,9 +35,9 @@ from ywmessaging.tenants.provisioning import Provisioned, Provisioner
 
 SECRET = "migrate-test-secret-" + "y" * 32
 N = 50
-# The repository's tenant schema version; the migrations these tests add are numbered 9001+
-# so that new product migrations never collide with them.
-BASE = migrations.code_version(REPO_ROOT / "sql", "tenant")
+# The migrations these tests add are numbered 9001+ so that new product migrations never collide
+# with them.
+FIRST_TEST_MIGRATION = 9001
 
 
 @dataclass
@@ -51,13 +52,20 @@ class Env:
     def sql(self) -> Path:
         return self.settings.sql_dir
 
-    def add(self, name: str, sql: str, tree: str = "tenant") -> None:
-        """Add a migration to this module's sql folder."""
-        (self.sql / tree / "migrations" / f"{name}.sql").write_text(sql)
-        migrations.clear_cache()
+    def version(self) -> int:
+        """The newest tenant migration in this module's sql folder."""
+        return migrations.code_version(self.sql, "tenant")
 
-    def remove(self, name: str, tree: str = "tenant") -> None:
-        (self.sql / tree / "migrations" / f"{name}.sql").unlink()
+    def add(self, slug: str, sql: str) -> str:
+        """Add the next tenant migration to this module's sql folder; its name."""
+        name = f"{max(self.version() + 1, FIRST_TEST_MIGRATION)}_{slug}"
+        (self.sql / "tenant" / "migrations" / f"{name}.sql").write_text(sql)
+        migrations.clear_cache()
+        return name
+
+    def remove(self, name: str) -> None:
+        """Take back a migration `add` made (one that was never applied)."""
+        (self.sql / "tenant" / "migrations" / f"{name}.sql").unlink()
         migrations.clear_cache()
 
     async def admin_sql(self, t: Provisioned, sql: str) -> None:
@@ -88,10 +96,11 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-async def env(settings: Settings, pg_admin: PgTarget, tmp_path_factory: pytest.TempPathFactory,
-              ) -> AsyncIterator[Env]:
+async def deployment(settings: Settings, pg_admin: PgTarget,
+                     tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     """A registry, template and 50 tenants of this module's own, dropped at the end."""
-    prefix = settings.db_prefix + "m"
+    # not tests/second_cluster.py's "m": its deployment lives for the whole session
+    prefix = settings.db_prefix + "mig"
     sql = tmp_path_factory.mktemp("migrate") / "sql"
     shutil.copytree(settings.sql_dir, sql)
     s = Settings(database_url=pg_admin.with_db(f"{prefix}_registry").dsn(), secret_key=SECRET,
@@ -109,6 +118,16 @@ async def env(settings: Settings, pg_admin: PgTarget, tmp_path_factory: pytest.T
     finally:
         migrations.clear_cache()
         await drop_everything(pg_admin, prefix)
+
+
+@pytest.fixture
+async def env(deployment: Env) -> Env:
+    """The deployment with the template and every tenant at the sql folder's newest migration,
+    whichever tests ran before (one left tenants behind on purpose, one may have failed)."""
+    report = await migrate(deployment.settings, MigrateOptions(concurrency=8))
+    assert report.status == "done" and report.count("failed") == 0, report
+    assert set((await deployment.registry_versions()).values()) == {deployment.version()}
+    return deployment
 
 
 async def cli(settings: Settings, *argv: str) -> int:
@@ -131,38 +150,47 @@ async def tenant_role_can_read(env: Env, t: Provisioned, table: str) -> bool:
         await conn.close()
 
 
-async def test_dry_run_lists_pending_and_changes_nothing(env: Env, capsys: Any) -> None:
-    env.add("9001_add_test_column",
-            "ALTER TABLE members ADD COLUMN test_col text;\nCREATE TABLE test_notes (id int);\n")
-    runs = await env.fetch("SELECT count(*) FROM migration_runs")
-    template = await env.fetch("SELECT template_version FROM db_servers")
-    before = await env.registry_versions()
+async def test_dry_run_lists_pending_and_changes_nothing(env: Env, capsys: Any,
+                                                        tmp_path: Path) -> None:
+    base = env.version()
+    name = env.add("add_dry_column", "ALTER TABLE members ADD COLUMN dry_col text;\n"
+                   "CREATE TABLE dry_notes (id int);\n")
+    try:
+        runs = await env.fetch("SELECT count(*) FROM migration_runs")
+        template = await env.fetch("SELECT template_version FROM db_servers")
+        before = await env.registry_versions()
 
-    p = await plan(env.settings, MigrateOptions(concurrency=4))
-    assert p.registry_pending == []
-    assert [(e.version, e.pending) for e in p.entries] == [(BASE, ["9001_add_test_column"])] * N
-    assert p.templates[0][1:] == (BASE, ["9001_add_test_column"])
-    assert await cli(env.settings, "migrate", "--dry-run") == 0
-    out = capsys.readouterr().out
-    assert out.count("would apply 9001_add_test_column") == N + 1  # tenants and the template
-    assert "50 tenant(s): 50 to migrate" in out
+        p = await plan(env.settings, MigrateOptions(concurrency=4))
+        assert p.registry_pending == []
+        assert [(e.version, e.pending) for e in p.entries] == [(base, [name])] * N
+        assert p.templates[0][1:] == (base, [name])
+        assert await cli(env.settings, "migrate", "--dry-run") == 0
+        out = capsys.readouterr().out
+        assert out.count(f"would apply {name}") == N + 1  # tenants and the template
+        assert "50 tenant(s): 50 to migrate" in out
 
-    behind = env.sql.parent / "behind"
-    shutil.copytree(env.sql, behind)
-    (behind / "registry" / "migrations" / "0999_probe_registry.sql").write_text(
-        "CREATE TABLE dry_run_probe (id int);\n")
-    migrations.clear_cache()
-    assert await cli(env.settings.with_(sql_dir=behind), "migrate", "--dry-run") == 0
-    assert "registry: BEHIND" in capsys.readouterr().out
+        behind = tmp_path / "behind"
+        shutil.copytree(env.sql, behind)
+        (behind / "registry" / "migrations" / "0999_probe_registry.sql").write_text(
+            "CREATE TABLE dry_run_probe (id int);\n")
+        migrations.clear_cache()
+        assert await cli(env.settings.with_(sql_dir=behind), "migrate", "--dry-run") == 0
+        assert "registry: BEHIND" in capsys.readouterr().out
 
-    assert await env.fetch("SELECT count(*) FROM migration_runs") == runs
-    assert await env.fetch("SELECT template_version FROM db_servers") == template
-    assert await env.registry_versions() == before
-    assert set((await env.actual_versions()).values()) == {BASE}
-    assert await env.fetch("SELECT to_regclass('dry_run_probe')") == [(None,)]
+        assert await env.fetch("SELECT count(*) FROM migration_runs") == runs
+        assert await env.fetch("SELECT template_version FROM db_servers") == template
+        assert await env.registry_versions() == before
+        assert set((await env.actual_versions()).values()) == {base}
+        assert await env.fetch("SELECT to_regclass('dry_run_probe')") == [(None,)]
+    finally:
+        env.remove(name)  # never applied: the next test's deployment does not get it
 
 
 async def test_failed_tenant_reported_and_retried_alone(env: Env, capsys: Any) -> None:
+    base = env.version()
+    env.add("add_test_column",
+            "ALTER TABLE members ADD COLUMN test_col text;\nCREATE TABLE test_notes (id int);\n")
+    new = env.version()
     victim = env.tenants[7]
     await env.admin_sql(victim, "ALTER TABLE members ADD COLUMN test_col text")
 
@@ -175,16 +203,16 @@ async def test_failed_tenant_reported_and_retried_alone(env: Env, capsys: Any) -
         ("failed", N, N - 1, 1)
     rows = {r["tenant_id"]: r for r in await env.results(run["id"])}
     assert rows[victim.id]["status"] == "failed" and "test_col" in rows[victim.id]["error"]
-    assert (rows[victim.id]["from_version"], rows[victim.id]["to_version"]) == (BASE, BASE)
+    assert (rows[victim.id]["from_version"], rows[victim.id]["to_version"]) == (base, base)
     others = [r for tid, r in rows.items() if tid != victim.id]
     assert {(r["status"], r["from_version"], r["to_version"]) for r in others} == {
-        ("ok", BASE, 9001)}
+        ("ok", base, new)}
     assert all(r["duration_ms"] is not None for r in rows.values())
     versions = await env.registry_versions()
-    assert versions[victim.id] == BASE and sum(v == 9001 for v in versions.values()) == N - 1
-    assert (await env.actual_versions())[env.tenants[0].id] == 9001
+    assert versions[victim.id] == base and sum(v == new for v in versions.values()) == N - 1
+    assert (await env.actual_versions())[env.tenants[0].id] == new
     assert await tenant_role_can_read(env, env.tenants[0], "test_notes")
-    assert (await env.fetch("SELECT template_version FROM db_servers"))[0][0] == 9001
+    assert (await env.fetch("SELECT template_version FROM db_servers"))[0][0] == new
 
     await env.admin_sql(victim, "ALTER TABLE members DROP COLUMN test_col")
     assert await cli(env.settings, "migrate", "--retry-failed") == 0
@@ -192,19 +220,21 @@ async def test_failed_tenant_reported_and_retried_alone(env: Env, capsys: Any) -
     assert again["resumed_from"] == run["id"] and again["status"] == "done"
     retried = await env.results(again["id"])
     assert [(r["tenant_id"], r["status"], r["to_version"]) for r in retried] == \
-        [(victim.id, "ok", 9001)]
-    assert (await env.registry_versions())[victim.id] == 9001
+        [(victim.id, "ok", new)]
+    assert (await env.registry_versions())[victim.id] == new
     assert await tenant_role_can_read(env, victim, "test_notes")
 
 
 async def test_tenant_option_limits_the_run_to_that_tenant(env: Env) -> None:
-    env.add("9002_add_second_column", "ALTER TABLE members ADD COLUMN test_col3 text;\n")
+    base = env.version()
+    env.add("add_second_column", "ALTER TABLE members ADD COLUMN test_col3 text;\n")
+    new = env.version()
     one, other = env.tenants[0], env.tenants[1]
     report = await migrate(env.settings, MigrateOptions(concurrency=4, tenant_ids=(one.id,)))
     assert [r["tenant_id"] for r in await env.results(report.run_id)] == [one.id]
     versions, actual = await env.registry_versions(), await env.actual_versions()
-    assert (versions[one.id], actual[one.id]) == (9002, 9002)
-    assert (versions[other.id], actual[other.id]) == (9001, 9001)
+    assert (versions[one.id], actual[one.id]) == (new, new)
+    assert (versions[other.id], actual[other.id]) == (base, base)  # the env fixture migrates it
     with pytest.raises(ConfigError):
         await migrate(env.settings, MigrateOptions(concurrency=4, tenant_ids=(uuid.uuid4(),)))
 
@@ -226,6 +256,8 @@ class CancelAfter:
 
 
 async def test_interrupted_run_is_marked_and_resume_continues_it(env: Env) -> None:
+    env.add("add_resumed_notes", "CREATE TABLE test_resumed (id int);\n")
+    new = env.version()
     stopper = CancelAfter(5)
     stopper.task = asyncio.create_task(
         migrate(env.settings, MigrateOptions(concurrency=2), stopper))
@@ -242,20 +274,21 @@ async def test_interrupted_run_is_marked_and_resume_continues_it(env: Env) -> No
     report = await migrate(env.settings, MigrateOptions(concurrency=4, resume=run["id"]))
     assert report.status == "done"
     assert {r["tenant_id"] for r in await env.results(report.run_id)} == left
-    assert set((await env.registry_versions()).values()) == {9002}
-    assert set((await env.actual_versions()).values()) == {9002}
+    assert set((await env.registry_versions()).values()) == {new}
+    assert set((await env.actual_versions()).values()) == {new}
 
 
 async def test_two_concurrent_runs_both_finish(env: Env) -> None:
-    env.add("9003_add_more_notes", "CREATE TABLE test_more (id int);\n")
+    env.add("add_more_notes", "CREATE TABLE test_more (id int);\n")
+    new = env.version()
     a, b = await asyncio.gather(
         migrate(env.settings, MigrateOptions(concurrency=4)),
         migrate(env.settings, MigrateOptions(concurrency=4)),
     )
     assert (a.status, b.status) == ("done", "done")
     assert a.count("ok") == b.count("ok") == N
-    assert set((await env.registry_versions()).values()) == {9003}
-    assert set((await env.actual_versions()).values()) == {9003}
+    assert set((await env.registry_versions()).values()) == {new}
+    assert set((await env.actual_versions()).values()) == {new}
     assert await tenant_role_can_read(env, env.tenants[3], "test_more")
 
 
@@ -275,7 +308,7 @@ async def ywm(env: Env, *argv: str, **extra: str) -> tuple[int, str, str]:
 
 async def test_command_exit_codes_and_output(env: Env) -> None:
     victim = env.tenants[11]
-    env.add("9004_add_fifth_column", "ALTER TABLE members ADD COLUMN test_col5 text;\n")
+    env.add("add_fifth_column", "ALTER TABLE members ADD COLUMN test_col5 text;\n")
     await env.admin_sql(victim, "ALTER TABLE members ADD COLUMN test_col5 text")
 
     rc, out, err = await ywm(env, "migrate")
@@ -299,12 +332,13 @@ async def test_command_exit_codes_and_output(env: Env) -> None:
 
 async def test_broken_migration_file_fails_every_tenant_with_its_error(env: Env,
                                                                       capsys: Any) -> None:
-    env.add("9005_broken_statement", "ALTER TABLEX members ADD COLUMN nope text;\n")
+    base = env.version()
+    name = env.add("broken_statement", "ALTER TABLEX members ADD COLUMN nope text;\n")
     try:
         assert await cli(env.settings, "migrate") == 1
         out = capsys.readouterr().out
-        assert "0 ok, 50 failed" in out and "9005_broken_statement" in out
+        assert "0 ok, 50 failed" in out and name in out
         assert "syntax error" in out
-        assert set((await env.registry_versions()).values()) == {9004}
+        assert set((await env.registry_versions()).values()) == {base}
     finally:
-        env.remove("9005_broken_statement")
+        env.remove(name)

@@ -1,7 +1,7 @@
 """Circuit breakers without a supervisor: the half-open trial, Retry-After, resets, the slow-
 tenant rule, pruning, the operator snapshot, the metrics counts and the log events.
 
-(The supervisor's use of them, with a fake pool factory, is in test_supervisor.py.)
+(The supervisor's use of them, with a fake pool factory, is in test_supervisor_breakers.py.)
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from ywmessaging.config import ENV_VARS, REPO_ROOT, Settings, attribute_names
+from ywmessaging.config import ENV_VARS, REPO_ROOT, EnvVar, Settings
 from ywmessaging.crypto import SecretBox
 from ywmessaging.db.dsn import PgTarget
 from ywmessaging.errors import ConfigError
@@ -31,11 +31,34 @@ def test_require_database_url_says_what_to_do() -> None:
         Settings.from_env({}).require_database_url()
 
 
-def test_every_setting_has_an_env_var_and_the_readme_lists_it() -> None:
-    assert sorted(a for _, a, *_ in ENV_VARS) == sorted(attribute_names())
+def test_every_setting_is_declared_once_with_its_env_var_and_the_readme_lists_it() -> None:
+    names = [v.name for v in ENV_VARS]
+    assert len(names) == len(set(names)), "two settings read the same variable"
+    assert {v.attr for v in ENV_VARS} == set(vars(Settings())), "a field is not a setting"
     readme = (REPO_ROOT / "README.md").read_text()
-    for name, *_ in ENV_VARS:
+    for name in names:
         assert f"`{name}`" in readme, f"README's table lacks {name}"
+
+
+def test_each_setting_is_parsed_by_its_declared_type() -> None:
+    kinds = {v.attr: v.kind for v in ENV_VARS}
+    assert kinds["port"] is int and kinds["tenant_pool_cap"] is int
+    assert kinds["lease_timeout"] is float and kinds["data_dir"].__name__ == "Path"
+    assert kinds["database_url"] is str
+    s = Settings.from_env({"YWM_TENANT_POOL_CAP": "7", "YWM_DATA_DIR": "~/ywm",
+                           "YWM_LEASE_TIMEOUT": "3", "YWM_HOST": ""})
+    assert (s.tenant_pool_cap, s.lease_timeout, s.host) == (7, 3.0, "127.0.0.1")
+    assert s.data_dir.is_absolute() and s.data_dir.name == "ywm"  # ~ expanded
+    with pytest.raises(ConfigError, match=r"^YWM_LEASE_TIMEOUT must be a number, got 'soon'$"):
+        Settings.from_env({"YWM_LEASE_TIMEOUT": "soon"})
+    with pytest.raises(ConfigError, match=r"^YWM_PORT must be a whole number, got '8\.5'$"):
+        Settings.from_env({"YWM_PORT": "8.5"})
+
+
+def test_a_default_is_the_declared_one_and_the_dataclass_default() -> None:
+    defaults = Settings()
+    for var in ENV_VARS:
+        assert isinstance(var, EnvVar) and getattr(defaults, var.attr) == var.default
 
 
 def test_secret_box_round_trip_and_purpose_binding() -> None:

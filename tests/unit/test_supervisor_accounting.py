@@ -1,6 +1,6 @@
 """Per-connection budget accounting of the supervisor: pools start charged one connection,
 grow only when a lease had to wait and the reservation has room, are trimmed back when idle,
-and give every charge back however they end. Same fakes as test_supervisor.py (every new
+and give every charge back however they end. Fakes from supervisor_fakes.py (every new
 connection is audited there against the charges and the reservation)."""
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import uuid
 
 import pytest
 
-from tests.unit.test_supervisor import FakePool, Holder, grant, make, use
+from tests.unit.supervisor_fakes import FakePool, Holder, grant, make, use
 from ywmessaging.config import Settings
 from ywmessaging.errors import TenantCapacity, TenantUnavailable
-from ywmessaging.tenants import actor as actor_module
+from ywmessaging.tenants import slots as slots_module
 from ywmessaging.tenants import upkeep
-from ywmessaging.tenants.actor import TRIM_AFTER, ActorState, TenantPool
+from ywmessaging.tenants.actor import ActorState, TenantPool
 from ywmessaging.tenants.budget import ServerBudget, plan_shares
+from ywmessaging.tenants.slots import TRIM_AFTER
 from ywmessaging.tenants.supervisor import PoolSupervisor
 
 
@@ -66,7 +67,7 @@ async def test_a_pool_starts_charged_one_and_grows_only_when_a_lease_waits() -> 
 async def test_a_lease_that_gets_a_slot_within_grow_after_does_not_grow_the_pool(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(actor_module, "GROW_AFTER", 1.0)  # far longer than the wait below
+    monkeypatch.setattr(slots_module, "GROW_AFTER", 1.0)  # far longer than the wait below
     sup, factory, lookup, _ = make(pool_max=3)
     tid = lookup.add()
     [held] = await hold(sup, tid, 1)

@@ -1,5 +1,5 @@
 """Open tenant pools follow this process's shares of the servers' budgets (one connection per
-open church) unless YWM_TENANT_POOL_CAP sets a lower cap. Same fakes as test_supervisor.py."""
+open church) unless YWM_TENANT_POOL_CAP sets a lower cap. Fakes from supervisor_fakes.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.unit.test_supervisor import Clock, Holder, evictions, grant, make, use
+from tests.unit.supervisor_fakes import Clock, Holder, evictions, grant, make, use
 from ywmessaging.config import Settings
 from ywmessaging.errors import ConfigError, TenantCapacity
 from ywmessaging.tenants import upkeep

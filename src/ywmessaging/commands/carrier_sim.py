@@ -22,7 +22,7 @@ from ..messaging.simulator import RunningSimulator, start_simulator
 from ..sqlq import registry as rq
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
-_DEFAULTS = {attr: default for _n, attr, _k, default, _m in ENV_VARS}
+_DEFAULTS = {var.attr: var.default for var in ENV_VARS}
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 

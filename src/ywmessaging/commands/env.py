@@ -13,7 +13,8 @@ from ..errors import ConfigError
 def markdown_table() -> str:
     """Every environment variable, its default and meaning, as a Markdown table."""
     lines = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, _attr, _kind, default, meaning in ENV_VARS:
+    for var in ENV_VARS:
+        default = var.default
         if isinstance(default, Path):
             shown = f"`{default.relative_to(REPO_ROOT)}` in the checkout" if default.is_relative_to(
                 REPO_ROOT) else f"`{default}`"
@@ -21,7 +22,7 @@ def markdown_table() -> str:
             shown = "(unset)"
         else:
             shown = f"`{default}`"
-        lines.append(f"| `{name}` | {shown} | {meaning} |")
+        lines.append(f"| `{var.name}` | {shown} | {var.meaning} |")
     return "\n".join(lines)
 
 

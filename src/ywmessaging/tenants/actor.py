@@ -4,41 +4,31 @@ Lifecycle: starting → ready → draining → closed. Only `ready` hands out le
 new leases, waits (bounded) for the active ones to come back, then closes the pool (bounded,
 then terminate). The supervisor decides when; the actor only knows how.
 
-Charge: the connections the actor may hold, counted against its server's budget by the
-supervisor (roster.used). It starts at 1 and is the number of lease *slots*; the asyncpg pool
-opens a connection only for a slot holder that finds no idle one, so the pool never holds more
-connections than the charge. A lease that finds every slot taken asks the supervisor for one
-more (`grow`), which raises the charge *before* the slot exists, so before the connection can
-be opened. `trim` closes idle connections beyond one once the pool has not needed more for a
-while, and only then lowers the charge.
+Each lease, probe and the parked first connection holds one of the actor's slots; how many
+slots there are (its charge against the server's budget), and how they grow and are trimmed, is
+slots.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from .directory import TenantInfo
 from .health import probe
+from .pools import CLOSE_TIMEOUT, RELEASE_TIMEOUT, PoolFactory, PoolLike, is_closed
+from .slots import TRIM_AFTER, Slots
 
 log = structlog.get_logger("ywm.tenant_pool")
 
 Clock = Callable[[], float]
 DRAIN_TIMEOUT = 10.0
-CLOSE_TIMEOUT = 5.0
-RELEASE_TIMEOUT = 5.0
-# A lease that finds every slot taken waits this long before the pool grows: about what a new
-# connection takes to open (5-30 ms, and as much server CPU with SCRAM), more than most waits
-# for a slot of a pool that is not really short of connections.
-GROW_AFTER = 0.02
-TRIM_AFTER = 5.0  # seconds without two slots taken at once before a grown pool is trimmed
 
 
 class ActorState(StrEnum):
@@ -48,18 +38,6 @@ class ActorState(StrEnum):
     CLOSED = "closed"
 
 
-class PoolLike(Protocol):
-    """The part of asyncpg.Pool the actor uses (a counting fake in the supervisor's unit tests)."""
-
-    def acquire(self, *, timeout: float | None = None) -> Any: ...
-    async def release(self, connection: Any, *, timeout: float | None = None) -> None: ...
-    async def close(self) -> None: ...
-    def terminate(self) -> None: ...
-    def get_size(self) -> int: ...
-    def get_idle_size(self) -> int: ...
-
-
-PoolFactory = Callable[[TenantInfo, int], Awaitable[PoolLike]]
 Grow = Callable[["TenantPool"], bool]
 
 
@@ -69,11 +47,6 @@ class ActorGone(Exception):
 
 class SlotTimeout(Exception):
     """Every connection of the tenant's pool stayed leased for the whole lease timeout."""
-
-
-def _is_closed(conn: Any) -> bool:
-    is_closed = getattr(conn, "is_closed", None)
-    return bool(is_closed()) if is_closed is not None else False
 
 
 class TenantPool:
@@ -87,7 +60,6 @@ class TenantPool:
         self._grow_ok = grow      # the supervisor: is there room in the budget for one more?
         self.state = ActorState.STARTING
         self.pool: PoolLike | None = None
-        self.charge = 1           # slots = connections charged to the server's budget
         self.leases = 0
         self.pending = 0  # requests between finding this actor and holding a lease
         self.probing = False
@@ -97,11 +69,8 @@ class TenantPool:
         self.start_error: BaseException | None = None
         self.created_at = clock()
         self.last_used = self.created_at
-        self.crowded_at = self.created_at  # when more than one slot was last taken at once
-        self._slots = asyncio.Semaphore(1)
-        self._held = 0  # slots taken by leases, a probe or the parked first connection
+        self.slots = Slots(max_size, clock, self._may_grow, self.created_at)
         self._first: Any = None  # the connection `start` opened, kept for the next lease
-        self._trimming = False
         self._settled = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -115,6 +84,14 @@ class TenantPool:
     @property
     def server_id(self) -> int:
         return self.info.server_id
+
+    @property
+    def charge(self) -> int:
+        """Connections charged to the server's budget: the number of slots."""
+        return self.slots.charge
+
+    def _may_grow(self) -> bool:
+        return self._grow_ok is not None and self._grow_ok(self)
 
     @property
     def evictable(self) -> bool:
@@ -143,7 +120,7 @@ class TenantPool:
         try:
             async with asyncio.timeout(connect_timeout + 1.0):
                 self.pool = await factory(self.info, self.max_size)
-                await self._take_slot()  # the only slot, free: nothing else runs before ready
+                await self.slots.take()  # the only slot, free: nothing else runs before ready
                 self._first = await self.pool.acquire(timeout=connect_timeout)
         except BaseException as exc:
             self.start_error = exc
@@ -176,10 +153,10 @@ class TenantPool:
             if first is None:
                 try:
                     async with asyncio.timeout(lease_timeout):
-                        await self._take_slot_or_grow()
+                        await self.slots.take_or_grow()
                 except TimeoutError:
                     raise SlotTimeout() from None
-            elif not _is_closed(first):
+            elif not is_closed(first):
                 return first  # start's connection, its slot included: no round trip
             try:
                 if first is not None:
@@ -189,30 +166,11 @@ class TenantPool:
                 # A slot is free, so the pool has a free holder: a timeout here is a slow connect.
                 return await pool.acquire(timeout=connect_timeout)
             except BaseException:
-                self._give_slot()
+                self.slots.give()
                 raise
         except BaseException:
             self._end()
             raise
-
-    async def _take_slot_or_grow(self) -> None:
-        """A slot; when every one is taken for GROW_AFTER, one more if the budget allows."""
-        if self._slots.locked():
-            self.crowded_at = self._clock()
-            try:
-                async with asyncio.timeout(GROW_AFTER):
-                    await self._take_slot()
-                return
-            except TimeoutError:
-                self._grow()
-        await self._take_slot()
-
-    def _grow(self) -> None:
-        """Every slot is taken: one more if the supervisor charges it to the budget now."""
-        if (self.charge < self.max_size and not self._trimming and self._grow_ok is not None
-                and self._grow_ok(self)):
-            self.charge += 1
-            self._slots.release()
 
     async def release(self, conn: Any) -> None:
         """Give back a connection from `acquire` (never raises for a broken connection)."""
@@ -220,18 +178,8 @@ class TenantPool:
             if self.pool is not None:
                 await self._release(self.pool, conn)
         finally:
-            self._give_slot()
+            self.slots.give()
             self._end()
-
-    async def _take_slot(self) -> None:
-        await self._slots.acquire()
-        self._held += 1
-        if self._held > 1:
-            self.crowded_at = self._clock()
-
-    def _give_slot(self) -> None:
-        self._held -= 1
-        self._slots.release()
 
     def _begin(self) -> None:
         self.leases += 1
@@ -253,59 +201,27 @@ class TenantPool:
 
     async def probe(self, timeout: float) -> bool:
         """`SELECT 1` through a free slot; False (skipped) when every slot is taken."""
-        if self.state is not ActorState.READY or self.pool is None or self._slots.locked():
+        if self.state is not ActorState.READY or self.pool is None or self.slots.all_taken():
             return False
-        await self._take_slot()  # free: locked() was False and nothing awaited since
+        await self.slots.take()  # free: all_taken() was False and nothing awaited since
         self.probing = True
         try:
             await probe(self.pool, timeout)
         finally:
             self.probing = False
-            self._give_slot()
+            self.slots.give()
         return True
 
     def trimmable(self, now: float, after: float = TRIM_AFTER) -> bool:
-        """Grown, and not more than one slot taken at once for `after` seconds."""
-        return (self.state is ActorState.READY and self.charge > max(1, self._held)
-                and not self._trimming and now - self.crowded_at >= after)
+        """Ready, grown, and not more than one slot taken at once for `after` seconds."""
+        return self.state is ActorState.READY and self.slots.trimmable(now, after)
 
     async def trim(self, timeout: float = CLOSE_TIMEOUT) -> int:
-        """Close idle connections beyond one (or beyond the slots taken now) and lower the
-        charge to match; returns the charge given back. Opens nothing: the spare slots are
-        taken first (free, so without waiting) and the pool is asked only for idle ones.
-
-        Every connection the pool holds or will open is idle or a slot holder's, so the
-        charge never goes below idle connections + slots taken (≥ 1)."""
-        pool = self.pool
-        if (self.state is not ActorState.READY or pool is None or self._trimming
-                or self.charge <= max(1, self._held)):
+        """Close idle connections beyond what is needed and lower the charge to match
+        (`Slots.trim`); returns the charge given back."""
+        if self.state is not ActorState.READY or self.pool is None:
             return 0
-        self._trimming = True  # no growth meanwhile: leases wait for the slots they have
-        taken, conn = 0, None
-        try:
-            while taken < self.charge - max(1, self._held) and not self._slots.locked():
-                await self._slots.acquire()  # free: no wait
-                taken += 1
-            async with asyncio.timeout(timeout):
-                while pool.get_idle_size() > 0 and (
-                        pool.get_idle_size() + self._held > max(1, self.charge - taken)):
-                    conn = await pool.acquire()  # an idle one (no timeout: no task switch)
-                    await _close_connection(pool, conn)
-                    conn = None
-        except Exception as exc:
-            log.warning("tenant_pool_trim_failed", tenant_id=str(self.tenant_id),
-                        error=type(exc).__name__)
-        finally:
-            if conn is not None:  # failed or cancelled halfway: cut it (it was idle)
-                with contextlib.suppress(Exception):
-                    conn.terminate()
-            floor = max(1, pool.get_idle_size() + self._held)
-            drop = max(0, min(taken, self.charge - floor))
-            self.charge -= drop
-            for _ in range(taken - drop):
-                self._slots.release()
-            self._trimming = False
-        return drop
+        return await self.slots.trim(self.pool, timeout, self.tenant_id)
 
     async def drain_and_close(self, drain_timeout: float = DRAIN_TIMEOUT,
                               close_timeout: float = CLOSE_TIMEOUT) -> None:
@@ -346,13 +262,3 @@ class TenantPool:
         if self.pool is None or self.state is ActorState.CLOSED:
             return 0, 0
         return self.pool.get_size(), self.pool.get_idle_size()
-
-
-async def _close_connection(pool: PoolLike, conn: Any) -> None:
-    """Close an acquired connection (its pool holder becomes free and unconnected)."""
-    try:
-        await conn.close(timeout=CLOSE_TIMEOUT)
-    except Exception:
-        with contextlib.suppress(Exception):
-            conn.terminate()
-    await pool.release(conn, timeout=RELEASE_TIMEOUT)  # a no-op for a closed asyncpg one

@@ -31,7 +31,8 @@ log = structlog.get_logger("ywm.supervisor")
 class Charged(Protocol):
     """What room-making needs of an actor."""
 
-    charge: int
+    @property
+    def charge(self) -> int: ...
 
     @property
     def server_id(self) -> int: ...

@@ -22,13 +22,13 @@ from ..crypto import SecretBox
 from ..db import pg
 from ..db.dsn import PgTarget
 from . import upkeep
-from .actor import PoolFactory, PoolLike
 from .budget import FRESH_BEATS, PRUNE_BEATS, Heartbeat, ShareBook
 from .connect import TenantConnection, TlsChoice
 from .directory import TenantDirectory, TenantInfo
 from .health import describe
 from .listener import ChangeListener
 from .metrics import PoolMetrics
+from .pools import PoolFactory, PoolLike
 from .supervisor import PoolSupervisor
 
 log = structlog.get_logger("ywm.supervisor")

@@ -42,21 +42,15 @@ from ..errors import (
     TenantNotFound,
     TenantUnavailable,
 )
-from .actor import (
-    CLOSE_TIMEOUT,
-    TRIM_AFTER,
-    ActorGone,
-    ActorState,
-    PoolFactory,
-    SlotTimeout,
-    TenantPool,
-)
+from .actor import ActorGone, ActorState, SlotTimeout, TenantPool
 from .breaker import BreakerBoard, Clock, Trials
 from .budget import ShareBook
 from .directory import Lookup, TenantInfo, gate
 from .health import Fault, classify_connect, classify_in_use, describe
 from .metrics import PoolMetrics, Snapshot
+from .pools import CLOSE_TIMEOUT, PoolFactory
 from .roster import Roster, make_room
+from .slots import TRIM_AFTER
 
 log = structlog.get_logger("ywm.supervisor")
 

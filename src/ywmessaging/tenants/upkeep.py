@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from .actor import CLOSE_TIMEOUT, ActorState, PoolFactory, TenantPool
+from .actor import ActorState, TenantPool
 from .directory import TenantInfo
 from .health import classify_connect, describe, probe
+from .pools import CLOSE_TIMEOUT, PoolFactory
 
 if TYPE_CHECKING:
     from .supervisor import PoolSupervisor
