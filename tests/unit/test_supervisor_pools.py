@@ -145,7 +145,8 @@ async def test_registry_failure_is_a_clean_503() -> None:
     lookup.get = down  # type: ignore[method-assign]
     with pytest.raises(ServiceUnavailable) as err:
         await use(sup, uuid.uuid4())
-    assert (err.value.code, err.value.headers["Retry-After"]) == ("service_unavailable", "1")
+    # the code the API documents for "registry or church database" (openapi.yaml)
+    assert (err.value.code, err.value.headers["Retry-After"]) == ("database_unavailable", "1")
     assert factory.opens == 0
     await sup.close()
 

@@ -35,9 +35,9 @@ import structlog
 
 from ..config import Settings
 from ..db import migrations
+from ..db.faults import DatabaseUnavailable
 from ..errors import (
     AppError,
-    ServiceUnavailable,
     TenantCapacity,
     TenantNotFound,
     TenantUnavailable,
@@ -150,8 +150,8 @@ class PoolSupervisor(Roster):
         try:
             found = await self.lookup.get(tenant_id)
         except Exception as exc:  # the registry is down or slow: bounded, then 503
-            raise ServiceUnavailable("the registry cannot be reached",
-                                     headers={"Retry-After": "1"}) from exc
+            raise DatabaseUnavailable("the registry cannot be reached",
+                                      headers={"Retry-After": "1"}) from exc
         info = gate(found, self.need_version)
         self.shares.note_server(info.server_id, info.server_name, info.conn_budget)
         if self.shares.is_down(info.server_id):  # fresher than the cached row (heartbeat)
