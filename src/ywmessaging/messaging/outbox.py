@@ -27,7 +27,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,6 +67,7 @@ class DrainStats:
     requeued: int = 0      # claimed by a dead worker, never tried: back in the queue
     looked_up: int = 0     # carrier lookups of sends whose final receipt never came
     settled: int = 0       # ... that found a final status and applied it
+    held: int = 0          # batches not begun: the church may not send (billing)
 
     def add(self, other: DrainStats) -> None:
         """Accumulate another drain's figures."""
@@ -108,13 +109,16 @@ class Drain:
     """One pass over one church's outbox, on one leased connection."""
 
     def __init__(self, sender: Sender, tenant_id: uuid.UUID, conn: Any,
-                 stopping: Callable[[], bool]) -> None:
+                 stopping: Callable[[], bool],
+                 may_send: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.s = sender
         self.settings = sender.settings
         self.q = tq(sender.settings.sql_dir)
         self.tenant_id = tenant_id
         self.conn = conn
         self.stopping = stopping
+        # Asked before each batch: a church whose subscription lapsed keeps its rows queued.
+        self.may_send = may_send
         self.pacer = sender.pacer(tenant_id)
         self.stats = DrainStats()
         self.db_lock = asyncio.Lock()  # one connection: statements take turns
@@ -128,6 +132,9 @@ class Drain:
         self._church = await self.q.get_settings(self.conn)
         deadline = time.monotonic() + slice_s
         while not self.stopping() and time.monotonic() < deadline:
+            if self.may_send is not None and not await self.may_send():
+                self.stats.held += 1
+                break
             if not await self._batch():
                 break
         # Derived again after the sweeps: a broadcast whose last rows a dead worker held (or

@@ -26,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from ..billing.state import entitlement
 from ..config import Settings
 from ..errors import AppError
 from ..observability.metrics import Metrics
@@ -42,6 +43,9 @@ UNAVAILABLE_RETRY_S = 30.0    # a church whose database is down is tried again a
 ERROR_RETRY_S = 10.0
 RECONCILE_CONCURRENCY = 4
 STEP_TIMEOUT_S = 300.0        # a bound on one church's step, whatever happens inside
+# A church that may not send (billing) is looked at again after this; a subscription that
+# becomes active puts it back on the queue at once (billing/subscriptions.py).
+HELD_RECHECK_S = 900.0
 
 
 def retry_after(exc: AppError) -> float:
@@ -180,9 +184,21 @@ class Worker:
         s = self.settings
         async with self.supervisor.lease(tenant_id) as conn:
             now = self.clock()
-            queued = await broadcasts.queue_due_scheduled(conn, s, now)
-            occurrences = await recurring.run_due(conn, s, now)
-            stats = await Drain(self.sender, tenant_id, conn, stopping).run(DRAIN_SLICE_S)
+            ent = await entitlement(self.registry_pool, s, tenant_id, now)
+            queued, occurrences = 0, []
+            if ent.sending:  # held while it may not send: nothing scheduled is due yet
+                queued = await broadcasts.queue_due_scheduled(conn, s, ent, now)
+                occurrences = await recurring.run_due(conn, s, ent, now)
+
+            async def may_send() -> bool:  # re-checked before each batch
+                allowed = (await entitlement(self.registry_pool, s, tenant_id,
+                                             self.clock())).sending
+                if not allowed:
+                    log.info("worker_tenant_sending_held", tenant_id=str(tenant_id))
+                return allowed
+
+            stats = await Drain(self.sender, tenant_id, conn, stopping,
+                                may_send).run(DRAIN_SLICE_S)
             self.stats.add(stats)
             if self.metrics is not None:
                 self.metrics.observe_drain(stats)
@@ -193,6 +209,8 @@ class Worker:
                          skipped=stats.skipped, expired=stats.expired,
                          requeued=stats.requeued)
             due: datetime | None = await tq(s.sql_dir).ob_next_due(conn, s.receipt_check_after > 0)
+            if stats.held and due is not None:
+                due = max(due, now + timedelta(seconds=HELD_RECHECK_S))
             return due
 
     async def _renew(self, tenant_id: uuid.UUID, lost: asyncio.Event) -> None:
