@@ -33,10 +33,10 @@ SELECT version, source, event_id, old_state, new_state, created_at
 FROM billing_history WHERE tenant_id = $1 ORDER BY version, id;
 
 -- name: billing_trials_ending :many
--- Active churches whose trial ends before $1 (and has not ended) and who were not yet told.
+-- Active churches whose trial ends after $2 (now) but by $1 and who were not yet told.
 SELECT id, trial_ends_at FROM tenants
 WHERE subscription_status = 'trialing' AND trial_email_sent_at IS NULL
-  AND trial_ends_at <= $1 AND trial_ends_at > now() AND status = 'active'
+  AND trial_ends_at <= $1 AND trial_ends_at > $2 AND status = 'active'
 ORDER BY trial_ends_at
 LIMIT 500;
 

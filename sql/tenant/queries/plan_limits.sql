@@ -35,3 +35,7 @@ SELECT (queued_at AT TIME ZONE $3)::date AS day, count(*)::int AS messages,
 FROM outbox
 WHERE queued_at >= $1 AND queued_at < $2 AND state NOT IN ('skipped', 'cancelled')
 GROUP BY 1 ORDER BY 1;
+
+-- name: billing_owner_emails :many
+-- Where billing notices go: the email of every active owner.
+SELECT email FROM admins WHERE role = 'owner' AND status = 'active' ORDER BY created_at;

@@ -117,7 +117,8 @@ class Drain:
         self.tenant_id = tenant_id
         self.conn = conn
         self.stopping = stopping
-        # Asked before each batch: a church whose subscription lapsed keeps its rows queued.
+        # Asked before each batch: a church whose subscription lapsed keeps its broadcast and
+        # conversation rows queued (its STOP/START/HELP replies still go).
         self.may_send = may_send
         self.pacer = sender.pacer(tenant_id)
         self.stats = DrainStats()
@@ -132,10 +133,9 @@ class Drain:
         self._church = await self.q.get_settings(self.conn)
         deadline = time.monotonic() + slice_s
         while not self.stopping() and time.monotonic() < deadline:
-            if self.may_send is not None and not await self.may_send():
-                self.stats.held += 1
-                break
-            if not await self._batch():
+            held = self.may_send is not None and not await self.may_send()
+            self.stats.held += held
+            if not await self._batch(held):
                 break
         # Derived again after the sweeps: a broadcast whose last rows a dead worker held (or
         # that it never finished) is complete once no row is left to send.
@@ -144,7 +144,9 @@ class Drain:
             await check_statuses(self, deadline)
         return self.stats
 
-    async def _batch(self) -> bool:
+    async def _batch(self, held: bool = False) -> bool:
+        """Claim and send one batch; `held`: the church may not send, so only keyword replies
+        (STOP/START/HELP) are claimed and its other rows stay queued."""
         now = self.s.clock()
         swept = await self.q.ob_expire_leases(self.conn, now)  # crash sweep
         self.stats.expired += swept["expired"]
@@ -156,7 +158,7 @@ class Drain:
             self.stats.deferred += await self.q.ob_defer_quiet(self.conn, now, quiet_end)
         lease = self.settings.send_lease_seconds
         rows = await self.q.ob_claim(self.conn, now, self.s.batch_size(), self.s.owner, lease,
-                                     quiet_end is not None)
+                                     quiet_end is not None, held)
         if not rows:
             return False
         self.stats.claimed += len(rows)

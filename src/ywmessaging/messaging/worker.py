@@ -26,6 +26,8 @@ from typing import Any
 
 import structlog
 
+from ..auth.emails import EmailSender
+from ..billing import notices
 from ..billing.state import entitlement
 from ..config import Settings
 from ..errors import AppError
@@ -73,7 +75,7 @@ class Worker:
                  carrier: Carrier, *, owner: str | None = None,
                  clock: Callable[[], datetime] = utc_now,
                  inbox_sweep: Callable[[], Any] | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, emails: EmailSender | None = None) -> None:
         self.settings = settings
         self.registry_pool = registry_pool
         self.supervisor = supervisor
@@ -84,6 +86,7 @@ class Worker:
         self.stats = DrainStats()
         self.inbox_sweep = inbox_sweep
         self.metrics = metrics
+        self.emails = emails   # billing notices from the housekeeping round (None: none)
         self._stop = asyncio.Event()
 
     @property
@@ -238,6 +241,12 @@ class Worker:
                                   self.settings.housekeeping_interval):
             await housekeeping.sweep_all(self.registry_pool, self.supervisor, self.settings,
                                          self.metrics)
+            if self.emails is not None:
+                try:
+                    await notices.send_trial_endings(self.registry_pool, self.supervisor.lease,
+                                                     self.settings, self.emails, self.clock())
+                except Exception as exc:  # the next round tries again
+                    log.warning("billing_notices_failed", error=type(exc).__name__)
 
     async def number_orders_round(self) -> int:
         """Poll the carrier for phone-number orders still pending and settle the completed
