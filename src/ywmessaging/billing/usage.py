@@ -72,9 +72,11 @@ def parse_range(raw_from: str | None, raw_to: str | None, today: date) -> Range:
     last = day("to", raw_to, today)
     first = day("from", raw_from, last.replace(day=1))
     if first > last:
-        raise ValidationFailed("from must not be after to", field="from")
+        raise ValidationFailed("from must not be after to", field="from",
+                               error_code="empty_range")
     if (last - first).days + 1 > MAX_DAYS:
-        raise ValidationFailed(f"the range may span at most {MAX_DAYS} days", field="from")
+        raise ValidationFailed(f"the range may span at most {MAX_DAYS} days", field="from",
+                               error_code="range_too_long")
     return Range(first, last)
 
 
