@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from tests.conftest import ROOMY_CATALOGUE
 from tests.pgcluster import drop_everything, find_server
 
 from ywmessaging.config import Settings
@@ -65,6 +66,7 @@ async def deployment(registry_pool_max: int = 8) -> AsyncIterator[Deployment]:
     settings = Settings(
         database_url=admin.with_db(f"{prefix}_registry").dsn(), secret_key=BENCH_SECRET,
         db_prefix=prefix, log_format="console", log_level="warning",
+        billing_catalogue=ROOMY_CATALOGUE,  # a benchmark church passes real plan limits
     )
     box = SecretBox(BENCH_SECRET)
     progress(f"server {admin.describe()}, prefix {prefix}: bootstrapping")

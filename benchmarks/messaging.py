@@ -227,7 +227,7 @@ async def run(quick: bool) -> list[str]:
         sim.state.add_number(CHURCH_NUMBER)   # the account owns the church's sender number
         settings = dep.settings.with_(
             telnyx_api_base=sim.base_url, telnyx_api_key="bench", telnyx_public_key=sim.public_key,
-            send_rate_per_church=0.0, send_rate_per_number=0.0, monthly_message_quota=0,
+            send_rate_per_church=0.0, send_rate_per_number=0.0,
             send_concurrency=CONCURRENCY, send_batch_size=500, send_lease_seconds=120.0)
         runtime = await open_supervisor(settings, dep.box, dep.registry, kind="worker")
         try:

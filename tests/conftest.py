@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from ywmessaging.db.dsn import PgTarget
 from ywmessaging.ops.bootstrap import bootstrap
 
 TEST_SECRET = "test-secret-key-" + "x" * 32
+# Plans with room for tests that are not about plans (see the file).
+ROOMY_CATALOGUE = Path(__file__).with_name("billing_roomy.toml")
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +44,7 @@ async def settings(pg_admin: PgTarget, db_prefix: str) -> AsyncIterator[Settings
     s = Settings(
         database_url=registry.dsn(), secret_key=TEST_SECRET, db_prefix=db_prefix,
         log_format="console", log_level=os.environ.get("YWM_TEST_LOG_LEVEL", "warning"),
+        billing_catalogue=ROOMY_CATALOGUE,
     )
     try:
         await bootstrap(s)

@@ -182,9 +182,13 @@ class Settings:
         "(each order is asked about at most this often; `number_order.complete` webhooks usually "
         "settle them first).")
     # sending: broadcasts, quota, the outbox worker and its queue
-    monthly_message_quota: int = setting("YWM_MONTHLY_MESSAGE_QUOTA", 1000,
-        "Messages (outbox rows) a church may queue per calendar month in its time zone, until "
-        "billing sets plan limits; over it → 402 `quota_exceeded`. 0: unlimited.")
+    billing_catalogue: Path | None = setting("YWM_BILLING_CATALOGUE", None,
+        "A JSON or TOML file replacing the built-in plan catalogue (prices, limits, trial; see "
+        "billing/catalogue.py and ops/runbook-billing.md); checked at boot. Unset: the built-in "
+        "starter/growth/pro plans.")
+    billing_grace_days: float = setting("YWM_BILLING_GRACE_DAYS", 7.0,
+        "Days a church may stay `past_due` (a failed payment) and keep sending; after them "
+        "sends get 402 `subscription_inactive` until a payment succeeds.")
     cost_per_segment: float = setting("YWM_COST_PER_SEGMENT", 0.004,
         "Estimated carrier cost per SMS segment in USD, shown by the broadcast preview.")
     send_rate_per_number: float = setting("YWM_SEND_RATE_PER_NUMBER", 1.0,
@@ -281,8 +285,16 @@ class Settings:
         self._validate_browser()
         self._validate_sending()
         self._validate_messaging()
+        self._validate_billing()
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ConfigError("YWM_SECRET_KEY must be at least 32 characters")
+
+    def _validate_billing(self) -> None:
+        from .billing.catalogue import load  # the check lives with the catalogue
+
+        if not 0 <= self.billing_grace_days <= 365:
+            raise ConfigError("YWM_BILLING_GRACE_DAYS must be between 0 and 365")
+        load(self.billing_catalogue)
 
     def _validate_browser(self) -> None:
         try:
@@ -337,7 +349,6 @@ class Settings:
 
     def _validate_sending(self) -> None:
         for name, value, low, high in (
-                ("YWM_MONTHLY_MESSAGE_QUOTA", self.monthly_message_quota, 0, 100_000_000),
                 ("YWM_SEND_MAX_ATTEMPTS", self.send_max_attempts, 1, 20),
                 ("YWM_SEND_BATCH_SIZE", self.send_batch_size, 1, 1000),
                 ("YWM_SEND_CONCURRENCY", self.send_concurrency, 1, 64),

@@ -24,6 +24,7 @@ from .api import (
     analytics,
     audit_log,
     auth,
+    billing,
     branches,
     broadcasts,
     church,
@@ -165,6 +166,10 @@ API_V1: tuple[Api, ...] = (
     Api("GET", "/analytics/messages", analytics.messages, P.ANALYTICS_READ, "analytics_messages"),
     Api("GET", "/analytics/members", analytics.members, P.ANALYTICS_READ, "analytics_members"),
     Api("GET", "/analytics/branches", analytics.branches, P.ANALYTICS_READ, "analytics_branches"),
+    # Billing: api/billing.py → billing/usage.py, billing/state.py; SQL registry billing.sql,
+    # tenant plan_limits.sql
+    Api("GET", "/billing/plan", billing.plan, P.BILLING_MANAGE, "billing_plan"),
+    Api("GET", "/billing/usage", billing.usage, P.BILLING_MANAGE, "billing_usage"),
     # Onboarding: api/onboarding.py → church/onboarding.py; SQL tenant church.sql
     Api("GET", "/onboarding", onboarding.onboarding, P.CHURCH_READ, "onboarding_get"),
     # NPS: api/nps.py → church/nps.py; SQL tenant nps.sql

@@ -4,9 +4,9 @@
 a schema-valid request that the server refuses is a difference to fix. The only exceptions are
 refusals that depend on what no schema can hold: rows that must exist, the clock, the tables of
 the libraries (time zones, phone regions, the numbering plan), what the server issued (cursors,
-tokens, one-time codes), the password policy's list of common passwords, and one comparison of
-two fields (quiet hours' start and end must differ: JSON Schema cannot compare two values). Each
-has its own
+tokens, one-time codes), the password policy's list of common passwords, and comparisons of two
+fields (quiet hours' start and end must differ; a usage range's `from` comes before its `to`
+and spans at most 366 days: JSON Schema cannot compare two values). Each has its own
 stable code, and only a refusal whose every error carries one of them is accepted here; any
 other refusal of a schema-valid request still fails the run.
 """
@@ -41,6 +41,8 @@ STATEFUL_FIELD_CODES = frozenset({
     "out_of_range",          # a time relative to now (send_at)
     "invalid_rule",          # a recurring change checked against the stored rule
     "empty_window",          # quiet hours' start equal to their end (two fields compared)
+    "empty_range",           # a usage range's `from` after its `to` (two fields compared,
+    "range_too_long",        # or their span; `to` defaults to today: the clock)
 })
 
 

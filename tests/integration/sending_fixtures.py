@@ -47,7 +47,7 @@ def send_settings(msg_settings: Settings) -> Settings:
     return msg_settings.with_(
         worker_poll_interval=0.05, send_rate_per_church=0.0, send_rate_per_number=0.0,
         send_backoff_base=0.05, send_lease_seconds=10.0, worker_claim_ttl=10.0,
-        monthly_message_quota=100_000, worker_concurrency=2, tenant_pool_max=5,
+        worker_concurrency=2, tenant_pool_max=5,
         worker_reconcile_interval=3600.0)
 
 

@@ -94,19 +94,24 @@ async def test_no_sender_number_refuses(sending: Sending) -> None:
 
 async def test_quota_refuses_before_anything_is_queued(
         make_api_client: Any, send_settings: Any, sim: Any, registry_conn: Any,
-        pg_admin: Any) -> None:
-    small = await make_api_client(send_settings.with_(monthly_message_quota=7))
-    sending = Sending(small, registry_conn, pg_admin, send_settings, sim)
+        pg_admin: Any, tmp_path: Any) -> None:
+    plans = tmp_path / "plans.json"   # a trial gets the starter plan's 7 messages a month
+    plans.write_text('{"plans": [{"code": "starter", "monthly_cents": 1, "annual_cents": 1, '
+                     '"limits": {"messages_per_month": 7}}]}')
+    small_settings = send_settings.with_(billing_catalogue=plans)
+    small = await make_api_client(small_settings)
+    sending = Sending(small, registry_conn, pg_admin, small_settings, sim)
     church, _, _ = await sending.church(members=5)
     await sending.broadcast(church, {"body": "one", "target": {"all": True}})
     over = await small.post("/api/v1/broadcasts", headers=church.auth,
                             json={"body": "two", "target": {"all": True}})
-    body = await problem(over, 402, "quota_exceeded")
+    body = await problem(over, 402, "plan_limit_reached")
     assert (body["used"], body["limit"], body["requested"]) == (5, 7, 5)
+    assert (body["plan"], body["resource"]) == ("starter", "messages_per_month")
     later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     sched = await small.post("/api/v1/broadcasts", headers=church.auth,
                              json={"body": "t", "target": {"all": True}, "send_at": later})
-    await problem(sched, 402, "quota_exceeded")
+    await problem(sched, 402, "plan_limit_reached")
     preview = await (await small.post("/api/v1/broadcasts/preview", headers=church.auth,
                                       json={"body": "t", "target": {"all": True}})).json()
     assert preview["within_quota"] is False and preview["quota"]["remaining"] == 2

@@ -16,6 +16,7 @@ from tests.integration.sending_fixtures import (
     running_worker,
     sim_numbers,
 )
+from ywmessaging.billing.state import entitlement
 from ywmessaging.config import Settings
 from ywmessaging.messaging import recurring
 
@@ -130,14 +131,17 @@ async def test_concurrent_schedulers_materialize_one_broadcast(
     rule = await _create(sending, church, time_zone="America/New_York")
     due = datetime.fromisoformat(rule["next_run_at"])
     at = due + timedelta(seconds=5)
+    ent = await entitlement(sending.registry_conn, send_settings,
+                            uuid.UUID(church.tenant_id), at)
     async with sending.db(church) as a, sending.db(church) as b:
-        results = await asyncio.gather(recurring.run_due(a, send_settings, at),
-                                       recurring.run_due(b, send_settings, at))
+        results = await asyncio.gather(recurring.run_due(a, send_settings, ent, at),
+                                       recurring.run_due(b, send_settings, ent, at))
         assert sorted(len(r) for r in results) == [0, 1]
-        assert await recurring.run_due(a, send_settings, at) == []
+        assert await recurring.run_due(a, send_settings, ent, at) == []
         # Even if the rule were rewound (a restored backup), the occurrence is not repeated.
         await a.execute("UPDATE recurring_messages SET next_run_at = $1", due)
-        assert await recurring.run_due(b, send_settings, at) == [(uuid.UUID(rule["id"]), due)]
+        assert await recurring.run_due(b, send_settings, ent, at) == [
+            (uuid.UUID(rule["id"]), due)]
         count = await a.fetchval("SELECT count(*) FROM broadcasts")
         outbox = await a.fetchval("SELECT count(*) FROM outbox")
     assert (count, outbox) == (1, 1)
@@ -152,13 +156,15 @@ async def test_missed_occurrences_skipped_by_policy_and_while_paused(
                                      headers=church.auth)
     assert resp.status == 200
     late = datetime.fromisoformat(skip["next_run_at"]) + timedelta(days=2, hours=1)
+    ent = await entitlement(sending.registry_conn, send_settings,
+                            uuid.UUID(church.tenant_id), late)
     async with sending.db(church) as db:
-        handled = await recurring.run_due(db, send_settings, late)
+        handled = await recurring.run_due(db, send_settings, ent, late)
         assert handled == [(uuid.UUID(skip["id"]), None)]          # skipped, not sent
         assert await db.fetchval("SELECT count(*) FROM broadcasts") == 0
         nxt = await db.fetchval("SELECT next_run_at FROM recurring_messages WHERE id = $1",
                                 uuid.UUID(skip["id"]))
         assert nxt > late
-        on_time = await recurring.run_due(db, send_settings, nxt + timedelta(seconds=1))
+        on_time = await recurring.run_due(db, send_settings, ent, nxt + timedelta(seconds=1))
         assert on_time == [(uuid.UUID(skip["id"]), nxt)]
         assert await db.fetchval("SELECT count(*) FROM broadcasts") == 1

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import TEST_SECRET
+from tests.conftest import ROOMY_CATALOGUE, TEST_SECRET
 from tests.integration.sending_fixtures import *  # noqa: F403
 from tests.integration.sending_fixtures import (
     Sending,
@@ -252,7 +252,7 @@ async def test_killed_worker_restarted_sends_no_duplicate_and_loses_no_row(
            "YWM_WORKER_CLAIM_TTL": "2", "YWM_WORKER_POLL_INTERVAL": "0.1",
            "YWM_SEND_BATCH_SIZE": "100", "YWM_SEND_CONCURRENCY": str(concurrency),
            "YWM_LOG_LEVEL": "warning",
-           "YWM_MONTHLY_MESSAGE_QUOTA": "0", "YWM_WORKER_RECONCILE_INTERVAL": "3600",
+           "YWM_BILLING_CATALOGUE": str(ROOMY_CATALOGUE), "YWM_WORKER_RECONCILE_INTERVAL": "3600",
            "YWM_WORKER_METRICS_PORT": str(_free_port())}
 
     async def spawn(name: str) -> Any:
@@ -319,7 +319,7 @@ async def test_worker_process_serves_its_metrics(
            "YWM_SECRET_KEY": TEST_SECRET, "YWM_DB_PREFIX": send_settings.db_prefix,
            "TELNYX_API_BASE": sending.sim.base_url, "YWM_SEND_RATE_PER_CHURCH": "0",
            "YWM_SEND_RATE_PER_NUMBER": "0", "YWM_WORKER_POLL_INTERVAL": "0.1",
-           "YWM_LOG_LEVEL": "warning", "YWM_MONTHLY_MESSAGE_QUOTA": "0",
+           "YWM_LOG_LEVEL": "warning", "YWM_BILLING_CATALOGUE": str(ROOMY_CATALOGUE),
            "YWM_WORKER_RECONCILE_INTERVAL": "3600", "YWM_WORKER_METRICS_PORT": str(port)}
     doc = await sending.broadcast(church, {"body": "Metrics", "target": {"all": True}})
     log_file = tmp_path / "worker.log"

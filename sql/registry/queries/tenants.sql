@@ -1,8 +1,8 @@
 -- name: insert_tenant :one
--- Create a tenant row in `provisioning` state.
+-- Create a tenant row in `provisioning` state, trialing plan $9 until $8.
 INSERT INTO tenants (id, name, server_id, db_name, db_role, db_password_enc, time_zone,
-                     trial_ends_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     trial_ends_at, plan, subscription_status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'trialing')
 RETURNING *;
 
 -- name: get_tenant :one

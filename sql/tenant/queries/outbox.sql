@@ -28,7 +28,7 @@ WITH d AS (
 SELECT count(*)::int FROM d;
 
 -- name: ob_claim :many
--- Claim up to $2 due rows for sender $3 until $1 + $4 s: they stay `queued` (nothing sent yet) under the lease; rows whose member opted out become skipped; broadcast rows are left alone when $5 (quiet hours).
+-- Claim up to $2 due rows for sender $3 until $1 + $4 s: they stay `queued` (nothing sent yet) under the lease; rows whose member opted out become skipped; broadcast rows are left alone when $5 (quiet hours), broadcast and conversation rows when $6 (the church may not send: only STOP/START/HELP replies go).
 WITH picked AS (
     SELECT o.id,
            COALESCE(m.opt_in = 'opted_out'
@@ -39,6 +39,8 @@ WITH picked AS (
     WHERE o.state = 'queued' AND o.next_attempt_at <= $1
       AND (o.lease_expires_at IS NULL OR o.lease_expires_at < $1)
       AND NOT ($5::boolean AND o.broadcast_id IS NOT NULL)
+      AND NOT ($6::boolean AND (o.broadcast_id IS NOT NULL
+                                OR o.conversation_message_id IS NOT NULL))
     ORDER BY o.next_attempt_at, o.id
     LIMIT $2
     FOR UPDATE OF o SKIP LOCKED

@@ -10,7 +10,7 @@ from ..church import branches as data
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
 from ..values import Check, boolean, text
-from .context import actor_of, settings_of
+from .context import actor_of, entitlement_of, settings_of
 from .responses import items_response, json_response
 from .validation import cleared, fields, json_body, uuid_path
 
@@ -36,7 +36,7 @@ async def create_branch(request: web.Request) -> web.Response:
     """Create a branch; 201, or 409 `branch_exists`."""
     body = _branch_fields(await json_body(request), create=True)
     branch = await data.create_branch(tenant_conn(request), settings_of(request),
-                                      actor_of(request), body)
+                                      actor_of(request), await entitlement_of(request), body)
     return json_response(branch, status=201)
 
 

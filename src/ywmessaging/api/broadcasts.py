@@ -14,7 +14,7 @@ from ..church.pagination import decode_cursor, page, parse_limit
 from ..messaging import broadcasts as data
 from ..tenants.middleware import tenant_conn
 from ..values import Check, boolean, future_instant, message_body, uuid_value
-from .context import actor_of, settings_of, utc_now
+from .context import actor_of, entitlement_of, settings_of, utc_now
 from .responses import json_response
 from .validation import fields, json_body, query_choice, query_params, uuid_path
 
@@ -55,8 +55,9 @@ async def create(request: web.Request) -> web.Response:
 async def preview(request: web.Request) -> web.Response:
     """Recipients, segments, cost, quiet hours and quota for a broadcast; nothing is written."""
     draft = _draft(await json_body(request))
-    return json_response(await data.preview(tenant_conn(request), settings_of(request), draft,
-                                            utc_now()))
+    ent = await entitlement_of(request)
+    return json_response(await data.preview(tenant_conn(request), settings_of(request), ent,
+                                            draft, utc_now()))
 
 
 async def list_broadcasts(request: web.Request) -> web.Response:

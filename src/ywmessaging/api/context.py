@@ -1,5 +1,5 @@
 """What a handler reads from its request besides the input: the settings, the acting admin,
-and the time it runs at."""
+the church's plan, and the time it runs at."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from ..auth.state import principal
+from ..auth.state import principal, registry_pool
+from ..billing.state import Entitlement, entitlement
 from ..church import Actor
 from ..config import Settings
 from ..keys import REQUEST_ID, SETTINGS
@@ -26,3 +27,9 @@ def actor_of(request: web.Request) -> Actor:
 def utc_now() -> datetime:
     """The request's notion of now."""
     return datetime.now(UTC)
+
+
+async def entitlement_of(request: web.Request) -> Entitlement:
+    """The acting church's plan and sending state (one registry read)."""
+    return await entitlement(registry_pool(request), settings_of(request),
+                             principal(request).tenant_id, utc_now())

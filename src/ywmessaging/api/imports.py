@@ -22,7 +22,7 @@ from ..church.keys import IMPORT_RUNNER
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from ..tenants.middleware import tenant_conn
 from ..time_limits import IMPORT, UNLIMITED, time_limit
-from .context import actor_of, settings_of
+from .context import actor_of, entitlement_of, settings_of
 from .responses import json_response
 from .validation import query_params, uuid_path
 
@@ -87,7 +87,7 @@ async def import_members(request: web.Request) -> web.Response:
     upload, filename = await read_upload(request, settings.import_max_bytes)
     try:
         started = await import_jobs.start(tenant_conn(request), settings, actor_of(request),
-                                          upload, filename)
+                                          await entitlement_of(request), upload, filename)
     finally:
         upload.close()
     body = {**started.job, "ignored_columns": started.ignored_columns}

@@ -11,7 +11,7 @@ from ..church.pagination import parse_limit
 from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
 from ..values import spec_email, text, uuid_list, uuid_value
-from .context import actor_of, settings_of
+from .context import actor_of, entitlement_of, settings_of
 from .responses import json_response, page_response
 from .validation import cleared, fields, json_body, query_choice, query_params, uuid_path
 
@@ -50,6 +50,7 @@ async def create_member(request: web.Request) -> web.Response:
                             "branch_id": uuid_value()})
     member = await data.create_member(
         tenant_conn(request), settings_of(request), actor_of(request),
+        await entitlement_of(request),
         first_name=body["first_name"], last_name=body["last_name"], phone=body["phone"],
         email=body["email"], branch_id=body["branch_id"], group_ids=body["group_ids"] or (),
     )

@@ -7,11 +7,14 @@ removing each other at the same moment cannot leave the church without one.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import structlog
 
+from ..billing import limits
+from ..billing.state import entitlement
 from ..errors import NotFound
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
@@ -35,8 +38,10 @@ async def list_admins(conn: Any, svc: AuthServices) -> list[Any]:
 
 async def invite(conn: Any, svc: AuthServices, registry: Any, who: Principal, *, email: str,
                  first_name: str, last_name: str, role: str, client: Client) -> Any:
-    """Create an invited admin and email them a single-use link to set their password."""
+    """Create an invited admin and email them a single-use link to set their password (402
+    `plan_limit_reached` at the plan's co-admins limit, counted in the same transaction)."""
     q = tq(svc.settings.sql_dir)
+    ent = await entitlement(registry, svc.settings, who.tenant_id, datetime.now(UTC))
     admin_id = uuid.uuid4()
     try:
         await rq(svc.settings.sql_dir).insert_admin_login(registry, email, who.tenant_id,
@@ -46,6 +51,7 @@ async def invite(conn: Any, svc: AuthServices, registry: Any, who: Principal, *,
     token, digest = new_opaque(INVITE_PREFIX, who.tenant_id)
     try:
         async with conn.transaction():
+            await limits.reserve(conn, svc.settings, ent, "co_admins")
             row = await q.invite_admin(conn, admin_id, email, first_name, last_name, role,
                                        digest, float(INVITE_TTL_S))
             await record(conn, svc.settings, "admin.invited", tenant_id=who.tenant_id,

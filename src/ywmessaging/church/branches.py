@@ -8,6 +8,8 @@ from typing import Any
 
 import asyncpg
 
+from ..billing import limits
+from ..billing.state import Entitlement
 from ..config import Settings
 from ..errors import Conflict, NotFound
 from ..sqlq import tenant as tq
@@ -55,12 +57,14 @@ async def get_branch(conn: Any, settings: Settings, branch_id: uuid.UUID) -> dic
     return branch_json(row)
 
 
-async def create_branch(conn: Any, settings: Settings, actor: Actor,
+async def create_branch(conn: Any, settings: Settings, actor: Actor, ent: Entitlement,
                         data: BranchFields) -> dict[str, Any]:
-    """Create a branch (409 `branch_exists` when a live one has the name, whatever its case)."""
+    """Create a branch (409 `branch_exists` when a live one has the name, whatever its case;
+    402 `plan_limit_reached` at the plan's branches limit)."""
     q = tq(settings.sql_dir)
     phone = await to_e164(conn, settings, data.phone) if data.phone is not None else None
     async with conn.transaction():
+        await limits.reserve(conn, settings, ent, "branches")
         branch_id = await q.insert_branch(conn, data.name, data.address, phone,
                                           data.description, data.is_active)
         if branch_id is None:

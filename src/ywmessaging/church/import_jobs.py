@@ -21,6 +21,7 @@ import orjson
 import structlog
 
 from ..auth.audit import clean_ip
+from ..billing.state import Entitlement
 from ..config import Settings
 from ..errors import NotFound, PayloadTooLarge
 from ..sqlq import tenant as tq
@@ -53,7 +54,7 @@ def job_json(row: Any) -> dict[str, Any]:
     return out
 
 
-async def start(conn: Any, settings: Settings, actor: Actor, upload: Upload,
+async def start(conn: Any, settings: Settings, actor: Actor, ent: Entitlement, upload: Upload,
                 filename: str) -> Started:
     """Import a small upload now (on `conn`) or queue a large one; nothing is written before
     the header is read and checked."""
@@ -61,7 +62,7 @@ async def start(conn: Any, settings: Settings, actor: Actor, upload: Upload,
     if upload.data_lines > INLINE_MAX_ROWS:
         job = await _queue(conn, settings, actor, upload, filename)
         return Started(job, False, source.ignored)
-    job = await _inline(conn, settings, actor, source, filename, upload.data_lines)
+    job = await _inline(conn, settings, actor, ent, source, filename, upload.data_lines)
     return Started(job, True, source.ignored)
 
 
@@ -79,8 +80,8 @@ async def _queue(conn: Any, settings: Settings, actor: Actor, upload: Upload,
     return job_json(row)
 
 
-async def _inline(conn: Any, settings: Settings, actor: Actor, source: ImportSource,
-                  filename: str, lines: int) -> dict[str, Any]:
+async def _inline(conn: Any, settings: Settings, actor: Actor, ent: Entitlement,
+                  source: ImportSource, filename: str, lines: int) -> dict[str, Any]:
     """Run the import on the request's connection; the finished job."""
     q = tq(settings.sql_dir)
     row = await q.insert_import(conn, "running", filename, None, lines, actor.admin_id)
@@ -91,7 +92,7 @@ async def _inline(conn: Any, settings: Settings, actor: Actor, source: ImportSou
         yield conn
 
     try:
-        tally = await run(same, settings, source, import_id=row["id"],
+        tally = await run(same, settings, ent, source, import_id=row["id"],
                           admin_id=actor.admin_id, tally=Tally())
     except Exception:
         await _fail(conn, settings, row["id"], "the import stopped")
@@ -116,7 +117,8 @@ def resumable(job: dict[str, Any], now_age_s: float) -> bool:
     return job["status"] == "queued" or (job["status"] == "running" and now_age_s > STALE_S)
 
 
-async def run_job(lease: Lease, settings: Settings, import_id: uuid.UUID) -> None:
+async def run_job(lease: Lease, settings: Settings, ent: Entitlement,
+                  import_id: uuid.UUID) -> None:
     """Claim a stored job and import it; a cancelled job stays running (resumable)."""
     q = tq(settings.sql_dir)
     async with lease() as conn:
@@ -134,7 +136,7 @@ async def run_job(lease: Lease, settings: Settings, import_id: uuid.UUID) -> Non
         await skip(source, claim["processed_rows"])
         tally = Tally(claim["processed_rows"], claim["created"], claim["updated"],
                       claim["skipped"], claim["error_count"])
-        tally = await run(lease, settings, source, import_id=import_id,
+        tally = await run(lease, settings, ent, source, import_id=import_id,
                           admin_id=claim["created_by"], tally=tally)
         async with lease() as conn, conn.transaction():
             row = await q.finish_import(conn, import_id, "done", "[]")

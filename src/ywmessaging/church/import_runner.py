@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from ..billing.state import entitlement
 from ..config import Settings
 from ..errors import ServiceUnavailable
 from . import import_jobs
@@ -28,8 +29,9 @@ class ImportRunner:
     process is asked about it first) once it has been idle for import_jobs.STALE_S.
     """
 
-    def __init__(self, settings: Settings, supervisor: Any) -> None:
+    def __init__(self, settings: Settings, supervisor: Any, registry_pool: Any) -> None:
         self.settings = settings
+        self._registry = registry_pool
         self._supervisor = supervisor
         self._group: asyncio.TaskGroup | None = None
         self._running: dict[tuple[uuid.UUID, uuid.UUID], asyncio.Task[None]] = {}
@@ -66,7 +68,9 @@ class ImportRunner:
     async def _job(self, tenant_id: uuid.UUID, import_id: uuid.UUID) -> None:
         with structlog.contextvars.bound_contextvars(tenant_id=str(tenant_id)):
             try:
-                await import_jobs.run_job(lambda: self._lease(tenant_id), self.settings,
+                ent = await entitlement(self._registry, self.settings, tenant_id,
+                                        datetime.datetime.now(datetime.UTC))
+                await import_jobs.run_job(lambda: self._lease(tenant_id), self.settings, ent,
                                           import_id)
             except Exception:  # never let one job's failure cancel the others
                 log.exception("import_job_crashed", import_id=str(import_id))

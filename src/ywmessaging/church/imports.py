@@ -19,6 +19,8 @@ from typing import IO, Any
 import asyncpg
 import orjson
 
+from ..billing import limits
+from ..billing.state import Entitlement
 from ..config import Settings
 from ..sqlq import tenant as tq
 from .csvio import Record, RecordReader
@@ -97,8 +99,8 @@ async def skip(source: ImportSource, records: int) -> None:
         records -= batch.records
 
 
-async def run(lease: Lease, settings: Settings, source: ImportSource, *, import_id: uuid.UUID,
-              admin_id: uuid.UUID | None, tally: Tally) -> Tally:
+async def run(lease: Lease, settings: Settings, ent: Entitlement, source: ImportSource, *,
+              import_id: uuid.UUID, admin_id: uuid.UUID | None, tally: Tally) -> Tally:
     """Apply every remaining batch; each commits together with the job's progress row.
 
     The next batch is parsed (in a thread) while the database applies this one.
@@ -108,7 +110,7 @@ async def run(lease: Lease, settings: Settings, source: ImportSource, *, import_
         while (batch := await pending).records:
             pending = asyncio.ensure_future(asyncio.to_thread(source.next_batch))
             async with lease() as conn, conn.transaction():
-                done = await apply_batch(conn, settings, batch, import_id=import_id,
+                done = await apply_batch(conn, settings, ent, batch, import_id=import_id,
                                          admin_id=admin_id, tally=tally)
             tally.processed += batch.records
             tally.created += done.created
@@ -121,18 +123,20 @@ async def run(lease: Lease, settings: Settings, source: ImportSource, *, import_
             await asyncio.wait([pending])
 
 
-async def apply_batch(conn: Any, settings: Settings, batch: Batch, *, import_id: uuid.UUID,
-                      admin_id: uuid.UUID | None, tally: Tally) -> Tally:
+async def apply_batch(conn: Any, settings: Settings, ent: Entitlement, batch: Batch, *,
+                      import_id: uuid.UUID, admin_id: uuid.UUID | None, tally: Tally) -> Tally:
     """Upsert one batch and count it in the job's row (inside the caller's transaction);
     what this batch did. `tally` (the job so far) is only read."""
     created = updated = 0
     errors = list(batch.errors)
     await tq(settings.sql_dir).import_async_commit(conn)
+    rows, over = await _within_limit(conn, settings, ent, batch.rows)
+    errors.extend(RowError(r.line, "plan_limit_reached") for r in over)
     try:
         async with conn.transaction():
-            created, updated = await _upsert(conn, settings, batch.rows, import_id, admin_id)
+            created, updated = await _upsert(conn, settings, rows, import_id, admin_id)
     except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError):
-        for row in batch.rows:  # find the rows the database refuses; keep the others
+        for row in rows:  # find the rows the database refuses; keep the others
             try:
                 async with conn.transaction():
                     c, u = await _upsert(conn, settings, [row], import_id, admin_id)
@@ -145,6 +149,27 @@ async def apply_batch(conn: Any, settings: Settings, batch: Batch, *, import_id:
         conn, import_id, tally.processed + batch.records, created, updated, len(errors),
         orjson.dumps(kept).decode())
     return Tally(batch.records, created, updated, len(errors), len(kept))
+
+
+async def _within_limit(conn: Any, settings: Settings, ent: Entitlement,
+                        rows: list[MemberRow]) -> tuple[list[MemberRow], list[MemberRow]]:
+    """Split a batch into rows to apply and rows refused by the plan's members limit: rows
+    updating a member always pass, new ones while there is room, in file order. The limit's
+    lock is held to the end of the batch's transaction, so concurrent creations count these."""
+    room = await limits.room(conn, settings, ent, "members")
+    if room is None or not rows:
+        return rows, []
+    found = await tq(settings.sql_dir).limit_existing_phones(conn, [r.phone for r in rows])
+    existing = {rec["phone"] for rec in found}
+    keep: list[MemberRow] = []
+    over: list[MemberRow] = []
+    for r in rows:
+        if r.phone in existing or room > 0:
+            room -= r.phone not in existing
+            keep.append(r)
+        else:
+            over.append(r)
+    return keep, over
 
 
 async def _upsert(conn: Any, settings: Settings, rows: list[MemberRow], import_id: uuid.UUID,

@@ -82,6 +82,7 @@ REASONS = {
     "unknown_branch": "no branch has this name",
     "invalid_notes": "notes are longer than 2000 characters",
     "rejected": "the database refused the row",
+    "plan_limit_reached": "the church's plan allows no more members (the row would add one)",
 }
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from ..billing import limits
+from ..billing.state import Entitlement
 from ..config import Settings
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..sqlq import tenant as tq
@@ -131,15 +133,17 @@ async def _set_groups(conn: Any, settings: Settings, member_id: uuid.UUID,
                                error_code="not_found")
 
 
-async def create_member(conn: Any, settings: Settings, actor: Actor, *, first_name: str,
-                        last_name: str, phone: str, email: str | None,
+async def create_member(conn: Any, settings: Settings, actor: Actor, ent: Entitlement, *,
+                        first_name: str, last_name: str, phone: str, email: str | None,
                         branch_id: uuid.UUID | None,
                         group_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
-    """Create a member with its groups and branch, all or nothing (409 on a taken phone)."""
+    """Create a member with its groups and branch, all or nothing (409 on a taken phone, 402
+    `plan_limit_reached` at the plan's members limit)."""
     q = tq(settings.sql_dir)
     e164 = await to_e164(conn, settings, phone)
     try:
         async with conn.transaction():
+            await limits.reserve(conn, settings, ent, "members")
             if branch_id is not None:
                 await _check_branch(conn, settings, branch_id)
             member_id = await q.insert_member(conn, first_name, last_name, e164, email, branch_id)

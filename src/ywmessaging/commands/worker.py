@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from ..auth.plugins import email_sender
 from ..config import Settings
 from ..crypto import SecretBox
 from ..db import pg
@@ -42,8 +43,9 @@ async def run_worker(settings: Settings) -> int:
             await process_due(registry, sup, settings, metrics=metrics)
             await observe_backlog(registry, settings, metrics)
 
+        emails = email_sender(settings)
         worker = Worker(settings, registry, sup, carrier, inbox_sweep=sweep_inbox,
-                        metrics=metrics)
+                        metrics=metrics, emails=emails)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
@@ -53,6 +55,9 @@ async def run_worker(settings: Settings) -> int:
         finally:
             if site is not None:
                 await site.cleanup()
+            closer = getattr(emails, "close", None)
+            if closer is not None:  # SMTP: deliver what is queued
+                await closer()
         return 0
     finally:
         await _close(carrier, runtime, registry)

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from ..billing.limits import PlanLimitReached
+from ..billing.state import Entitlement, entitlement
 from ..church import Actor, audit
 from ..config import Settings
 from ..errors import Conflict, NotFound, ValidationFailed
@@ -135,16 +137,17 @@ async def _body(conn: Any, settings: Settings, draft: Draft, *, count_use: bool)
     return draft.body
 
 
-async def queue_rows(conn: Any, settings: Settings, row: Any, time_zone: str,
+async def queue_rows(conn: Any, settings: Settings, ent: Entitlement, row: Any, time_zone: str,
                      now: datetime, *, fail_over_quota: bool = False) -> Any:
     """Resolve the recipients of broadcast `row` and write its outbox rows (in the caller's
-    transaction). Over quota: 402, or with `fail_over_quota` the broadcast is marked failed."""
+    transaction). Over the plan's monthly messages: 402, or with `fail_over_quota` the
+    broadcast is marked failed."""
     q = tq(settings.sql_dir)
     target = Target.from_row(row["target_kind"], row["target"])
     count = await q.bc_count_recipients(conn, target.kind, list(target.ids))
     try:
-        await quota.reserve(conn, settings, time_zone, now, count)
-    except quota.QuotaExceeded:
+        await quota.reserve(conn, settings, ent, time_zone, now, count)
+    except PlanLimitReached:
         if not fail_over_quota:
             raise
         await q.bc_fail(conn, row["id"], now)
@@ -156,6 +159,8 @@ async def create(conn: Any, registry_pool: Any, settings: Settings, tenant_id: u
                  actor: Actor, draft: Draft, now: datetime) -> Any:
     """Create a broadcast: queued now (outbox rows written) or scheduled for `send_at`."""
     q = tq(settings.sql_dir)
+    ent = await entitlement(registry_pool, settings, tenant_id, now)
+    ent.require_sending()
     async with conn.transaction():
         church = await q.get_settings(conn)
         if not church["sender_number"]:
@@ -166,13 +171,13 @@ async def create(conn: Any, registry_pool: Any, settings: Settings, tenant_id: u
         scheduled = draft.send_at is not None and draft.send_at > now
         if scheduled:  # refuse now what would surely be refused at send time
             reach = await q.bc_count_recipients(conn, draft.target.kind, list(draft.target.ids))
-            await quota.reserve(conn, settings, church["time_zone"], now, reach)
+            await quota.reserve(conn, settings, ent, church["time_zone"], now, reach)
         row = await q.bc_insert(
             conn, body, orjson.dumps(draft.target.as_json()).decode(), draft.target.kind,
             "scheduled" if scheduled else "draft", draft.send_at, draft.template_id,
             actor.admin_id, segments, encoding, None, None)
         if not scheduled:
-            row = await queue_rows(conn, settings, row, church["time_zone"], now)
+            row = await queue_rows(conn, settings, ent, row, church["time_zone"], now)
         await audit(conn, settings, actor, "broadcast.create", "broadcast", row["id"],
                     {"target": draft.target.kind, "status": row["status"],
                      "recipients": row["recipient_count"]})
@@ -180,7 +185,8 @@ async def create(conn: Any, registry_pool: Any, settings: Settings, tenant_id: u
     return await q.bc_get(conn, row["id"])
 
 
-async def preview(conn: Any, settings: Settings, draft: Draft, now: datetime) -> dict[str, Any]:
+async def preview(conn: Any, settings: Settings, ent: Entitlement, draft: Draft,
+                  now: datetime) -> dict[str, Any]:
     """Recipients, segments, estimated cost, quiet-hours warning and quota, nothing written."""
     q = tq(settings.sql_dir)
     church = await q.get_settings(conn)
@@ -191,7 +197,7 @@ async def preview(conn: Any, settings: Settings, draft: Draft, now: datetime) ->
     at = draft.send_at if draft.send_at is not None and draft.send_at > now else now
     waits = quiet_until(at, church["quiet_hours_start"], church["quiet_hours_end"],
                         church["time_zone"])
-    used = await quota.usage(conn, settings, church["time_zone"], now)
+    used = await quota.usage(conn, settings, ent, church["time_zone"], now)
     return {
         "recipient_count": reach, "segments": info.segments, "encoding": info.encoding,
         "characters": len(body), "units": info.units, "remaining_in_segment": info.remaining,
@@ -249,6 +255,8 @@ async def retry_failed(conn: Any, registry_pool: Any, settings: Settings,
     """Queue a broadcast's failed rows again (and `unknown` ones if asked: they may have been
     delivered, so only on request). Counts against the quota. Returns (requeued, broadcast)."""
     q = tq(settings.sql_dir)
+    ent = await entitlement(registry_pool, settings, tenant_id, now)
+    ent.require_sending()
     async with conn.transaction():
         status = await q.bc_status(conn, broadcast_id)
         if status is None:
@@ -259,7 +267,7 @@ async def retry_failed(conn: Any, registry_pool: Any, settings: Settings,
         if not church["sender_number"]:
             raise NoSenderNumber("buy or assign a number first (POST /api/v1/numbers)")
         count = await q.bc_count_retryable(conn, broadcast_id, include_unknown)
-        await quota.reserve(conn, settings, church["time_zone"], now, count)
+        await quota.reserve(conn, settings, ent, church["time_zone"], now, count)
         requeued = await q.bc_retry_failed(conn, broadcast_id, include_unknown, now)
         await audit(conn, settings, actor, "broadcast.retry_failed", "broadcast", broadcast_id,
                     {"requeued": requeued, "include_unknown": include_unknown})
@@ -268,7 +276,7 @@ async def retry_failed(conn: Any, registry_pool: Any, settings: Settings,
     return int(requeued or 0), await q.bc_get(conn, broadcast_id)
 
 
-async def queue_due_scheduled(conn: Any, settings: Settings, now: datetime,
+async def queue_due_scheduled(conn: Any, settings: Settings, ent: Entitlement, now: datetime,
                               limit: int = 20) -> int:
     """Worker: queue scheduled broadcasts whose time has come (each in its own transaction;
     several workers skip each other's rows). Returns how many were handled."""
@@ -280,7 +288,7 @@ async def queue_due_scheduled(conn: Any, settings: Settings, now: datetime,
             if row is None:
                 break
             church = await q.get_settings(conn)
-            await queue_rows(conn, settings, row, church["time_zone"], now,
+            await queue_rows(conn, settings, ent, row, church["time_zone"], now,
                              fail_over_quota=True)
         done += 1
     return done

@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from ..billing.state import entitlement
 from ..church import Actor, audit
 from ..config import Settings
 from ..errors import Conflict, NotFound
@@ -53,8 +54,11 @@ async def thread(conn: Any, settings: Settings, conversation_id: uuid.UUID, *,
 async def reply(conn: Any, registry_pool: Any, settings: Settings, tenant_id: uuid.UUID,
                 actor: Actor, conversation_id: uuid.UUID, body: str, now: datetime) -> Any:
     """Send `body` to the conversation's member: a conversation message and its outbox row,
-    written together (409 `member_opted_out`, `no_sender_number`; 402 over quota)."""
+    written together (409 `member_opted_out`, `no_sender_number`; 402 `plan_limit_reached`
+    over the plan's monthly messages, `subscription_inactive` while sending is stopped)."""
     q = tq(settings.sql_dir)
+    ent = await entitlement(registry_pool, settings, tenant_id, now)
+    ent.require_sending()
     async with conn.transaction():
         conv = await q.cv_lock(conn, conversation_id)
         if conv is None:
@@ -64,7 +68,7 @@ async def reply(conn: Any, registry_pool: Any, settings: Settings, tenant_id: uu
         church = await q.get_settings(conn)
         if not church["sender_number"]:
             raise NoSenderNumber("buy or assign a number first (POST /api/v1/numbers)")
-        await quota.reserve(conn, settings, church["time_zone"], now, 1)
+        await quota.reserve(conn, settings, ent, church["time_zone"], now, 1)
         segments, _ = encoding_of(body)
         row = await q.cv_reply(conn, conversation_id, body, actor.admin_id, segments,
                                conv["member_id"], conv["phone"])

@@ -27,7 +27,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,6 +67,7 @@ class DrainStats:
     requeued: int = 0      # claimed by a dead worker, never tried: back in the queue
     looked_up: int = 0     # carrier lookups of sends whose final receipt never came
     settled: int = 0       # ... that found a final status and applied it
+    held: int = 0          # batches not begun: the church may not send (billing)
 
     def add(self, other: DrainStats) -> None:
         """Accumulate another drain's figures."""
@@ -108,13 +109,17 @@ class Drain:
     """One pass over one church's outbox, on one leased connection."""
 
     def __init__(self, sender: Sender, tenant_id: uuid.UUID, conn: Any,
-                 stopping: Callable[[], bool]) -> None:
+                 stopping: Callable[[], bool],
+                 may_send: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.s = sender
         self.settings = sender.settings
         self.q = tq(sender.settings.sql_dir)
         self.tenant_id = tenant_id
         self.conn = conn
         self.stopping = stopping
+        # Asked before each batch: a church whose subscription lapsed keeps its broadcast and
+        # conversation rows queued (its STOP/START/HELP replies still go).
+        self.may_send = may_send
         self.pacer = sender.pacer(tenant_id)
         self.stats = DrainStats()
         self.db_lock = asyncio.Lock()  # one connection: statements take turns
@@ -128,7 +133,9 @@ class Drain:
         self._church = await self.q.get_settings(self.conn)
         deadline = time.monotonic() + slice_s
         while not self.stopping() and time.monotonic() < deadline:
-            if not await self._batch():
+            held = self.may_send is not None and not await self.may_send()
+            self.stats.held += held
+            if not await self._batch(held):
                 break
         # Derived again after the sweeps: a broadcast whose last rows a dead worker held (or
         # that it never finished) is complete once no row is left to send.
@@ -137,7 +144,9 @@ class Drain:
             await check_statuses(self, deadline)
         return self.stats
 
-    async def _batch(self) -> bool:
+    async def _batch(self, held: bool = False) -> bool:
+        """Claim and send one batch; `held`: the church may not send, so only keyword replies
+        (STOP/START/HELP) are claimed and its other rows stay queued."""
         now = self.s.clock()
         swept = await self.q.ob_expire_leases(self.conn, now)  # crash sweep
         self.stats.expired += swept["expired"]
@@ -149,7 +158,7 @@ class Drain:
             self.stats.deferred += await self.q.ob_defer_quiet(self.conn, now, quiet_end)
         lease = self.settings.send_lease_seconds
         rows = await self.q.ob_claim(self.conn, now, self.s.batch_size(), self.s.owner, lease,
-                                     quiet_end is not None)
+                                     quiet_end is not None, held)
         if not rows:
             return False
         self.stats.claimed += len(rows)

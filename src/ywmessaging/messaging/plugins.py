@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
+from ..auth.plugins import email_sender
 from ..keys import METRICS, REGISTRY_POOL, SETTINGS
 from ..tenants.keys import SUPERVISOR
 from .dispatcher import WebhookConfig, WebhookDispatcher
@@ -56,8 +57,9 @@ async def sending(app: web.Application) -> AsyncIterator[None]:
     """
     settings = app[SETTINGS]
     carrier = carrier_from_settings(settings, app[METRICS])
+    emails = email_sender(settings)   # billing notices from the housekeeping round
     worker = Worker(settings, app[REGISTRY_POOL], app[SUPERVISOR].supervisor, carrier,
-                    metrics=app[METRICS])
+                    metrics=app[METRICS], emails=emails)
     task = asyncio.create_task(worker.run(), name="dev-worker")
     yield
     worker.stop()
@@ -69,3 +71,6 @@ async def sending(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(BaseException):
             await task
     await carrier.close()
+    closer = getattr(emails, "close", None)
+    if closer is not None:  # SMTP: deliver what is queued
+        await closer()

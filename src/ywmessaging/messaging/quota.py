@@ -1,9 +1,9 @@
-"""The monthly message quota: outbox rows queued this calendar month in the church's time zone.
+"""The monthly message limit: outbox rows queued this calendar month in the church's time zone.
 
-Until billing sets plan limits, every plan gets `YWM_MONTHLY_MESSAGE_QUOTA` messages (one per
-recipient, whatever the segment count; skipped and cancelled rows are free). The check takes a
-per-church advisory lock for the rest of the caller's transaction, so two broadcasts created at
-once cannot both squeeze under the limit.
+The church's plan sets the limit (`messages_per_month`, billing/catalogue.py): one message per
+recipient, whatever the segment count; skipped and cancelled rows are free. Over it: 402
+`plan_limit_reached`. The check takes a per-church advisory lock for the rest of the caller's
+transaction, so two broadcasts created at once cannot both squeeze under the limit.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..billing.limits import PlanLimitReached, refusal
+from ..billing.state import Entitlement
 from ..config import Settings
-from ..errors import AppError
 from ..sqlq import tenant as tq
 from .schedule import month_start
 
-
-class QuotaExceeded(AppError):
-    status, code, title = 402, "quota_exceeded", "This month's message quota is used up"
+RESOURCE = "messages_per_month"
+QuotaExceeded = PlanLimitReached
 
 
 @dataclass(frozen=True)
@@ -41,22 +41,21 @@ class Usage:
                 "period_start": self.since.isoformat()}
 
 
-async def usage(conn: Any, settings: Settings, time_zone: str, now: datetime) -> Usage:
-    """This month's usage (no lock)."""
+async def usage(conn: Any, settings: Settings, ent: Entitlement, time_zone: str,
+                now: datetime) -> Usage:
+    """This month's usage against the plan's limit (no lock)."""
     since = month_start(now, time_zone)
     used = await tq(settings.sql_dir).bc_month_usage(conn, since)
-    limit = settings.monthly_message_quota or None
-    return Usage(int(used), limit, since)
+    return Usage(int(used), ent.plan.limits.messages_per_month, since)
 
 
-async def reserve(conn: Any, settings: Settings, time_zone: str, now: datetime,
-                  adding: int) -> Usage:
-    """Lock the church's quota for this transaction and refuse (402) if `adding` more messages
-    would exceed it. Call inside the transaction that writes the outbox rows."""
+async def reserve(conn: Any, settings: Settings, ent: Entitlement, time_zone: str,
+                  now: datetime, adding: int) -> Usage:
+    """Lock the church's monthly count for this transaction and refuse (402
+    `plan_limit_reached`) if `adding` more messages would pass the plan's limit. Call inside
+    the transaction that writes the outbox rows."""
     await tq(settings.sql_dir).bc_lock_quota(conn)
-    current = await usage(conn, settings, time_zone, now)
+    current = await usage(conn, settings, ent, time_zone, now)
     if current.limit is not None and current.used + adding > current.limit:
-        raise QuotaExceeded(
-            f"{adding} more messages would pass this month's limit of {current.limit} "
-            f"({current.used} used)", used=current.used, limit=current.limit, requested=adding)
+        raise refusal(ent, RESOURCE, current.used, adding)
     return current

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import structlog
 
+from ..billing.state import Entitlement, entitlement
 from ..church import Actor, audit
 from ..config import Settings
 from ..errors import NotFound, ValidationFailed
@@ -72,7 +73,8 @@ def _args(spec: Spec, next_run_at: datetime) -> tuple[Any, ...]:
 async def create(conn: Any, registry_pool: Any, settings: Settings, tenant_id: uuid.UUID,
                  actor: Actor, spec: Spec, now: datetime) -> Any:
     """Create an active rule (an empty time zone means the church's); its first occurrence
-    is the next one after `now`."""
+    is the next one after `now`. 402 `subscription_inactive` while sending is stopped."""
+    (await entitlement(registry_pool, settings, tenant_id, now)).require_sending()
     if not spec.time_zone:
         spec = replace(spec, time_zone=(await tq(settings.sql_dir).get_settings(conn))[
             "time_zone"])
@@ -141,6 +143,7 @@ async def set_status(conn: Any, registry_pool: Any, settings: Settings, tenant_i
             raise NotFound("no such recurring message")
         next_run = None
         if status == "active":
+            (await entitlement(registry_pool, settings, tenant_id, now)).require_sending()
             next_run = next_occurrence(Spec.from_row(row).rule(), now)
         updated = await q.rc_set_status(conn, rule_id, status, next_run)
         await audit(conn, settings, actor,
@@ -151,7 +154,7 @@ async def set_status(conn: Any, registry_pool: Any, settings: Settings, tenant_i
     return updated
 
 
-async def run_due(conn: Any, settings: Settings, now: datetime,
+async def run_due(conn: Any, settings: Settings, ent: Entitlement, now: datetime,
                   limit: int = 50) -> list[tuple[uuid.UUID, datetime | None]]:
     """Worker: materialize every due rule's occurrence (at most `limit` rules this round).
 
@@ -169,7 +172,7 @@ async def run_due(conn: Any, settings: Settings, now: datetime,
             plan = plan_run(spec.rule(), row["next_run_at"], now, grace=grace,
                             missed_policy=row["missed_policy"])
             if plan.send_at is not None:
-                await _materialize(conn, settings, row, plan.send_at, now)
+                await _materialize(conn, settings, ent, row, plan.send_at, now)
             await q.rc_advance(conn, row["id"], plan.next_run_at, plan.send_at)
         if plan.skipped:
             log.info("recurring_occurrences_skipped", rule_id=str(row["id"]),
@@ -178,8 +181,8 @@ async def run_due(conn: Any, settings: Settings, now: datetime,
     return done
 
 
-async def _materialize(conn: Any, settings: Settings, row: Any, occurrence: datetime,
-                       now: datetime) -> None:
+async def _materialize(conn: Any, settings: Settings, ent: Entitlement, row: Any,
+                       occurrence: datetime, now: datetime) -> None:
     q = tq(settings.sql_dir)
     segments, encoding = encoding_of(row["body"])
     created = await q.bc_insert(conn, row["body"], row["target"], row["target_kind"], "draft",
@@ -190,4 +193,5 @@ async def _materialize(conn: Any, settings: Settings, row: Any, occurrence: date
                  occurrence=occurrence.isoformat())
         return
     church = await q.get_settings(conn)
-    await queue_rows(conn, settings, created, church["time_zone"], now, fail_over_quota=True)
+    await queue_rows(conn, settings, ent, created, church["time_zone"], now,
+                     fail_over_quota=True)

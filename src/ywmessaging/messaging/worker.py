@@ -26,6 +26,9 @@ from typing import Any
 
 import structlog
 
+from ..auth.emails import EmailSender
+from ..billing import notices
+from ..billing.state import entitlement
 from ..config import Settings
 from ..errors import AppError
 from ..observability.metrics import Metrics
@@ -42,6 +45,9 @@ UNAVAILABLE_RETRY_S = 30.0    # a church whose database is down is tried again a
 ERROR_RETRY_S = 10.0
 RECONCILE_CONCURRENCY = 4
 STEP_TIMEOUT_S = 300.0        # a bound on one church's step, whatever happens inside
+# A church that may not send (billing) is looked at again after this; a subscription that
+# becomes active puts it back on the queue at once (billing/subscriptions.py).
+HELD_RECHECK_S = 900.0
 
 
 def retry_after(exc: AppError) -> float:
@@ -69,7 +75,7 @@ class Worker:
                  carrier: Carrier, *, owner: str | None = None,
                  clock: Callable[[], datetime] = utc_now,
                  inbox_sweep: Callable[[], Any] | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, emails: EmailSender | None = None) -> None:
         self.settings = settings
         self.registry_pool = registry_pool
         self.supervisor = supervisor
@@ -80,6 +86,7 @@ class Worker:
         self.stats = DrainStats()
         self.inbox_sweep = inbox_sweep
         self.metrics = metrics
+        self.emails = emails   # billing notices from the housekeeping round (None: none)
         self._stop = asyncio.Event()
 
     @property
@@ -180,9 +187,21 @@ class Worker:
         s = self.settings
         async with self.supervisor.lease(tenant_id) as conn:
             now = self.clock()
-            queued = await broadcasts.queue_due_scheduled(conn, s, now)
-            occurrences = await recurring.run_due(conn, s, now)
-            stats = await Drain(self.sender, tenant_id, conn, stopping).run(DRAIN_SLICE_S)
+            ent = await entitlement(self.registry_pool, s, tenant_id, now)
+            queued, occurrences = 0, []
+            if ent.sending:  # held while it may not send: nothing scheduled is due yet
+                queued = await broadcasts.queue_due_scheduled(conn, s, ent, now)
+                occurrences = await recurring.run_due(conn, s, ent, now)
+
+            async def may_send() -> bool:  # re-checked before each batch
+                allowed = (await entitlement(self.registry_pool, s, tenant_id,
+                                             self.clock())).sending
+                if not allowed:
+                    log.info("worker_tenant_sending_held", tenant_id=str(tenant_id))
+                return allowed
+
+            stats = await Drain(self.sender, tenant_id, conn, stopping,
+                                may_send).run(DRAIN_SLICE_S)
             self.stats.add(stats)
             if self.metrics is not None:
                 self.metrics.observe_drain(stats)
@@ -193,6 +212,8 @@ class Worker:
                          skipped=stats.skipped, expired=stats.expired,
                          requeued=stats.requeued)
             due: datetime | None = await tq(s.sql_dir).ob_next_due(conn, s.receipt_check_after > 0)
+            if stats.held and due is not None:
+                due = max(due, now + timedelta(seconds=HELD_RECHECK_S))
             return due
 
     async def _renew(self, tenant_id: uuid.UUID, lost: asyncio.Event) -> None:
@@ -220,6 +241,12 @@ class Worker:
                                   self.settings.housekeeping_interval):
             await housekeeping.sweep_all(self.registry_pool, self.supervisor, self.settings,
                                          self.metrics)
+            if self.emails is not None:
+                try:
+                    await notices.send_trial_endings(self.registry_pool, self.supervisor.lease,
+                                                     self.settings, self.emails, self.clock())
+                except Exception as exc:  # the next round tries again
+                    log.warning("billing_notices_failed", error=type(exc).__name__)
 
     async def number_orders_round(self) -> int:
         """Poll the carrier for phone-number orders still pending and settle the completed

@@ -13,13 +13,14 @@ import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 import structlog
 
+from ..billing import state as billing
 from ..config import Settings
 from ..crypto import TENANT_SCRAM_ITERATIONS, SecretBox, new_password, scram_verifier
 from ..db import migrations, pg
@@ -32,7 +33,6 @@ from .naming import tenant_db_name, tenant_role_name
 
 log = structlog.get_logger("ywm.provisioning")
 
-TRIAL_DAYS = 14
 UNDO_TIMEOUT = 60.0  # a DROP DATABASE waits for a checkpoint; generous but bounded
 PLACEMENT_LOCK = "ywm_placement"
 FaultHook = Callable[[str], Awaitable[None]]
@@ -204,7 +204,8 @@ class Provisioner:
                                 password: str, time_zone: str,
                                 on_placed: PlacedHook | None) -> Any:
         sealed = self.box.seal(password, f"tenant-role:{tid}")
-        trial_end = datetime.now(UTC) + timedelta(days=TRIAL_DAYS)
+        trial_end = billing.trial_end(self.settings, datetime.now(UTC))
+        trial_plan = billing.catalogue_of(self.settings).trial_plan
         async with self.registry.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", PLACEMENT_LOCK)
             server = await self.q.pick_server_for_tenant(conn)
@@ -214,8 +215,12 @@ class Provisioner:
                     "`ywm servers add`, or raise a server's cap with "
                     "`ywm servers set SERVER --max-tenants N`)"
                 )
-            await self.q.insert_tenant(conn, tid, name, server["id"], db_name, role, sealed,
-                                       time_zone, trial_end)
+            row = await self.q.insert_tenant(conn, tid, name, server["id"], db_name, role,
+                                             sealed, time_zone, trial_end, trial_plan)
+            # the trial's first history row; a rollback (_undo) deletes it with the tenant
+            await billing.record(conn, self.settings, tid, row["billing_version"],
+                                 source="signup", old=None,
+                                 new=billing.BillingState.from_row(row))
             if on_placed is not None:
                 await on_placed(conn, tid)
         return server

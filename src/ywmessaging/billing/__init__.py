@@ -1,0 +1,1 @@
+"""Billing: the plan catalogue, the church's subscription state, plan limits and dunning."""
