@@ -1,0 +1,1 @@
+"""Billing: the plan catalogue, the Stripe adapter and the Stripe simulator."""
