@@ -8,6 +8,7 @@ from typing import Any
 from .state import API_VERSION, DAY, new_id
 
 INTERVAL_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
+NO_TAX = {"enabled": False, "liability": None, "provider": None, "status": None}
 
 
 def _base(prefix: str, kind: str, **fields: Any) -> dict[str, Any]:
@@ -71,7 +72,10 @@ def checkout_session(params: dict[str, Any], price_obj: dict[str, Any], quantity
                 currency=price_obj["currency"], amount_subtotal=price_obj["unit_amount"] * quantity,
                 amount_total=price_obj["unit_amount"] * quantity, ui_mode="hosted",
                 expires_at=int(time.time()) + DAY, payment_method_types=["card"],
-                allow_promotion_codes=None, locale=None)
+                allow_promotion_codes=None, locale=None, automatic_tax=dict(NO_TAX),
+                custom_fields=[], shipping_options=[],
+                custom_text={"after_submit": None, "shipping_address": None, "submit": None,
+                             "terms_of_service_acceptance": None})
     obj["url"] = f"{base_url}/sim/checkout/{obj['id']}"
     # what the simulator needs to make the subscription when the page is completed
     obj["_line"] = {"price": price_obj["id"], "quantity": quantity}
@@ -82,9 +86,20 @@ def checkout_session(params: dict[str, Any], price_obj: dict[str, Any], quantity
 def subscription_item(sub_id: str, price_obj: dict[str, Any], quantity: int, start: int,
                       end: int) -> dict[str, Any]:
     """One item of a subscription (the period lives on items since API 2025-03-31)."""
-    return _base("si", "subscription_item", subscription=sub_id, price=price_obj,
+    rec = price_obj["recurring"] or {}
+    plan = {"id": price_obj["id"], "object": "plan", "active": True,
+            "amount": price_obj["unit_amount"], "amount_decimal": str(price_obj["unit_amount"]),
+            "billing_scheme": "per_unit", "created": price_obj["created"],
+            "currency": price_obj["currency"], "interval": rec.get("interval"),
+            "interval_count": rec.get("interval_count", 1), "livemode": False, "metadata": {},
+            "meter": None, "nickname": price_obj["nickname"], "product": price_obj["product"],
+            "tiers_mode": None, "transform_usage": None, "trial_period_days": None,
+            "usage_type": "licensed"}
+    item = _base("si", "subscription_item", subscription=sub_id, price=price_obj, plan=plan,
                  quantity=quantity, metadata={}, current_period_start=start,
-                 current_period_end=end, discounts=[], tax_rates=[])
+                 current_period_end=end, discounts=[], tax_rates=[], billing_thresholds=None)
+    del item["livemode"]
+    return item
 
 
 def subscription(customer_id: str, price_obj: dict[str, Any], quantity: int, *, now: int,
@@ -97,7 +112,11 @@ def subscription(customer_id: str, price_obj: dict[str, Any], quantity: int, *, 
                 default_payment_method=None, latest_invoice=None, start_date=now,
                 billing_cycle_anchor=trial_end or now, trial_start=now if trial_end else None,
                 trial_end=trial_end, pending_update=None, test_clock=None,
-                cancellation_details={"comment": None, "feedback": None, "reason": None})
+                cancellation_details={"comment": None, "feedback": None, "reason": None},
+                automatic_tax={"enabled": False, "disabled_reason": None, "liability": None},
+                billing_mode={"type": "classic", "flexible": None, "updated_at": None},
+                billing_schedules=[], discounts=[],
+                invoice_settings={"account_tax_ids": None, "issuer": {"type": "self"}})
     end = trial_end or period_end(price_obj, now)
     obj["items"] = {"object": "list", "has_more": False, "total_count": 1,
                     "url": f"/v1/subscription_items?subscription={obj['id']}",
@@ -120,7 +139,12 @@ def invoice(sub: dict[str, Any], lines: list[dict[str, Any]], *, reason: str, st
                 subtotal=total, total=total, attempt_count=0, attempted=False,
                 billing_reason=reason, collection_method="charge_automatically",
                 period_start=start, period_end=end, next_payment_attempt=None,
-                number=None, description=None, metadata={},
+                number=None, description=None, metadata={}, amount_overpaid=0,
+                amount_shipping=0, automatic_tax=dict(NO_TAX), default_tax_rates=[],
+                discounts=[], issuer={"type": "self"}, starting_balance=0,
+                post_payment_credit_notes_amount=0, pre_payment_credit_notes_amount=0,
+                payment_settings={"default_mandate": None, "payment_method_options": None,
+                                  "payment_method_types": None},
                 parent={"type": "subscription_details", "quote_details": None,
                         "subscription_details": {"subscription": sub["id"],
                                                  "metadata": dict(sub["metadata"])}},
@@ -137,23 +161,28 @@ def invoice(sub: dict[str, Any], lines: list[dict[str, Any]], *, reason: str, st
 def invoice_line(amount: int, currency: str, description: str, *, price_id: str | None,
                  start: int, end: int) -> dict[str, Any]:
     """One line of an invoice."""
-    return _base("il", "line_item", amount=amount, currency=currency, description=description,
+    line = _base("il", "line_item", amount=amount, currency=currency, description=description,
                  period={"start": start, "end": end}, quantity=1, metadata={},
+                 discountable=True, discounts=[], subtotal=amount,
                  pricing={"type": "price_details", "unit_amount_decimal": str(amount),
                           "price_details": {"price": price_id, "product": None}})
+    del line["created"]
+    return line
 
 
 def invoice_item(params: dict[str, Any], amount: int, currency: str,
                  price_id: str | None) -> dict[str, Any]:
     """A pending invoice item (added to the customer's next invoice)."""
     now = int(time.time())
-    return _base("ii", "invoiceitem", customer=params.get("customer"), amount=amount,
+    item = _base("ii", "invoiceitem", customer=params.get("customer"), amount=amount,
                  currency=currency, description=params.get("description"),
                  metadata=_metadata(params.get("metadata")), invoice=None, quantity=1,
-                 date=now, period={"start": now, "end": now}, discountable=True,
-                 subscription=params.get("subscription"), test_clock=None,
+                 quantity_decimal="1", proration=False, date=now,
+                 period={"start": now, "end": now}, discountable=True, test_clock=None,
                  pricing={"type": "price_details", "unit_amount_decimal": str(amount),
                           "price_details": {"price": price_id, "product": None}})
+    del item["created"]
+    return item
 
 
 def portal_session(customer_id: str, return_url: str | None, base_url: str) -> dict[str, Any]:

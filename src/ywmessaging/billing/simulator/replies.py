@@ -20,7 +20,7 @@ from .state import StripeSimState
 
 STRIPE_SIM_STATE = web.AppKey("stripe_sim_state", StripeSimState)
 STRIPE_SIM_SENDER = web.AppKey("stripe_sim_sender", StripeWebhookSender)
-PARAMS = "stripe_sim_params"
+PARAMS = web.RequestKey("stripe_sim_params", dict[str, Any])
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 EXPANDABLE = {"customer": "customer", "product": "product", "subscription": "subscription",
               "latest_invoice": "invoice", "invoice": "invoice"}
