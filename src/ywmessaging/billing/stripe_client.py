@@ -220,9 +220,10 @@ def _translate(what: str, exc: stripe.StripeError) -> Exception:
     """A Stripe failure as our error (logged once with Stripe's own code and request id)."""
     status, code = exc.http_status, getattr(exc, "code", None)
     unavailable = status is None or status >= 500 or status in (401, 403, 429)
-    (log.warning if unavailable else log.info)(
-        "stripe_call_failed", call=what, http_status=status, stripe_code=code,
-        stripe_error=type(exc).__name__, request_id=exc.request_id)
+    if status != 404:   # a missing object is the caller's to judge (often expected)
+        (log.warning if unavailable else log.info)(
+            "stripe_call_failed", call=what, http_status=status, stripe_code=code,
+            stripe_error=type(exc).__name__, request_id=exc.request_id)
     if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError | stripe.APIError):
         return BillingUnavailable(f"Stripe did not answer ({what})",
                                   headers={"Retry-After": "5"})

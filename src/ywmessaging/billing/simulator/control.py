@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .api import account
+from .lifecycle import account
 from .objects import public
 from .replies import STRIPE_SIM_SENDER, STRIPE_SIM_STATE, StripeError, missing, reply
 from .state import FAULT_KINDS, Billing, Fault

@@ -7,9 +7,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from aiohttp import web
+
 from . import objects
 from .delivery import StripeWebhookSender
-from .replies import StripeError, missing
+from .replies import STRIPE_SIM_SENDER, STRIPE_SIM_STATE, StripeError, missing
 from .state import DAY, Billing, StripeSimState
 
 
@@ -208,3 +210,8 @@ def _trial_end(data: dict[str, Any], now: int) -> int | None:
     if data.get("trial_period_days") not in (None, ""):
         return now + int(data["trial_period_days"]) * DAY
     return None
+
+
+def account(request: web.Request) -> Account:
+    """The account the request acts on."""
+    return Account(request.app[STRIPE_SIM_STATE], request.app[STRIPE_SIM_SENDER])

@@ -194,3 +194,20 @@ async def _idempotent(request: web.Request, handler: Handler, state: StripeSimSt
         state.remember(slot, (fingerprint, response.status, body))
     response.headers["Idempotency-Key"] = key
     return response
+
+
+def found(request: web.Request, kind: str, label: str) -> dict[str, Any]:
+    """The object of kind `kind` the path's `{id}` names, or 404."""
+    obj_id = request.match_info["id"]
+    obj = request.app[STRIPE_SIM_STATE].get(kind, obj_id)
+    if obj is None:
+        raise missing(label, obj_id)
+    return obj
+
+
+def integer(p: dict[str, Any], name: str) -> int:
+    """An integer parameter, or 400."""
+    try:
+        return int(p[name])
+    except (KeyError, TypeError, ValueError):
+        raise StripeError(400, f"Invalid integer: {p.get(name)}", param=name) from None
