@@ -15,7 +15,7 @@ import pytest
 from tests.integration.stripe_sim_fixtures import *  # noqa: F403
 from tests.integration.stripe_sim_fixtures import Receiver, sim_post
 from ywmessaging.billing.catalogue import PLANS, Plan
-from ywmessaging.billing.errors import BillingNotFound, BillingUnavailable
+from ywmessaging.billing.errors import BillingNotFound, BillingRequestRefused, BillingUnavailable
 from ywmessaging.billing.simulator import RunningStripeSim, stripe_signature
 from ywmessaging.billing.stripe_client import StripeBilling
 from ywmessaging.billing.sync import sync_catalogue
@@ -309,3 +309,28 @@ async def test_dev_runs_the_stripe_simulator_with_the_catalogue(stripe_settings:
             await gone.prices(["starter_monthly"])
     finally:
         await gone.close()
+
+
+async def test_a_trial_ending_too_soon_is_refused_with_a_clear_4xx(
+        billing: StripeBilling, catalogue_prices: dict[str, str]) -> None:
+    customer = await billing.ensure_customer(CHURCH, name="Grace")
+    with pytest.raises(BillingRequestRefused) as refused:
+        await billing.create_checkout(
+            church_id=CHURCH, customer_id=customer, price_id=catalogue_prices["pro_annual"],
+            success_url="http://app.test/ok", cancel_url="http://app.test/no",
+            trial_end=datetime.now(UTC) + timedelta(days=1))
+    assert refused.value.status == 400 and refused.value.code == "billing_request_refused"
+
+
+async def test_an_event_resent_is_the_same_event_signed_afresh(
+        billing: StripeBilling, stripe_sim: RunningStripeSim, receiver: Receiver,
+        catalogue_prices: dict[str, str]) -> None:
+    await _subscribe(billing, stripe_sim, catalogue_prices)
+    assert await stripe_sim.sender.idle(5.0)
+    first = billing.verify_webhook(*receiver.received[-1])
+    await asyncio.sleep(1.1)   # a new second: a new `t`
+    done = await sim_post(stripe_sim, f"/sim/events/{first.id}/resend")
+    assert done["status"] == 200
+    again = billing.verify_webhook(*receiver.received[-1])
+    assert again.id == first.id and receiver.received[-1][0] == receiver.received[-2][0]
+    assert receiver.received[-1][1] != receiver.received[-2][1]

@@ -22,6 +22,7 @@ from .replies import (
     params,
     required,
 )
+from .state import DAY
 from .subscriptions import add_subscription_routes
 
 _SEARCH = re.compile(r"""^\s*(metadata\[['"](?P<key>[^'"]+)['"]\]|(?P<field>email|name))\s*:\s*"""
@@ -154,6 +155,12 @@ async def create_checkout_session(request: web.Request) -> web.Response:
     if p.get("customer") and state.get("customer", str(p["customer"])) is None:
         raise missing("customer", str(p["customer"]), "customer")
     quantity = integer(lines[0], "quantity") if "quantity" in lines[0] else 1
+    trial_end = (p.get("subscription_data") or {}).get("trial_end") \
+        if isinstance(p.get("subscription_data"), dict) else None
+    if trial_end not in (None, "", "now") and integer(
+            p["subscription_data"], "trial_end") < state.now() + 2 * DAY:
+        raise StripeError(400, "The `trial_end` date has to be at least 2 days in the future.",
+                          param="subscription_data[trial_end]")
     session = objects.checkout_session(p, price, quantity, state.base_url)
     return one(request, state.put("checkout.session", session))
 

@@ -199,6 +199,17 @@ async def get_stats(request: web.Request) -> web.Response:
                   "objects": {k: len(v) for k, v in state.objects.items()}})
 
 
+async def resend_event(request: web.Request) -> web.Response:
+    """POST /sim/events/{id}/resend: deliver an event again (signed afresh), as the dashboard's
+    "Resend" does: a replay the receiver must recognise."""
+    state, obj_id = request.app[STRIPE_SIM_STATE], request.match_info["id"]
+    event = state.get("event", obj_id)
+    if event is None:
+        raise missing("event", obj_id)
+    status = await request.app[STRIPE_SIM_SENDER].deliver(event)
+    return reply({"event": obj_id, "status": status})
+
+
 async def post_idle(request: web.Request) -> web.Response:
     """POST /sim/idle: wait (at most 10 s) until every queued webhook was delivered."""
     return reply({"idle": await request.app[STRIPE_SIM_SENDER].idle(10.0)})
@@ -222,4 +233,5 @@ def add_control_routes(app: web.Application) -> None:
     r.add_delete("/sim/faults", clear_faults)
     r.add_patch("/sim/config", patch_config)
     r.add_get("/sim/stats", get_stats)
+    r.add_post("/sim/events/{id}/resend", resend_event)
     r.add_post("/sim/idle", post_idle)

@@ -189,7 +189,8 @@ async def _idempotent(request: web.Request, handler: Handler, state: StripeSimSt
         response = await handler(request)
     except StripeError as exc:
         response = exc.response()
-    if isinstance(response, web.Response) and response.status < 500 and response.body:
+    # kept only when the call did something (Stripe keeps no result of a refused request)
+    if isinstance(response, web.Response) and response.status < 300 and response.body:
         body = response.body if isinstance(response.body, bytes) else b""
         state.remember(slot, (fingerprint, response.status, body))
     response.headers["Idempotency-Key"] = key
