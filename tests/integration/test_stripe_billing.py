@@ -15,7 +15,12 @@ import pytest
 from tests.integration.stripe_sim_fixtures import *  # noqa: F403
 from tests.integration.stripe_sim_fixtures import Receiver, sim_post
 from ywmessaging.billing.catalogue import PLANS, Plan
-from ywmessaging.billing.errors import BillingNotFound, BillingRequestRefused, BillingUnavailable
+from ywmessaging.billing.errors import (
+    BillingNotFound,
+    BillingRequestRefused,
+    BillingUnavailable,
+    PriceNotFound,
+)
 from ywmessaging.billing.simulator import RunningStripeSim, stripe_signature
 from ywmessaging.billing.stripe_client import StripeBilling
 from ywmessaging.billing.sync import sync_catalogue
@@ -134,10 +139,10 @@ async def test_a_failed_renewal_is_payment_failed_and_past_due_then_paid(
         billing: StripeBilling, stripe_sim: RunningStripeSim, receiver: Receiver,
         catalogue_prices: dict[str, str]) -> None:
     sub_id = await _subscribe(billing, stripe_sim, catalogue_prices)
-    setup = await billing.prices(["number_setup"])
-    await billing.add_invoice_item(
-        (await billing.subscription(sub_id)).customer, price_id=setup["number_setup"].id,
-        description="Setup of +12125550100", idempotency_key="setup-+12125550100")
+    customer = (await billing.subscription(sub_id)).customer
+    items = {await billing.add_number_setup_fee(customer, number="+12125550100",
+                                                order_id="order-1") for _ in range(2)}
+    assert len(items) == 1                           # asked twice, charged once
     await sim_post(stripe_sim, f"/sim/subscriptions/{sub_id}/fail-next-payment")
     await sim_post(stripe_sim, f"/sim/subscriptions/{sub_id}/advance")
     sub = await billing.subscription(sub_id)
@@ -309,6 +314,13 @@ async def test_dev_runs_the_stripe_simulator_with_the_catalogue(stripe_settings:
             await gone.prices(["starter_monthly"])
     finally:
         await gone.close()
+
+
+async def test_no_setup_fee_without_the_catalogue(billing: StripeBilling) -> None:
+    customer = await billing.ensure_customer(CHURCH, name="Grace")
+    with pytest.raises(PriceNotFound) as missing:
+        await billing.add_number_setup_fee(customer, number="+12125550100", order_id="o-2")
+    assert missing.value.status == 503 and missing.value.code == "price_not_found"
 
 
 async def test_a_trial_ending_too_soon_is_refused_with_a_clear_4xx(

@@ -20,12 +20,14 @@ from ..messaging.signature import (
     WebhookSignatureInvalid,
     WebhookTimestampInvalid,
 )
+from .catalogue import NUMBER_SETUP_LOOKUP_KEY
 from .errors import (
     BillingConflict,
     BillingNotFound,
     BillingRequestRefused,
     BillingUnavailable,
     PaymentFailed,
+    PriceNotFound,
 )
 from .stripe_types import CheckoutSession, Invoice, InvoicePage, Price, Subscription
 
@@ -78,6 +80,14 @@ class StripeBilling:
                 price = Price.of(obj)
                 if price.lookup_key:
                     found[price.lookup_key] = price
+        return found
+
+    async def price(self, lookup_key: str) -> Price:
+        """The active price holding `lookup_key`, or 503 `price_not_found` (the catalogue was
+        never synced: `ywm billing sync-catalogue`)."""
+        found = (await self.prices([lookup_key])).get(lookup_key)
+        if found is None:
+            raise PriceNotFound(f"no active Stripe price has the lookup key {lookup_key!r}")
         return found
 
     async def ensure_customer(self, church_id: str, *, name: str, email: str | None = None,
@@ -167,6 +177,16 @@ class StripeBilling:
                 params=params,  # type: ignore[arg-type]
                 options={"idempotency_key": idempotency_key})))
         return str(item.id)
+
+    async def add_number_setup_fee(self, customer_id: str, *, number: str,
+                                   order_id: str) -> str:
+        """The number setup fee (catalogue price `number_setup`) on the customer's next invoice,
+        once per carrier order however often it is asked; the invoice item's id."""
+        fee = await self.price(NUMBER_SETUP_LOOKUP_KEY)
+        return await self.add_invoice_item(
+            customer_id, price_id=fee.id, description=f"Setup of {number}",
+            idempotency_key=f"ywm-number-setup-{order_id}",
+            metadata={"number": number, "order_id": order_id})
 
     async def ensure_product(self, product_id: str, name: str) -> bool:
         """Make the product `product_id` unless Stripe has it; whether it was made."""
