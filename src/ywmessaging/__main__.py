@@ -19,7 +19,7 @@ from .errors import ConfigError, OperationError
 # Each module defines `register(subparsers)`, which adds its commands and sets `func` to a
 # callable `(args, settings) -> int` (sync) or a coroutine function of the same shape.
 COMMAND_MODULES = ("dev", "serve", "migrate", "tenants", "servers", "sessions", "inbox", "doctor",
-                   "env", "worker", "carrier_sim")
+                   "env", "worker", "carrier_sim", "stripe_sim", "billing")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -181,6 +181,28 @@ class Settings:
         "Seconds between the worker's polls of phone-number orders still `pending` at the carrier "
         "(each order is asked about at most this often; `number_order.complete` webhooks usually "
         "settle them first).")
+    # billing: the Stripe adapter and the Stripe simulator
+    stripe_api_key: str = setting("STRIPE_API_KEY", "sk_test_ywm_dev",
+        "Stripe secret key (`sk_live_…` in production); the Stripe simulator accepts any "
+        "`sk_test_…` key.")
+    stripe_webhook_secret: str | None = setting("STRIPE_WEBHOOK_SECRET", None,
+        "Endpoint secret (`whsec_…`) that signs Stripe webhooks; several comma-separated while "
+        "one is rolled (any may match). Unset: every Stripe webhook is refused. The Stripe "
+        "simulator signs with the first; `ywm dev` and the tests use the simulator's.")
+    stripe_api_base: str = setting("STRIPE_API_BASE", "http://127.0.0.1:8082",
+        "Base URL of the Stripe API (`https://api.stripe.com` in production; the Stripe "
+        "simulator by default).")
+    stripe_timeout: float = setting("STRIPE_TIMEOUT", 10.0,
+        "Seconds one Stripe API request may take before it counts as failed.")
+    stripe_max_retries: int = setting("STRIPE_MAX_RETRIES", 2,
+        "Retries of a Stripe call that could not connect or got 409, 429 or 5xx (backoff from "
+        "0.5 s, same idempotency key) before it fails with 503 `billing_unavailable`.")
+    stripe_sim_host: str = setting("STRIPE_SIM_HOST", "127.0.0.1",
+        "Address the Stripe simulator binds.")
+    stripe_sim_port: int = setting("STRIPE_SIM_PORT", 8082, "Port the Stripe simulator binds.")
+    stripe_sim_webhook_url: str = setting(
+        "STRIPE_SIM_WEBHOOK_URL", "http://127.0.0.1:8080/webhooks/stripe",
+        "Where the Stripe simulator delivers its signed webhooks.")
     # sending: broadcasts, quota, the outbox worker and its queue
     billing_catalogue: Path | None = setting("YWM_BILLING_CATALOGUE", None,
         "A JSON or TOML file replacing the built-in plan catalogue (prices, limits, trial; see "
@@ -286,6 +308,7 @@ class Settings:
         self._validate_sending()
         self._validate_messaging()
         self._validate_billing()
+        self._validate_stripe()
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ConfigError("YWM_SECRET_KEY must be at least 32 characters")
 
@@ -346,6 +369,27 @@ class Settings:
                             ("CARRIER_SIM_SIGNING_KEY", self.carrier_sim_signing_key)):
             if value is not None and not _is_b64_32(value):
                 raise ConfigError(f"{name} must be the base64 of exactly 32 bytes")
+
+    def _validate_stripe(self) -> None:
+        for name, url in (("STRIPE_API_BASE", self.stripe_api_base),
+                          ("STRIPE_SIM_WEBHOOK_URL", self.stripe_sim_webhook_url)):
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{name} must be an http(s) URL")
+        if not self.stripe_api_key:
+            raise ConfigError("STRIPE_API_KEY must not be empty")
+        if not 0 < self.stripe_timeout <= 120:
+            raise ConfigError("STRIPE_TIMEOUT must be between 0 and 120 seconds")
+        if not 0 <= self.stripe_max_retries <= 10:
+            raise ConfigError("STRIPE_MAX_RETRIES must be between 0 and 10")
+        if not 0 <= self.stripe_sim_port <= 65535:
+            raise ConfigError("STRIPE_SIM_PORT must be between 0 and 65535")
+        if self.stripe_webhook_secret is not None and not self.stripe_webhook_secrets():
+            raise ConfigError("STRIPE_WEBHOOK_SECRET must hold at least one secret")
+
+    def stripe_webhook_secrets(self) -> tuple[str, ...]:
+        """The Stripe endpoint secrets any of which may sign a webhook (none: refuse all)."""
+        raw = self.stripe_webhook_secret or ""
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
 
     def _validate_sending(self) -> None:
         for name, value, low, high in (

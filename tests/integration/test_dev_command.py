@@ -35,7 +35,7 @@ def _free_port() -> int:
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("YWM_", "DATABASE_URL", "TELNYX_", "CARRIER_SIM_"))}
+           if not k.startswith(("YWM_", "DATABASE_URL", "TELNYX_", "CARRIER_SIM_", "STRIPE_"))}
     env.update(YWM_LOG_LEVEL="warning", **extra)
     return env
 

@@ -100,9 +100,9 @@ DEFAULT: dict[str, Any] = {
     "trial_days": 14,
 }
 
-# The default plans' prices, for code that needs only them (the Stripe catalogue sync).
-PLANS: dict[str, dict[str, Any]] = {p["code"]: p for p in DEFAULT["plans"]}
-NUMBER_SETUP_FEE_CENTS: int = DEFAULT["number_setup_fee_cents"]
+CURRENCY = "usd"
+# The lookup key of the one-time price a phone number's setup fee is charged with
+NUMBER_SETUP_LOOKUP_KEY = "number_setup"
 
 
 def _count(where: str, value: Any, *, nullable: bool) -> int | None:
@@ -177,3 +177,8 @@ def load(path: Path | None) -> Catalogue:
         return parse(doc)
     except ConfigError as exc:
         raise ConfigError(f"YWM_BILLING_CATALOGUE {path}: {exc}") from None
+
+
+# The built-in plans and fee (a deployment's own: `load(settings.billing_catalogue)`)
+PLANS: tuple[Plan, ...] = parse(DEFAULT).plans
+NUMBER_SETUP_FEE_CENTS: int = parse(DEFAULT).number_setup_fee_cents
