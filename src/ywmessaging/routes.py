@@ -88,6 +88,10 @@ ROOT: tuple[Root, ...] = (
     # (stored, answered, then applied by messaging/dispatcher.py)
     Root("POST", "/webhooks/telnyx", webhooks.telnyx_webhook, webhooks.carrier_signature,
          "webhooks_telnyx"),
+    # Stripe's webhooks: api/webhooks.py → billing/webhooks.py; SQL registry webhooks.sql,
+    # billing.sql (stored, answered, then applied by the dispatcher of billing/plugins.py)
+    Root("POST", "/webhooks/stripe", webhooks.stripe_webhook, webhooks.stripe_signature,
+         "webhooks_stripe"),
 )
 
 API_V1: tuple[Api, ...] = (
@@ -166,10 +170,13 @@ API_V1: tuple[Api, ...] = (
     Api("GET", "/analytics/messages", analytics.messages, P.ANALYTICS_READ, "analytics_messages"),
     Api("GET", "/analytics/members", analytics.members, P.ANALYTICS_READ, "analytics_members"),
     Api("GET", "/analytics/branches", analytics.branches, P.ANALYTICS_READ, "analytics_branches"),
-    # Billing: api/billing.py → billing/usage.py, billing/state.py; SQL registry billing.sql,
-    # tenant plan_limits.sql
+    # Billing: api/billing.py → billing/usage.py, billing/state.py, billing/account.py (Stripe);
+    # SQL registry billing.sql, tenant plan_limits.sql
     Api("GET", "/billing/plan", billing.plan, P.BILLING_MANAGE, "billing_plan"),
     Api("GET", "/billing/usage", billing.usage, P.BILLING_MANAGE, "billing_usage"),
+    Api("POST", "/billing/checkout", billing.checkout, P.BILLING_MANAGE, "billing_checkout"),
+    Api("POST", "/billing/portal", billing.portal, P.BILLING_MANAGE, "billing_portal"),
+    Api("GET", "/billing/invoices", billing.invoices, P.BILLING_MANAGE, "billing_invoices"),
     # Onboarding: api/onboarding.py → church/onboarding.py; SQL tenant church.sql
     Api("GET", "/onboarding", onboarding.onboarding, P.CHURCH_READ, "onboarding_get"),
     # NPS: api/nps.py → church/nps.py; SQL tenant nps.sql

@@ -43,6 +43,7 @@ STATEFUL_FIELD_CODES = frozenset({
     "empty_window",          # quiet hours' start equal to their end (two fields compared)
     "empty_range",           # a usage range's `from` after its `to` (two fields compared,
     "range_too_long",        # or their span; `to` defaults to today: the clock)
+    "unknown_plan",          # the deployment's plan catalogue (YWM_BILLING_CATALOGUE)
 })
 
 

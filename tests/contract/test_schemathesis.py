@@ -33,6 +33,10 @@ import aiohttp
 import pytest
 
 from tests.integration.auth_fixtures import build_app
+from ywmessaging.billing.catalogue import PLANS
+from ywmessaging.billing.simulator import start_stripe_sim
+from ywmessaging.billing.stripe_client import StripeBilling
+from ywmessaging.billing.sync import sync_catalogue
 from ywmessaging.config import Settings
 from ywmessaging.messaging.simulator import start_simulator
 
@@ -94,22 +98,33 @@ async def test_links_chain_create_read_update_delete(aiohttp_server: Any, settin
 
 
 class _Served:
-    def __init__(self, url: str, sim: Any) -> None:
-        self.url, self._sim = url, sim
+    def __init__(self, url: str, *sims: Any) -> None:
+        self.url, self._sims = url, sims
 
     async def stop(self) -> None:
-        await self._sim.stop()
+        for sim in self._sims:
+            await sim.stop()
 
 
 async def _serve(aiohttp_server: Any, settings: Settings, registry_conn: Any,
                  tmp_path: Path) -> _Served:
     await registry_conn.execute("DELETE FROM login_throttle")
     sim = await start_simulator()
+    stripe_sim = await start_stripe_sim()
     app_settings = settings.with_(data_dir=tmp_path, telnyx_api_base=sim.base_url,
-                                  telnyx_public_key=sim.public_key, telnyx_timeout=2.0)
+                                  telnyx_public_key=sim.public_key, telnyx_timeout=2.0,
+                                  stripe_api_base=stripe_sim.base_url,
+                                  stripe_webhook_secret=stripe_sim.webhook_secret,
+                                  stripe_timeout=2.0)
+    billing = StripeBilling(app_settings)
+    try:   # the prices checkout looks up
+        await sync_catalogue(billing, PLANS)
+    finally:
+        await billing.close()
     server = await aiohttp_server(build_app(app_settings))
     sim.set_webhook_url(f"http://127.0.0.1:{server.port}/webhooks/telnyx")
-    return _Served(f"http://127.0.0.1:{server.port}", sim)
+    stripe_sim.set_webhook_url(f"http://127.0.0.1:{server.port}/webhooks/stripe")
+    return _Served(f"http://127.0.0.1:{server.port}", sim, stripe_sim)
 
 
 async def _run(base: str, tmp_path: Path, *phase_args: str) -> str:

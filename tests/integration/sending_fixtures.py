@@ -34,6 +34,7 @@ __all__ = [
     "outbox_states",
     "running_worker",
     "send_client",
+    "send_overrides",
     "send_settings",
     "sending",
     "sim_numbers",
@@ -42,13 +43,19 @@ __all__ = [
 
 
 @pytest.fixture
-def send_settings(msg_settings: Settings) -> Settings:
+def send_overrides() -> dict[str, Any]:
+    """Settings a test module changes on top of `send_settings` (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def send_settings(msg_settings: Settings, send_overrides: dict[str, Any]) -> Settings:
     """Fast, unpaced sending for tests (each test narrows what it needs)."""
     return msg_settings.with_(
         worker_poll_interval=0.05, send_rate_per_church=0.0, send_rate_per_number=0.0,
         send_backoff_base=0.05, send_lease_seconds=10.0, worker_claim_ttl=10.0,
         worker_concurrency=2, tenant_pool_max=5,
-        worker_reconcile_interval=3600.0)
+        worker_reconcile_interval=3600.0, **send_overrides)
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ class Seeded:
     objects: dict[str, list[str]] = field(default_factory=dict)
     phones: list[str] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
+    billing: list[str] = field(default_factory=list)   # its Stripe customer and invoice ids
 
     def first(self, kind: str) -> str:
         """The church's first object of a kind."""
@@ -53,7 +54,8 @@ class Seeded:
 
     def secrets(self) -> set[str]:
         """Strings only this church's data holds (ids, phones, emails, its marker)."""
-        return self.ids() | {self.marker, self.church.tenant_id, *self.phones, *self.emails}
+        return self.ids() | {self.marker, self.church.tenant_id, *self.phones, *self.emails,
+                             *self.billing}
 
 
 async def _json(resp: Any, status: int) -> Any:
@@ -65,10 +67,11 @@ async def _json(resp: Any, status: int) -> Any:
 class Seeder:
     """Makes a church's objects through the API of one running app."""
 
-    def __init__(self, client: Client, sim: Any, outbox: Path) -> None:
+    def __init__(self, client: Client, sim: Any, outbox: Path, stripe_sim: Any) -> None:
         self.client = client
         self.sim = sim
         self.outbox = outbox
+        self.stripe_sim = stripe_sim
 
     async def post(self, church: Church, path: str, body: Any, status: int = 201) -> Any:
         """POST as the church's owner, asserting the status."""
@@ -91,6 +94,7 @@ class Seeder:
         await self.directory(seeded)
         await self.messaging(seeded)
         await self.admins(seeded)
+        await self.billing(seeded)
         return seeded
 
     async def buy_number(self, church: Church) -> str:
@@ -184,6 +188,29 @@ class Seeder:
         s.coadmin_token = accepted["access_token"]
         s.objects["admin"] = [invited["id"], s.church.admin_id]
         s.emails.append(addr)
+
+    async def billing(self, s: Seeded) -> None:
+        """A paid subscription (Checkout completed on the Stripe simulator, applied through its
+        webhooks) that renewed once: two invoices, so the invoice list has a second page."""
+        c, sim = s.church, self.stripe_sim
+        session = await self.post(c, "/billing/checkout", {"plan": "growth", "cycle": "monthly"},
+                                  status=200)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{sim.base_url}/sim/checkout/{session['session_id']}"
+                                 "/complete") as resp:
+                sub = (await _json(resp, 200))["subscription"]["id"]
+            assert await sim.sender.idle(5.0)
+
+            async def applied() -> bool:
+                return bool((await self.get(c, "/billing/plan"))["plan"]["code"] == "growth")
+
+            await wait_until(applied)
+            async with http.post(f"{sim.base_url}/sim/subscriptions/{sub}/advance") as resp:
+                await _json(resp, 200)
+            assert await sim.sender.idle(5.0)
+        invoices = (await self.get(c, "/billing/invoices"))["items"]
+        assert len(invoices) >= 2, invoices
+        s.billing += [sub, *(i["id"] for i in invoices)]
 
     async def tokens_work(self, s: Seeded) -> list[str]:
         """Which of the church's tokens the API no longer accepts (none, normally)."""

@@ -14,6 +14,12 @@ import pytest
 
 from tests.integration.auth_fixtures import Client, build_app, register
 from tests.integration.sending_fixtures import *  # noqa: F403
+from tests.integration.stripe_sim_fixtures import (
+    billing,
+    catalogue_prices,
+    stripe_settings,
+    stripe_sim,
+)
 from tests.isolation.probe import Probe, expected_status
 from tests.isolation.routes import (
     KINDS,
@@ -29,8 +35,18 @@ from tests.isolation.routes import (
     query_params,
 )
 from tests.isolation.seed import Seeder, differences, settled, snapshot
+from ywmessaging.billing.simulator import RunningStripeSim
 from ywmessaging.config import Settings
 from ywmessaging.db.dsn import PgTarget
+
+__all__ = ["billing", "catalogue_prices", "stripe_settings", "stripe_sim"]
+
+
+@pytest.fixture
+def send_overrides(stripe_sim: RunningStripeSim) -> dict[str, Any]:
+    """The app pays through this test's Stripe simulator (the invoice list pages too)."""
+    return {"stripe_api_base": stripe_sim.base_url, "stripe_timeout": 2.0,
+            "stripe_webhook_secret": stripe_sim.webhook_secret}
 
 
 def test_every_route_is_mapped_and_documented() -> None:
@@ -63,9 +79,11 @@ def test_an_unknown_id_route_is_refused_not_skipped() -> None:
 
 async def test_church_a_never_reaches_church_b(
         send_client: Client, sim: Any, outbox: Path, registry_conn: Any,
-        pg_admin: PgTarget) -> None:
+        pg_admin: PgTarget, stripe_sim: RunningStripeSim,
+        catalogue_prices: dict[str, str]) -> None:
     started = time.monotonic()
-    seeder = Seeder(send_client, sim, outbox)
+    stripe_sim.set_webhook_url(str(send_client.make_url("/webhooks/stripe")))
+    seeder = Seeder(send_client, sim, outbox, stripe_sim)
     a = await seeder.church("A")
     b = await seeder.church("B")
     await settled(registry_conn, [a.church.tenant_id, b.church.tenant_id])

@@ -10,6 +10,7 @@ import pytest
 
 from ywmessaging.billing import catalogue
 from ywmessaging.billing.state import BillingState, stopped_because
+from ywmessaging.billing.stripe_types import Subscription
 from ywmessaging.billing.subscriptions import Snapshot
 from ywmessaging.config import Settings
 from ywmessaging.errors import ConfigError
@@ -96,7 +97,7 @@ def test_a_stripe_subscription_becomes_a_snapshot() -> None:
            "items": {"data": [{"current_period_end": 1_702_592_000,
                                "price": {"lookup_key": "growth_annual",
                                          "recurring": {"interval": "year"}}}]}}
-    snap = Snapshot.from_stripe(sub)
+    snap = Snapshot.of(Subscription.of(sub))
     assert (snap.plan, snap.cycle, snap.status, snap.cancel_at_period_end) == (
         "growth", "annual", "active", True)
     assert snap.current_period_end == datetime.fromtimestamp(1_702_592_000, UTC)

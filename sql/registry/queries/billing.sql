@@ -49,3 +49,7 @@ RETURNING id;
 -- name: billing_unclaim_trial_email :exec
 -- Forget that church $1 was told (its email could not be sent; the next round tries again).
 UPDATE tenants SET trial_email_sent_at = NULL WHERE id = $1;
+
+-- name: billing_tenant_for_customer :val
+-- The church whose Stripe customer is $1 (Stripe webhooks are routed by it).
+SELECT id FROM tenants WHERE stripe_customer_id = $1;

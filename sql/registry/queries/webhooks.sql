@@ -57,17 +57,17 @@ FROM webhook_inbox
 WHERE provider = $1 AND event_id = $2;
 
 -- name: inbox_backlog :many
--- Events of provider $1 not finished yet, per state, plus those given up (`gave_up`), and how long the oldest due one has waited.
+-- Events of every provider not finished yet, per state, plus those given up (`gave_up`), and how long the oldest due one has waited.
 SELECT state, count(*)::int AS events,
        coalesce(extract(epoch FROM now() - min(next_attempt_at)
                 FILTER (WHERE next_attempt_at <= now())), 0)::float8 AS oldest_due_s
 FROM webhook_inbox
-WHERE provider = $1 AND state IN ('received', 'failed', 'processing')
+WHERE state IN ('received', 'failed', 'processing')
 GROUP BY state
 UNION ALL
 SELECT 'gave_up', count(*)::int, 0::float8
 FROM webhook_inbox
-WHERE provider = $1 AND state = 'ignored' AND last_error LIKE 'gave\_up:%';
+WHERE state = 'ignored' AND last_error LIKE 'gave\_up:%';
 
 -- name: list_inbox_events :many
 -- Operators: the newest $2 stored events, only failed ones (waiting for a retry, or given up) when $1.

@@ -1,5 +1,6 @@
-"""`POST /webhooks/telnyx`: its guard verifies the signature first; the handler stores durably
-and answers 200 fast."""
+"""`POST /webhooks/telnyx` and `POST /webhooks/stripe`: each route's guard verifies the
+signature first; the handler stores the event durably and answers 200 fast (processing follows,
+from the registry's inbox)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import asyncio
 import asyncpg
 from aiohttp import web
 
+from ..billing import webhooks as stripe_events
+from ..billing.keys import STRIPE, STRIPE_EVENT, STRIPE_WEBHOOKS
 from ..errors import ServiceUnavailable
 from ..keys import METRICS, REGISTRY_POOL, SETTINGS
 from ..messaging.keys import WEBHOOK_SIGNED_AT, WEBHOOKS
@@ -15,7 +18,8 @@ from ..messaging.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from ..messaging.webhooks import store_event
 from .responses import json_response
 
-STORE_TIMEOUT = 1.5   # Telnyx waits about 2 s; past that it retries anyway
+STORE_TIMEOUT = 1.5   # Telnyx waits about 2 s; past that it retries anyway (Stripe waits longer)
+STRIPE_SIGNATURE_HEADER = "Stripe-Signature"
 
 
 class WebhookStoreUnavailable(ServiceUnavailable):
@@ -50,4 +54,32 @@ async def telnyx_webhook(request: web.Request) -> web.Response:
         return json_response({"status": "duplicate"})
     metrics.observe_webhook(event_type, "stored")
     config.dispatcher.notify(row_id)
+    return json_response({"status": "stored"})
+
+
+async def stripe_signature(request: web.Request) -> None:
+    """The route's guard: `Stripe-Signature` (`t=…,v1=…`, HMAC-SHA256 with an endpoint secret,
+    at most 300 s old); 401 on any doubt, so nothing is stored."""
+    raw = await request.read()
+    request[STRIPE_EVENT] = request.app[STRIPE].verify_webhook(
+        raw, request.headers.get(STRIPE_SIGNATURE_HEADER))
+
+
+async def stripe_webhook(request: web.Request) -> web.Response:
+    """Store a verified Stripe event once, acknowledge, apply it later."""
+    raw = await request.read()
+    metrics = request.app[METRICS]
+    try:
+        async with asyncio.timeout(STORE_TIMEOUT):
+            row_id, event_type = await stripe_events.store_event(
+                request.app[REGISTRY_POOL], request.app[SETTINGS], request[STRIPE_EVENT], raw)
+    except (TimeoutError, OSError, asyncpg.PostgresError,
+            asyncpg.InterfaceError) as exc:
+        metrics.observe_webhook("other", "store_failed")
+        raise WebhookStoreUnavailable(headers={"Retry-After": "1"}) from exc
+    if row_id is None:
+        metrics.observe_webhook(event_type, "duplicate")
+        return json_response({"status": "duplicate"})
+    metrics.observe_webhook(event_type, "stored")
+    request.app[STRIPE_WEBHOOKS].notify(row_id)
     return json_response({"status": "stored"})

@@ -3,7 +3,8 @@
 The trial notice is sent by the housekeeping round (worker.py), once per trial: the church is
 marked told (`trial_email_sent_at`) before its email goes, so two workers never both send it,
 and unmarked again when sending fails, so the next round retries. A webhook handler sends the
-payment-failed notice with `notify_owners`.
+payment notices (failed, or waiting for the card holder's confirmation) with
+`notify_owners` (billing/webhooks.py).
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ def payment_failed_email(to: str, church: str, grace_days: float, link: str) -> 
         f"to keep sending: {link}\n"
     )
     return Email(to, "A payment failed", body, "payment_failed")
+
+
+def payment_action_email(to: str, church: str, link: str) -> Email:
+    """The notice sent when the bank asks the card holder to confirm a payment."""
+    body = (
+        f"A payment for {church}'s church texting plan needs the card holder's confirmation "
+        "(the bank asked for it).\n\n"
+        f"Confirm it to keep sending: {link}\n"
+    )
+    return Email(to, "A payment needs your confirmation", body, "payment_action_required")
 
 
 def billing_link(settings: Settings) -> str:

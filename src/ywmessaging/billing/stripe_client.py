@@ -20,6 +20,7 @@ from ..messaging.signature import (
     WebhookSignatureInvalid,
     WebhookTimestampInvalid,
 )
+from ..messaging.webhooks import WebhookMalformed
 from .catalogue import NUMBER_SETUP_LOOKUP_KEY
 from .errors import (
     BillingConflict,
@@ -29,7 +30,7 @@ from .errors import (
     PaymentFailed,
     PriceNotFound,
 )
-from .stripe_types import CheckoutSession, Invoice, InvoicePage, Price, Subscription
+from .stripe_types import CheckoutSession, Invoice, InvoicePage, Price, Subscription, time_of
 
 T = TypeVar("T")
 WEBHOOK_TOLERANCE = 300      # seconds, Stripe's default
@@ -137,7 +138,9 @@ class StripeBilling:
                 params=params, options=options)))  # type: ignore[arg-type]
         if not session.url:
             raise BillingUnavailable("Stripe returned a Checkout Session without a URL")
-        return CheckoutSession(id=str(session.id), url=str(session.url))
+        return CheckoutSession(id=str(session.id), url=str(session.url),
+                               status=str(session.status or "open"),
+                               expires_at=time_of(session.expires_at))
 
     async def create_portal(self, customer_id: str, return_url: str) -> str:
         """A billing-portal session's URL for the customer."""
@@ -217,7 +220,8 @@ class StripeBilling:
 
     def verify_webhook(self, payload: bytes, signature: str | None) -> stripe.Event:
         """The event of a webhook whose `Stripe-Signature` one of our endpoint secrets made
-        within 300 s; else a 401 AppError (nothing about the body is trusted before)."""
+        within 300 s; else a 401 AppError (nothing about the body is trusted before); 400
+        `webhook_malformed` for a signed body that is not JSON."""
         if not self._secrets:
             raise WebhookKeyMissing()
         if not signature:
@@ -232,7 +236,7 @@ class StripeBilling:
             except stripe.SignatureVerificationError as exc:
                 stale = stale or "tolerance" in str(exc)
             except ValueError:   # signed by us, but not JSON
-                raise WebhookSignatureInvalid("the signed body is not an event") from None
+                raise WebhookMalformed("the signed body is not JSON") from None
         raise WebhookTimestampInvalid() if stale else WebhookSignatureInvalid()
 
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 
-def _time(value: Any) -> datetime | None:
+def time_of(value: Any) -> datetime | None:
+    """A Stripe time (epoch seconds) in UTC; None stays None."""
     return None if value is None else datetime.fromtimestamp(int(value), UTC)
 
 
@@ -53,6 +54,7 @@ class Subscription:
     status: str                     # trialing active past_due unpaid canceled incomplete …
     price_id: str | None
     lookup_key: str | None
+    interval: str | None            # the price's: month, year
     current_period_end: datetime | None
     trial_end: datetime | None
     cancel_at_period_end: bool
@@ -71,11 +73,13 @@ class Subscription:
                    status=str(obj["status"]),
                    price_id=None if price is None else str(_get(price, "id")),
                    lookup_key=_get(price, "lookup_key"),
-                   current_period_end=_time(_get(item, "current_period_end")),
-                   trial_end=_time(_get(obj, "trial_end")),
+                   interval=_get(_get(price, "recurring"), "interval"),
+                   current_period_end=time_of(_get(item, "current_period_end")
+                                            or _get(obj, "current_period_end")),
+                   trial_end=time_of(_get(obj, "trial_end")),
                    cancel_at_period_end=bool(_get(obj, "cancel_at_period_end")),
                    church_id=_get(_get(obj, "metadata"), "church_id"),
-                   created=_time(_get(obj, "created")))
+                   created=time_of(_get(obj, "created")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +104,9 @@ class Invoice:
         return cls(id=str(obj["id"]), number=_get(obj, "number"), status=str(obj["status"]),
                    amount_due=int(_get(obj, "amount_due") or 0),
                    amount_paid=int(_get(obj, "amount_paid") or 0),
-                   currency=str(_get(obj, "currency")), created=_time(_get(obj, "created")),
-                   period_start=_time(_get(obj, "period_start")),
-                   period_end=_time(_get(obj, "period_end")),
+                   currency=str(_get(obj, "currency")), created=time_of(_get(obj, "created")),
+                   period_start=time_of(_get(obj, "period_start")),
+                   period_end=time_of(_get(obj, "period_end")),
                    hosted_invoice_url=_get(obj, "hosted_invoice_url"),
                    invoice_pdf=_get(obj, "invoice_pdf"))
 
@@ -118,7 +122,10 @@ class InvoicePage:
 
 @dataclass(frozen=True, slots=True)
 class CheckoutSession:
-    """A Checkout Session: its id and hosted page."""
+    """A Checkout Session: its id, hosted page, status (`open`, `complete`, `expired`) and
+    when it expires."""
 
     id: str
     url: str
+    status: str = "open"
+    expires_at: datetime | None = None

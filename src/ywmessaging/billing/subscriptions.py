@@ -10,7 +10,6 @@ an earlier billing period of the same subscription, or, within one period, a low
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from ..errors import NotFound
 from ..messaging import queue
 from ..sqlq import registry as rq
 from .state import RANK, STATUSES, BillingState, catalogue_of, stopped_because, store_state
+from .stripe_types import Subscription
 
 log = structlog.get_logger("ywm.billing")
 CYCLES = {"monthly": "monthly", "month": "monthly", "annual": "annual", "year": "annual"}
@@ -48,32 +48,24 @@ class Snapshot:
             raise ValueError(f"unknown billing cycle {self.cycle!r}")
 
     @classmethod
-    def from_stripe(cls, sub: Mapping[str, Any]) -> Snapshot:
-        """From a Stripe subscription object (its first item's price `lookup_key` is
-        `<plan>_<monthly|annual>`; the period end is on the item in newer API versions)."""
-        item = sub["items"]["data"][0]
-        price = item["price"]
-        code, _, cycle = str(price.get("lookup_key") or "").rpartition("_")
-        if not code:
-            code, cycle = str(price.get("metadata", {}).get("plan", "")), ""
-        interval = price.get("recurring", {}).get("interval", "")
-        period_end = sub.get("current_period_end") or item.get("current_period_end")
+    def of(cls, sub: Subscription) -> Snapshot:
+        """From a subscription as the adapter reads it (its price's `lookup_key` is
+        `<plan>_<monthly|annual>`; without one, the cycle follows the price's interval). A
+        ValueError when it is not one of ours (no creation time, an unknown status or cycle)."""
+        code, _, cycle = (sub.lookup_key or "").rpartition("_")
+        if sub.created is None:
+            raise ValueError("the subscription has no creation time")
         return cls(
-            subscription_id=sub["id"], customer_id=str(sub["customer"]), status=sub["status"],
-            created=_when(sub["created"]), plan=code,
-            cycle=CYCLES.get(cycle) or CYCLES.get(interval, "monthly"),
-            current_period_end=_when(period_end) if period_end else None,
-            cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
-            trial_end=_when(sub["trial_end"]) if sub.get("trial_end") else None)
+            subscription_id=sub.id, customer_id=sub.customer, status=sub.status,
+            created=sub.created, plan=code or "",
+            cycle=CYCLES.get(cycle) or CYCLES.get(sub.interval or "", "monthly"),
+            current_period_end=sub.current_period_end,
+            cancel_at_period_end=sub.cancel_at_period_end, trial_end=sub.trial_end)
 
     def key(self) -> tuple[datetime, datetime, int]:
         """Order of snapshots of one subscription: period, then status rank."""
         return (self.created, self.current_period_end or datetime.min.replace(tzinfo=UTC),
                 RANK[self.status])
-
-
-def _when(epoch: Any) -> datetime:
-    return datetime.fromtimestamp(int(epoch), UTC)
 
 
 def _older(snap: Snapshot, old: BillingState) -> bool:

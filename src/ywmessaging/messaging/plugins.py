@@ -20,6 +20,7 @@ from .dispatcher import WebhookConfig, WebhookDispatcher
 from .keys import CARRIER, WEBHOOKS
 from .signature import load_public_key
 from .telnyx import carrier_from_settings
+from .webhooks import CarrierInbox
 from .worker import Worker
 
 webhook_log = structlog.get_logger("ywm.webhooks")
@@ -39,7 +40,8 @@ async def carrier_webhooks(app: web.Application) -> AsyncIterator[None]:
     """The verification key of `POST /webhooks/telnyx` and the processors and sweeper of the
     events it stores (stopped before the tenant supervisor they use)."""
     settings = app[SETTINGS]
-    dispatcher = WebhookDispatcher(app[REGISTRY_POOL], app[SUPERVISOR], settings, app[METRICS])
+    inbox = CarrierInbox(app[REGISTRY_POOL], app[SUPERVISOR], settings, app[METRICS])
+    dispatcher = WebhookDispatcher(inbox, settings.webhook_sweep_interval, "telnyx_webhook")
     app[WEBHOOKS] = WebhookConfig(load_public_key(settings.telnyx_public_key), dispatcher)
     if settings.telnyx_public_key is None:
         webhook_log.warning("telnyx_public_key_missing", effect="every webhook is refused with 401")

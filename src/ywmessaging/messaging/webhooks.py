@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +41,7 @@ RECEIPT_EVENTS = ("message.sent", "message.finalized")
 # One limit for an event id at the endpoint, in the registry's inbox and in every church
 # database's inbound_events (and openapi.yaml): what is acknowledged can always be applied.
 EVENT_ID_MAX = 128
+RETENTION_DAYS = 30   # finished inbox events and outbound message ids are kept this long
 
 
 class WebhookMalformed(BadRequest):
@@ -56,14 +58,14 @@ class Outcome:
     retry_in: float | None = None
 
 
-def _scrub_nul(value: Any) -> Any:
+def scrub_nul(value: Any) -> Any:
     """PostgreSQL jsonb cannot hold U+0000: replace it inside strings."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
     if isinstance(value, list):
-        return [_scrub_nul(v) for v in value]
+        return [scrub_nul(v) for v in value]
     if isinstance(value, dict):
-        return {k.replace("\x00", "\ufffd"): _scrub_nul(v) for k, v in value.items()}
+        return {k.replace("\x00", "\ufffd"): scrub_nul(v) for k, v in value.items()}
     return value
 
 
@@ -92,7 +94,7 @@ def parse_envelope(raw: bytes) -> tuple[str, str, datetime | None, str]:
         raise WebhookMalformed(f"`data.id` must be a string of 1..{EVENT_ID_MAX} characters")
     if not isinstance(event_type, str) or not 1 <= len(event_type) <= 64:
         raise WebhookMalformed("`data.event_type` must be a short string")
-    text = orjson.dumps(_scrub_nul(doc)).decode() if b"\\u0000" in raw else raw.decode()
+    text = orjson.dumps(scrub_nul(doc)).decode() if b"\\u0000" in raw else raw.decode()
     return event_id, event_type, parse_time(data.get("occurred_at")), text
 
 
@@ -222,20 +224,31 @@ async def process_inbox_row(registry_pool: Any, supervisor: Any, settings: Setti
         log.error("webhook_processing_failed", event_id=row["event_id"], exc_info=exc)
         outcome = Outcome("retry", f"error:{type(exc).__name__}"[:200],
                           retry_in=backoff(row["attempts"]))
+    return await settle(registry_pool, settings, row, outcome, metrics)
+
+
+async def settle(registry_pool: Any, settings: Settings, row: Any, outcome: Outcome,
+                 metrics: Metrics | None = None) -> Outcome:
+    """Record how processing a claimed row (any provider) ended, giving up after
+    MAX_ATTEMPTS retries (`ignored`, `gave_up:<reason>`); count it; the outcome recorded."""
     if outcome.state == "retry" and row["attempts"] >= MAX_ATTEMPTS:
         outcome = Outcome("ignored", f"gave_up:{outcome.reason}", outcome.tenant_id)
-    await _record(registry_pool, settings, row, outcome)
+    await record_outcome(registry_pool, settings, row, outcome)
     if metrics is not None:
         metrics.observe_webhook(row["event_type"], outcome.state)
     return outcome
 
 
-async def _record(registry_pool: Any, settings: Settings, row: Any, outcome: Outcome) -> None:
+async def record_outcome(registry_pool: Any, settings: Settings, row: Any,
+                         outcome: Outcome) -> None:
+    """Record how processing a claimed inbox row ended (any provider): finished, or due again
+    after `outcome.retry_in` seconds."""
     q = rq(settings.sql_dir)
     if outcome.state == "retry":
         await q.retry_inbox_event(registry_pool, row["id"], outcome.tenant_id, outcome.reason,
                                   outcome.retry_in or 1.0, timeout=5.0)
-        log.info("webhook_retry_scheduled", event_id=row["event_id"], reason=outcome.reason,
+        log.info("webhook_retry_scheduled", provider=row["provider"], event_id=row["event_id"],
+                 reason=outcome.reason,
                  tenant_id=str(outcome.tenant_id) if outcome.tenant_id else None,
                  retry_in=outcome.retry_in)
     else:
@@ -243,31 +256,79 @@ async def _record(registry_pool: Any, settings: Settings, row: Any, outcome: Out
                                    outcome.reason, timeout=5.0)
 
 
-async def process_by_id(registry_pool: Any, supervisor: Any, settings: Settings,
-                        row_id: int, metrics: Metrics | None = None) -> Outcome | None:
-    """Claim and process one stored event (None when someone else has it or it is done)."""
+RowProcessor = Callable[[Any], Awaitable[Outcome]]
+
+
+async def claim_and_process(registry_pool: Any, settings: Settings, row_id: int,
+                            process: RowProcessor) -> Outcome | None:
+    """Claim one stored event (any provider) and process it with `process` (None when someone
+    else has it or it is finished)."""
     row = await rq(settings.sql_dir).claim_inbox_event(registry_pool, row_id, LEASE_SECONDS,
                                                        timeout=5.0)
-    if row is None:
-        return None
-    return await process_inbox_row(registry_pool, supervisor, settings, row, metrics)
+    return None if row is None else await process(row)
+
+
+async def claim_and_process_due(registry_pool: Any, settings: Settings, provider: str,
+                                limit: int, process: RowProcessor) -> int:
+    """Reclaim `provider`'s stale claims, then process up to `limit` of its due events; how
+    many were processed."""
+    q = rq(settings.sql_dir)
+    await q.requeue_stale_inbox_events(registry_pool, provider, timeout=5.0)
+    rows = await q.claim_due_inbox_events(registry_pool, provider, limit, LEASE_SECONDS,
+                                          timeout=5.0)
+    for row in rows:
+        await process(row)
+    return len(rows)
+
+
+async def process_by_id(registry_pool: Any, supervisor: Any, settings: Settings,
+                        row_id: int, metrics: Metrics | None = None) -> Outcome | None:
+    """Claim and process one stored carrier event (None when someone else has it or it is
+    done)."""
+    return await claim_and_process(registry_pool, settings, row_id, lambda row: (
+        process_inbox_row(registry_pool, supervisor, settings, row, metrics)))
 
 
 async def process_due(registry_pool: Any, supervisor: Any, settings: Settings,
                       limit: int = 100, metrics: Metrics | None = None) -> int:
-    """Reclaim stale claims, then process up to `limit` due events; how many were processed."""
-    q = rq(settings.sql_dir)
-    await q.requeue_stale_inbox_events(registry_pool, PROVIDER, timeout=5.0)
-    rows = await q.claim_due_inbox_events(registry_pool, PROVIDER, limit, LEASE_SECONDS,
-                                          timeout=5.0)
-    for row in rows:
-        await process_inbox_row(registry_pool, supervisor, settings, row, metrics)
-    return len(rows)
+    """Reclaim stale claims, then process up to `limit` due carrier events; how many were
+    processed."""
+    return await claim_and_process_due(registry_pool, settings, PROVIDER, limit, lambda row: (
+        process_inbox_row(registry_pool, supervisor, settings, row, metrics)))
+
+
+@dataclass
+class CarrierInbox:
+    """The carrier's stored events, as the dispatcher drives them."""
+
+    registry_pool: Any
+    supervisor: Any
+    settings: Settings
+    metrics: Metrics | None = None
+
+    async def process_by_id(self, row_id: int) -> Outcome | None:
+        """Process one stored event now."""
+        return await process_by_id(self.registry_pool, self.supervisor, self.settings, row_id,
+                                   self.metrics)
+
+    async def process_due(self, limit: int) -> int:
+        """Process up to `limit` due events."""
+        return await process_due(self.registry_pool, self.supervisor, self.settings, limit,
+                                 self.metrics)
+
+    async def after_sweep(self) -> None:
+        """Refresh the backlog gauges (every provider's)."""
+        if self.metrics is not None:
+            await observe_backlog(self.registry_pool, self.settings, self.metrics)
+
+    async def prune(self) -> None:
+        """Delete finished events (every provider's) and old outbound message ids."""
+        await prune(self.registry_pool, self.settings, RETENTION_DAYS)
 
 
 async def observe_backlog(registry_pool: Any, settings: Settings, metrics: Metrics) -> None:
-    """Refresh the inbox backlog gauges (after a sweep)."""
-    rows = await rq(settings.sql_dir).inbox_backlog(registry_pool, PROVIDER, timeout=5.0)
+    """Refresh the inbox backlog gauges, every provider's events together (after a sweep)."""
+    rows = await rq(settings.sql_dir).inbox_backlog(registry_pool, timeout=5.0)
     metrics.observe_inbox({r["state"]: r["events"] for r in rows},
                           max((r["oldest_due_s"] for r in rows), default=0.0))
 

@@ -22,7 +22,14 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 # Carrier API calls: tens of milliseconds when healthy, up to the client timeout.
 _CARRIER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Webhook event types with their own label value (anything else is "other").
-WEBHOOK_EVENT_TYPES = frozenset({"message.received", "message.sent", "message.finalized"})
+# the webhook event types counted under their own name (any other is "other"): the carrier's,
+# then Stripe's (billing/webhooks.py EVENT_TYPES)
+WEBHOOK_EVENT_TYPES = frozenset({
+    "message.received", "message.sent", "message.finalized", "number_order.complete",
+    "checkout.session.completed", "customer.subscription.created",
+    "customer.subscription.updated", "customer.subscription.deleted",
+    "customer.subscription.trial_will_end", "invoice.paid", "invoice.payment_failed",
+    "invoice.payment_action_required"})
 # What a worker's drain reports (DrainStats field names), each a value of `outcome`.
 OUTBOX_OUTCOMES = ("sent", "retried", "failed", "unknown", "skipped", "released", "deferred",
                    "expired", "requeued", "looked_up", "settled")
@@ -80,8 +87,8 @@ class Metrics:
         )
         self.webhooks = Counter(
             "ywm_webhook_events_total",
-            "Carrier webhooks: at the endpoint (stored, duplicate, store_failed) and after "
-            "processing (done, ignored, retry), by event type.",
+            "Webhooks (the carrier's and Stripe's): at the endpoint (stored, duplicate, "
+            "store_failed) and after processing (done, ignored, retry), by event type.",
             ["event_type", "outcome"], registry=self.registry,
         )
         self.inbox = Gauge(
