@@ -122,13 +122,13 @@ async def recover(conn: Any, registry_pool: Any, carrier: Carrier, settings: Set
         raise NumberRecoveryExpired(detail="the carrier no longer lists this number")
     async with registry_pool.acquire(timeout=REGISTRY_TIMEOUT) as rconn, rconn.transaction():
         await q.lock_tenant_numbers(rconn, tenant_id, timeout=REGISTRY_TIMEOUT)
+        now = await q.number_of_tenant(rconn, e164, tenant_id)
+        if now is not None and now["status"] == "active":   # a concurrent recovery won
+            return number_json(now)
         if await q.count_tenant_numbers(rconn, tenant_id) >= MAX_NUMBERS_PER_CHURCH:
             raise NumberLimit()
         recovered = await q.recover_number(rconn, e164, tenant_id, timeout=REGISTRY_TIMEOUT)
-        if recovered is None:   # the window closed (or another recovery won) meanwhile
-            again = await q.number_of_tenant(rconn, e164, tenant_id)
-            if again is not None and again["status"] == "active":
-                return number_json(again)
+        if recovered is None:   # the window closed (or the sweep took it) meanwhile
             raise NumberRecoveryExpired()
         # the church's database in the same breath: if it fails, the registry change rolls back
         async with conn.transaction():
