@@ -59,6 +59,11 @@ async def _window_over(sending: Sending, number: str) -> None:
         "release_next_at = NULL WHERE e164 = $1", number)
 
 
+async def _active(sending: Sending, number: str) -> bool:
+    row = await _row(sending, number)
+    return row is not None and row["status"] == "active"
+
+
 async def _actions(sending: Sending, church: Any) -> list[tuple[str, str]]:
     async with sending.db(church) as db:
         return [(r["action"], r["actor_kind"]) for r in await db.fetch(
@@ -215,14 +220,15 @@ async def test_recovery_refused_when_the_church_has_another_number(
         sending: Sending) -> None:
     church, number, _ = await sending.church()
     await _release(sending, church, number)
-    second = random_number()   # bought meanwhile (the archived one does not count)
-    await sending.registry_conn.execute(
-        "INSERT INTO phone_numbers (e164, tenant_id) VALUES ($1, $2)",
-        second, uuid.UUID(church.tenant_id))
+    second = random_number()   # bought meanwhile: the archived one does not count
+    bought = await sending.client.post("/api/v1/numbers", headers=church.auth,
+                                       json={"phone_number": second})
+    assert bought.status == 201, await bought.text()
     await problem(await _recover(sending, church, number), 409, "number_limit")
     assert (await _row(sending, number))["status"] == "archived"
     # a number the carrier no longer lists cannot be recovered: its window closes
-    await sending.registry_conn.execute("DELETE FROM phone_numbers WHERE e164 = $1", second)
+    await wait_until(lambda: _active(sending, second))
+    await _release(sending, church, second)
     sending.sim.state.drop_number(number)
     await problem(await _recover(sending, church, number), 410, "number_recovery_expired")
     row = await _row(sending, number)
