@@ -181,6 +181,13 @@ class Settings:
         "Seconds between the worker's polls of phone-number orders still `pending` at the carrier "
         "(each order is asked about at most this often; `number_order.complete` webhooks usually "
         "settle them first).")
+    number_recovery_days: float = setting("YWM_NUMBER_RECOVERY_DAYS", 30.0,
+        "Days a released phone number stays `archived` (still on the carrier account and billed, "
+        "routing STOP/HELP and texts to its church, nobody else's) so its church can recover it; "
+        "then the worker releases it at the carrier.")
+    number_release_sweep_interval: float = setting("YWM_NUMBER_RELEASE_SWEEP_INTERVAL", 300.0,
+        "Seconds between the worker's sweeps that release archived numbers whose recovery window "
+        "is over (a carrier fault is retried with backoff, from a minute up to an hour).")
     # billing: the Stripe adapter and the Stripe simulator
     stripe_api_key: str = setting("STRIPE_API_KEY", "sk_test_ywm_dev",
         "Stripe secret key (`sk_live_…` in production); the Stripe simulator accepts any "
@@ -360,6 +367,11 @@ class Settings:
             raise ConfigError("YWM_WEBHOOK_SWEEP_INTERVAL must be between 0 and 3600 seconds")
         if not 0 < self.number_order_poll_interval <= 86_400:
             raise ConfigError("YWM_NUMBER_ORDER_POLL_INTERVAL must be between 0 and 86400 "
+                              "seconds")
+        if not 0 <= self.number_recovery_days <= 365:
+            raise ConfigError("YWM_NUMBER_RECOVERY_DAYS must be between 0 and 365 days")
+        if not 0 < self.number_release_sweep_interval <= 86_400:
+            raise ConfigError("YWM_NUMBER_RELEASE_SWEEP_INTERVAL must be between 0 and 86400 "
                               "seconds")
         if not 0 <= self.carrier_sim_port <= 65535:
             raise ConfigError("CARRIER_SIM_PORT must be between 0 and 65535")

@@ -119,12 +119,15 @@ API_V1: tuple[Api, ...] = (
     Api("POST", "/admins", admins.invite, P.ADMINS_MANAGE, "admins_invite"),
     Api("PATCH", "/admins/{id}", admins.update, P.ADMINS_MANAGE, "admins_update"),
     Api("DELETE", "/admins/{id}", admins.remove, P.ADMINS_MANAGE, "admins_remove"),
-    # Phone numbers: api/numbers.py → messaging/numbers_service.py and the carrier;
+    # Phone numbers: api/numbers.py → messaging/numbers_service.py, number_release.py (archive,
+    # recover) and the carrier;
     # SQL registry numbers.sql, tenant numbers.sql
     Api("GET", "/numbers/available", numbers.available, P.NUMBERS_MANAGE, "numbers_available"),
     Api("GET", "/numbers", numbers.list_numbers, P.CHURCH_READ, "numbers_list"),
     Api("POST", "/numbers", numbers.buy, P.NUMBERS_MANAGE, "numbers_buy"),
     Api("DELETE", "/numbers/{id:\\+[0-9]+}", numbers.release, P.NUMBERS_MANAGE, "numbers_release"),
+    Api("POST", "/numbers/{id:\\+[0-9]+}/recover", numbers.recover, P.NUMBERS_MANAGE,
+        "numbers_recover"),
     # Members: api/members.py → church/members.py; SQL tenant members.sql
     Api("GET", "/members", members.list_members, P.MEMBERS_READ, "members_list"),
     Api("POST", "/members", members.create_member, P.MEMBERS_WRITE, "members_create"),

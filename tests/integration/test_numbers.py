@@ -1,7 +1,7 @@
 """/api/v1/numbers through the carrier simulator: search, buy, the limits, routing, release,
 and the number order's life (pending until the carrier's order completes, by its webhook or
-by the worker's poll; a failed order frees the number; release only once the carrier no longer
-lists the number)."""
+by the worker's poll; a failed order frees the number; released at the carrier only once it no
+longer lists the number). The recovery window: test_number_recovery.py."""
 
 from __future__ import annotations
 
@@ -128,12 +128,13 @@ async def test_buy_limits_routing_and_release(
     sent = await sim_inbound(msg_client, sim, random_number(), number, "Hello church")
     row = await wait_until(lambda: _settled(registry_conn, sent["event_id"]))
     assert row["tenant_id"] == uuid.UUID(church.tenant_id)
-    # release: gone at the carrier, from the registry and from the church's settings
+    # release: archived (kept at the carrier, still this church's), no longer the sender
     resp = await msg_client.delete(f"/api/v1/numbers/{number}", headers=church.auth)
     assert resp.status == 204
-    assert sim.state.number(number) is None   # gone from the carrier's account
-    assert await registry_conn.fetchval("SELECT count(*) FROM phone_numbers WHERE e164 = $1",
-                                        number) == 0
+    assert sim.state.owns(number)
+    assert await registry_conn.fetchval("SELECT status FROM phone_numbers WHERE e164 = $1",
+                                        number) == "archived"
+    assert await _numbers(msg_client, church) == [(number, "archived")]
     assert await _sender(pg_admin, registry_conn, church) is None
     assert await _actions(pg_admin, registry_conn, church) == [
         ("number.buy", "admin"), ("number.active", "carrier"), ("number.release", "admin")]
@@ -204,28 +205,44 @@ async def test_a_failed_order_frees_the_number(
     await _until_status(msg_client, church, again, "active")
 
 
+async def _window_over(registry_conn: Any, number: str) -> None:
+    """Move the number's recovery window (and any retry backoff) into the past."""
+    await registry_conn.execute(
+        "UPDATE phone_numbers SET release_after = now() - interval '1 second', "
+        "release_next_at = NULL WHERE e164 = $1", number)
+
+
 async def test_a_404_releases_only_a_number_the_carrier_no_longer_lists(
-        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
+        msg_client: Any, sim: Any, registry_conn: Any, msg_settings: Settings) -> None:
     church = await register(msg_client)
     number = await _buy_some(msg_client, church)
     await _until_status(msg_client, church, number, "active")
+    resp = await msg_client.delete(f"/api/v1/numbers/{number}", headers=church.auth)
+    assert resp.status == 204
+    await _window_over(registry_conn, number)
     await _sim_fault(msg_client, sim, "release_not_found")   # DELETE answers 404, keeps it
-    resp = await msg_client.delete(f"/api/v1/numbers/{number}", headers=church.auth)
-    await problem(resp, 502, "number_release_unconfirmed")
-    assert sim.state.owns(number)
-    assert await _numbers(msg_client, church) == [(number, "active")]
-    assert await _sender(pg_admin, registry_conn, church) == number
-    resp = await msg_client.delete(f"/api/v1/numbers/{number}", headers=church.auth)
-    assert resp.status == 204
-    assert sim.state.number(number) is None
-    # a number the carrier no longer lists at all is released without a DELETE
-    other = await register(msg_client)
-    second = await _buy_some(msg_client, other)
-    await _until_status(msg_client, other, second, "active")
-    sim.state.drop_number(second)
-    resp = await msg_client.delete(f"/api/v1/numbers/{second}", headers=other.auth)
-    assert resp.status == 204
-    assert await _numbers(msg_client, other) == []
+    async with running_worker(msg_client, msg_settings, run=False) as worker:
+        await worker.number_releases_round()
+        assert sim.state.owns(number)
+        row = await registry_conn.fetchrow(
+            "SELECT status, release_error, release_attempts FROM phone_numbers "
+            "WHERE e164 = $1", number)
+        assert (row["status"], row["release_error"], row["release_attempts"]) == (
+            "releasing", "carrier:release_unconfirmed", 1)
+        await _window_over(registry_conn, number)
+        await worker.number_releases_round()
+        assert sim.state.number(number) is None
+        assert await _numbers(msg_client, church) == []
+        # a number the carrier no longer lists at all is released without a DELETE
+        other = await register(msg_client)
+        second = await _buy_some(msg_client, other)
+        await _until_status(msg_client, other, second, "active")
+        resp = await msg_client.delete(f"/api/v1/numbers/{second}", headers=other.auth)
+        assert resp.status == 204
+        sim.state.drop_number(second)
+        await _window_over(registry_conn, second)
+        await worker.number_releases_round()
+        assert await _numbers(msg_client, other) == []
 
 
 async def test_a_carrier_failure_leaves_no_assignment(

@@ -261,6 +261,18 @@ async def test_a_404_is_a_release_only_when_the_number_is_gone(
     assert sim.state.number(B) is None and sim.state.owns("+4412065550199")
 
 
+async def test_a_release_error_keeps_the_number(
+        sim: RunningSimulator, carrier: TelnyxCarrier) -> None:
+    sim.state.add_number(B)
+    await _sim(sim, "POST", "/sim/faults", json={"kind": "release_error", "count": 1})
+    with pytest.raises(CarrierError) as exc:
+        await carrier.release_number(B)
+    assert (exc.value.code, exc.value.http_status, exc.value.retryable) == ("10007", 500, True)
+    assert sim.state.owns(B)
+    await carrier.release_number(B)
+    assert sim.state.number(B) is None
+
+
 async def test_a_sender_the_account_does_not_own_is_refused(carrier: TelnyxCarrier) -> None:
     with pytest.raises(CarrierError) as exc:
         await carrier.send(SendRequest("+12065550142", B, "not our number"))

@@ -17,3 +17,12 @@ RETURNING id;
 -- An audit-log line for what the carrier did to a number (its order completed or failed).
 INSERT INTO audit_log (admin_id, actor_kind, action, target_type, target_id, detail)
 VALUES (NULL, 'carrier', $1, 'phone_number', $2, $3::jsonb);
+
+-- name: numbers_released_audit :exec
+-- The audit-log line for number $1 released at the carrier after its recovery window, once
+-- per archiving ($2 holds its archived_at; a sweep that runs again after a crash adds none).
+INSERT INTO audit_log (admin_id, actor_kind, action, target_type, target_id, detail)
+SELECT NULL, 'system', 'number.released', 'phone_number', $1, $2::jsonb
+WHERE NOT EXISTS (SELECT 1 FROM audit_log
+                  WHERE action = 'number.released' AND target_type = 'phone_number'
+                    AND target_id = $1 AND detail->'archived_at' = $2::jsonb->'archived_at');

@@ -1,4 +1,5 @@
-"""`/api/v1/numbers`: the church's phone number — search, buy, list, release."""
+"""`/api/v1/numbers`: the church's phone number — search, buy, list, release (archived for the
+recovery window), recover."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from aiohttp import web
 from ..auth.state import principal, registry_pool
 from ..errors import ValidationFailed
 from ..keys import SETTINGS
+from ..messaging import number_release
 from ..messaging import numbers_service as numbers
 from ..messaging.keys import CARRIER
 from ..tenants.middleware import tenant_conn
@@ -32,9 +34,10 @@ async def available(request: web.Request) -> web.Response:
 
 
 async def list_numbers(request: web.Request) -> web.Response:
-    """The church's numbers."""
+    """The church's numbers (archived ones with `release_after`); `status` filters."""
+    status = query_params(request).get("status")   # one of the states (422 otherwise)
     rows = await numbers.list_numbers(registry_pool(request), request.config_dict[SETTINGS],
-                                      principal(request).tenant_id)
+                                      principal(request).tenant_id, status)
     return json_response({"numbers": rows})
 
 
@@ -50,10 +53,21 @@ async def buy(request: web.Request) -> web.Response:
 
 
 async def release(request: web.Request) -> web.Response:
-    """Release a number (its id is the E.164 number); 204."""
+    """Release a number (its id is the E.164 number): archived for the recovery window; 204."""
     who = principal(request)
     e164 = _e164("id", request.match_info["id"])
-    await numbers.release(tenant_conn(request), registry_pool(request),
-                          request.config_dict[CARRIER], request.config_dict[SETTINGS],
-                          tenant_id=who.tenant_id, admin_id=who.admin_id, e164=e164)
+    await number_release.archive(tenant_conn(request), registry_pool(request),
+                                 request.config_dict[SETTINGS], tenant_id=who.tenant_id,
+                                 admin_id=who.admin_id, e164=e164)
     return web.Response(status=204)
+
+
+async def recover(request: web.Request) -> web.Response:
+    """Recover an archived number within its window; 200 with the number, `active` again."""
+    who = principal(request)
+    e164 = _e164("id", request.match_info["id"])
+    row = await number_release.recover(tenant_conn(request), registry_pool(request),
+                                       request.config_dict[CARRIER],
+                                       request.config_dict[SETTINGS], tenant_id=who.tenant_id,
+                                       admin_id=who.admin_id, e164=e164)
+    return json_response(row)

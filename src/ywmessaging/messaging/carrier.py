@@ -107,6 +107,10 @@ class Carrier(Protocol):
         """The order as the carrier sees it now, or None when it does not know the id."""
         ...
 
+    async def find_number(self, e164: str) -> str | None:
+        """The id the carrier lists `e164` under on the account, or None when it does not."""
+        ...
+
     async def release_number(self, e164: str) -> None:
         """Give a number back: found by E.164 at the carrier and released by the id listed
         there; a number the carrier no longer lists counts as released, a 404 for one it still

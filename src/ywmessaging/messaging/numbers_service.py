@@ -1,4 +1,5 @@
-"""Phone numbers: search and order through the carrier, follow the order, release.
+"""Phone numbers: search and order through the carrier, follow the order (releasing, with its
+recovery window: number_release.py).
 
 The registry's `phone_numbers` is the routing table for inbound SMS (E.164 → church). A number's
 life there (`status`):
@@ -7,8 +8,10 @@ life there (`status`):
   order completes, so it routes nothing and is not the sending number yet.
 - `active`: the order completed (`number_order.complete` webhook, or the worker's poll of the
   order). It routes inbound texts and is the church's `settings.sender_number`.
-- `releasing`: being given back. The carrier is asked by the id it lists the number under,
-  looked up by E.164 now; the row goes once the carrier no longer lists the number.
+- `archived`: released by the church, recoverable until `release_after`; still ours at the
+  carrier and still routing to the church, but not its sender and not counted in its limit.
+- `releasing`: the window is over; the worker's sweep gives it back to the carrier (asked by
+  the id it lists the number under, looked up by E.164 then) and deletes the row.
 A failed order removes the row (the church may buy another number).
 """
 
@@ -27,7 +30,7 @@ from ..config import Settings
 from ..errors import AppError, Conflict, NotFound
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
-from .carrier import RELEASE_UNCONFIRMED, Carrier, CarrierError, NumberOrder
+from .carrier import Carrier, CarrierError, NumberOrder
 from .telnyx import parse_number_order
 
 log = structlog.get_logger("ywm.numbers")
@@ -65,16 +68,11 @@ class CarrierUnavailable(AppError):
     status, code, title = 502, "carrier_unavailable", "The carrier did not answer; try again"
 
 
-class NumberReleaseUnconfirmed(AppError):
-    status, code, title = (502, "number_release_unconfirmed",
-                           "The carrier still lists this number; try again")
-
-
 class OrderNotYetKnown(Exception):
     """A completed order no number records yet (the purchase has not stored its id)."""
 
 
-def _carrier_failure(exc: CarrierError) -> AppError:
+def carrier_failure(exc: CarrierError) -> AppError:
     if exc.retryable or exc.http_status is None or exc.http_status >= 500:
         return CarrierUnavailable(headers={"Retry-After": f"{exc.retry_after or 5:g}"})
     return NumberUnavailable(detail=f"carrier error {exc.code}")
@@ -83,7 +81,7 @@ def _carrier_failure(exc: CarrierError) -> AppError:
 def number_json(row: Any) -> dict[str, Any]:
     """A number as the API shows it (its id is the E.164 number)."""
     return {"id": row["e164"], "phone_number": row["e164"], "status": row["status"],
-            "assigned_at": row["assigned_at"]}
+            "assigned_at": row["assigned_at"], "release_after": row.get("release_after")}
 
 
 def _json(detail: dict[str, Any]) -> str:
@@ -95,13 +93,13 @@ async def search(carrier: Carrier, *, area_code: str | None, limit: int) -> list
     try:
         return await carrier.search_numbers(area_code=area_code, limit=limit)
     except CarrierError as exc:
-        raise _carrier_failure(exc) from exc
+        raise carrier_failure(exc) from exc
 
 
-async def list_numbers(registry_pool: Any, settings: Settings,
-                       tenant_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The church's numbers."""
-    rows = await rq(settings.sql_dir).numbers_of_tenant(registry_pool, tenant_id,
+async def list_numbers(registry_pool: Any, settings: Settings, tenant_id: uuid.UUID,
+                       status: str | None = None) -> list[dict[str, Any]]:
+    """The church's numbers (in one `status` when given)."""
+    rows = await rq(settings.sql_dir).numbers_of_tenant(registry_pool, tenant_id, status,
                                                         timeout=REGISTRY_TIMEOUT)
     return [number_json(r) for r in rows]
 
@@ -142,7 +140,7 @@ async def buy(conn: Any, registry_pool: Any, carrier: Carrier, settings: Setting
             log.warning("number_order_outcome_unknown", tenant_id=str(tenant_id), number=e164)
         else:
             await q.delete_tenant_number(registry_pool, e164, tenant_id, timeout=REGISTRY_TIMEOUT)
-        raise _carrier_failure(exc) from exc
+        raise carrier_failure(exc) from exc
     if order.status_of(e164) == "failure":
         await q.delete_tenant_number(registry_pool, e164, tenant_id, timeout=REGISTRY_TIMEOUT)
         raise NumberUnavailable(detail="the carrier's order for this number failed")
@@ -225,36 +223,3 @@ async def poll_orders(registry_pool: Any, lease: Lease, carrier: Carrier,
         if outcome in ("activated", "order_failed"):
             settled += 1
     return settled
-
-
-async def release(conn: Any, registry_pool: Any, carrier: Carrier, settings: Settings, *,
-                  tenant_id: uuid.UUID, admin_id: uuid.UUID, e164: str) -> None:
-    """Release at the carrier, unassign, clear the sender number. 404 if not this church's;
-    409 `number_pending` while its order is pending; 502 when the carrier failed or still lists
-    the number (nothing changed then)."""
-    q = rq(settings.sql_dir)
-    restore = "active"
-    if await q.begin_release(registry_pool, e164, tenant_id, timeout=REGISTRY_TIMEOUT) is None:
-        row = await q.number_of_tenant(registry_pool, e164, tenant_id, timeout=REGISTRY_TIMEOUT)
-        if row is None:
-            raise NumberNotFound()
-        if row["carrier_order_id"] is not None or \
-                row["age"].total_seconds() < STALE_RESERVATION_S:
-            raise NumberPending()
-        # a reservation whose order's answer was lost: release whatever the carrier made
-        restore = "pending"
-        await q.set_number_status(registry_pool, e164, tenant_id, "releasing",
-                                  timeout=REGISTRY_TIMEOUT)
-    try:
-        await carrier.release_number(e164)
-    except CarrierError as exc:
-        await q.set_number_status(registry_pool, e164, tenant_id, restore,
-                                  timeout=REGISTRY_TIMEOUT)
-        if exc.code == RELEASE_UNCONFIRMED:
-            raise NumberReleaseUnconfirmed(headers={"Retry-After": "30"}) from exc
-        raise _carrier_failure(exc) from exc
-    await q.delete_tenant_number(registry_pool, e164, tenant_id, timeout=REGISTRY_TIMEOUT)
-    t = tq(settings.sql_dir)
-    async with conn.transaction():
-        await t.numbers_clear_sender(conn, e164)
-        await t.numbers_audit(conn, admin_id, "number.release", e164, "{}")

@@ -9,8 +9,9 @@ claimed by one at a time (`FOR UPDATE SKIP LOCKED` plus a lease in the registry)
 A reconciliation round (one worker per interval wins the registry timer) re-derives every
 active church's next due time, so an enqueue lost between a tenant commit and the registry
 write only delays the work. Another round polls phone-number orders still pending at the
-carrier (`numbers_service.poll_orders`). `stop()` (SIGTERM) lets each slot finish its batch
-in flight, then every claim is released.
+carrier (`numbers_service.poll_orders`), and another releases at the carrier the archived
+numbers whose recovery window is over (`number_release.sweep`). `stop()` (SIGTERM) lets each
+slot finish its batch in flight, then every claim is released.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ..observability.metrics import Metrics
 from ..ops import housekeeping
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
-from . import broadcasts, numbers_service, queue, recurring
+from . import broadcasts, number_release, numbers_service, queue, recurring
 from .carrier import Carrier
 from .outbox import Drain, DrainStats, Sender
 
@@ -113,6 +114,9 @@ class Worker:
                 tg.create_task(self._every(self.settings.number_order_poll_interval,
                                            self.number_orders_round),
                                name="worker-number-orders")
+                tg.create_task(self._every(self.settings.number_release_sweep_interval,
+                                           self.number_releases_round),
+                               name="worker-number-releases")
                 if self.inbox_sweep is not None:
                     tg.create_task(self._every(self.settings.webhook_sweep_interval,
                                                self.inbox_sweep), name="worker-inbox-sweep")
@@ -253,6 +257,12 @@ class Worker:
         ones (each number is claimed in the registry, so several workers share the work)."""
         return await numbers_service.poll_orders(self.registry_pool, self.supervisor.lease,
                                                  self.carrier, self.settings)
+
+    async def number_releases_round(self) -> int:
+        """Release at the carrier the archived numbers whose recovery window is over and drop
+        their mapping (each claimed in the registry; a carrier fault is retried with backoff)."""
+        return await number_release.sweep(self.registry_pool, self.supervisor.lease,
+                                          self.carrier, self.settings)
 
     async def reconcile(self) -> int:
         """Re-derive every active church's next due time and enqueue it; how many had work."""

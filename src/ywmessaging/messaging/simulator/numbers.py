@@ -232,6 +232,8 @@ async def delete_number(request: web.Request) -> web.Response:
     if not authorized(request):
         return unauthorized()
     record = state.numbers.get(request.match_info["id"])
+    if state.take_fault(("release_error",)) is not None:
+        return telnyx_error(500, "10007")
     if state.take_fault(("release_not_found",)) is not None or record is None:
         return telnyx_error(404, "10005")
     if record["status"] != "active":

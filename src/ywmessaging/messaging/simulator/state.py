@@ -16,8 +16,9 @@ from .events import iso_now, number_order, settle_order
 # faults that apply to POST /v2/messages
 SEND_FAULTS = ("429", "500", "slow", "drop", "fail_delivery", "opted_out")
 # `order_failure`: the next number order completes as `failure`;
-# `release_not_found`: the next DELETE /v2/phone_numbers/{id} answers 404 and keeps the number
-NUMBER_FAULTS = ("order_failure", "release_not_found")
+# `release_not_found`: the next DELETE /v2/phone_numbers/{id} answers 404 and keeps the number;
+# `release_error`: the next DELETE /v2/phone_numbers/{id} answers 500 and keeps the number
+NUMBER_FAULTS = ("order_failure", "release_not_found", "release_error")
 FAULT_KINDS = (*SEND_FAULTS, *NUMBER_FAULTS)
 DEFAULT_ORDER_DELAY = 1.0
 
