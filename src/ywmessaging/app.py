@@ -10,7 +10,7 @@ from aiohttp import web
 
 from . import contract, keys, routes, sqlq
 from .auth.plugins import auth_services
-from .church.plugins import import_jobs
+from .church.plugins import export_jobs, import_jobs
 from .config import Settings
 from .cors import BrowserPolicy, parse_origins
 from .db import migrations, pg
@@ -30,7 +30,8 @@ POOL_CLOSE_TIMEOUT = 10.0
 # named queries, the registry pool, the tenant pool supervisor), never another plug-in, so
 # their order is free. Routes and the `/api/v1` middlewares are in routes.py.
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
-PLUGINS: tuple[CleanupCtx, ...] = (auth_services, carrier_client, carrier_webhooks, import_jobs)
+PLUGINS: tuple[CleanupCtx, ...] = (auth_services, carrier_client, carrier_webhooks, import_jobs,
+                                   export_jobs)
 
 log = structlog.get_logger("ywmessaging.app")
 

@@ -91,6 +91,7 @@ class Seeder:
         await self.directory(seeded)
         await self.messaging(seeded)
         await self.admins(seeded)
+        await self.export(seeded)
         return seeded
 
     async def buy_number(self, church: Church) -> str:
@@ -184,6 +185,17 @@ class Seeder:
         s.coadmin_token = accepted["access_token"]
         s.objects["admin"] = [invited["id"], s.church.admin_id]
         s.emails.append(addr)
+
+    async def export(self, s: Seeded) -> None:
+        """A finished full export (its ZIP holds all of the above)."""
+        job = await self.post(s.church, "/account/export", None, status=202)
+
+        async def done() -> bool:
+            items = (await self.get(s.church, "/account/exports"))["items"]
+            return [(i["id"], i["status"]) for i in items] == [(job["id"], "done")]
+
+        await wait_until(done)
+        s.objects["export"] = [job["id"]]
 
     async def tokens_work(self, s: Seeded) -> list[str]:
         """Which of the church's tokens the API no longer accepts (none, normally)."""
