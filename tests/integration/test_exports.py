@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import orjson
+import pytest
 
 from tests.integration.auth_fixtures import *  # noqa: F403
 from tests.integration.auth_fixtures import (
@@ -317,6 +318,46 @@ async def test_a_missing_file_is_410_and_a_failed_export_leaves_nothing(
     assert sorted(p.name for p in folder.iterdir()) == []
     again = await api_client.post(START, headers=church.auth)
     assert again.status == 202
+
+
+async def test_an_export_cancelled_mid_table_is_failed_and_leaves_no_file(
+        api_client: Client, api_settings: Settings, pg_admin: PgTarget) -> None:
+    church = await register(api_client)
+    tenant = uuid.UUID(church.tenant_id)
+    copying = asyncio.Event()
+
+    @asynccontextmanager
+    async def lease() -> AsyncIterator[Any]:
+        async with church_db(pg_admin, api_settings, church) as conn:
+            yield _Stalling(conn, copying)
+
+    async with church_db(pg_admin, api_settings, church) as db:
+        export_id = await db.fetchval(
+            "INSERT INTO exports (expires_at) VALUES (now() + interval '1 day') RETURNING id")
+        job = asyncio.create_task(export_writer.run_job(lease, api_settings, tenant, export_id))
+        await asyncio.wait_for(copying.wait(), 10)
+        part = exports.folder(api_settings, tenant) / f"{export_id}.zip.part"
+        assert part.exists()                      # the ZIP being written
+        job.cancel()                              # as the runner does at shutdown
+        with pytest.raises(asyncio.CancelledError):   # and the job stays cancelled
+            await job
+        row = await db.fetchrow("SELECT status, error FROM exports WHERE id = $1", export_id)
+    assert row["status"] == "failed" and "interrupted" in row["error"]
+    assert list(exports.folder(api_settings, tenant).iterdir()) == []
+
+
+class _Stalling:
+    """A connection whose COPY never ends (until the job is cancelled)."""
+
+    def __init__(self, conn: Any, copying: asyncio.Event) -> None:
+        self._conn, self._copying = conn, copying
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    async def copy_from_query(self, *args: Any, **kwargs: Any) -> Any:
+        self._copying.set()
+        await asyncio.Event().wait()
 
 
 class _Failing:

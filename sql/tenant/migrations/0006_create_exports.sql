@@ -24,5 +24,6 @@ CREATE TABLE exports (
 );
 -- At most one export queued or running per church: a second start conflicts (409).
 CREATE UNIQUE INDEX exports_one_active_key ON exports ((true)) WHERE status IN ('queued', 'running');
--- Serves: the list, newest first  ORDER BY created_at DESC, id DESC; and the expiry sweep.
+-- Serves: the list, newest first  ORDER BY created_at DESC, id DESC (the expiry sweep reads the
+-- few rows a church has whole).
 CREATE INDEX exports_recent_idx ON exports (created_at DESC, id DESC);

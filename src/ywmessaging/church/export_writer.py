@@ -65,9 +65,12 @@ async def run_job(lease: Lease, settings: Settings, tenant_id: uuid.UUID,
     except BaseException as exc:
         for path in (part, final):
             path.unlink(missing_ok=True)
-        log.exception("export_failed", export_id=str(export_id))
-        reason = ("the export was interrupted" if isinstance(exc, asyncio.CancelledError)
-                  else f"the export stopped: {type(exc).__name__}")
+        if isinstance(exc, Exception):
+            log.exception("export_failed", export_id=str(export_id))
+            reason = f"the export stopped: {type(exc).__name__}"
+        else:   # cancelled (shutdown): a ZIP cannot be resumed, so it ends here
+            log.warning("export_interrupted", export_id=str(export_id))
+            reason = "the export was interrupted (the server stopped); start a new one"
         try:
             async with asyncio.timeout(FAIL_TIMEOUT_S), lease() as conn:
                 await q.export_fail(conn, export_id, reason)
