@@ -58,11 +58,13 @@ def quiet_logs() -> None:
 
 
 @asynccontextmanager
-async def deployment(registry_pool_max: int = 8) -> AsyncIterator[Deployment]:
-    """Bootstrap a throwaway deployment; drop every database and role it made afterwards."""
+async def deployment(registry_pool_max: int = 8,
+                     prefix_base: str = "ywmb") -> AsyncIterator[Deployment]:
+    """Bootstrap a throwaway deployment under `<prefix_base><hex>`; drop every database and
+    role it made afterwards."""
     quiet_logs()
     admin, handle = await find_server()
-    prefix = f"ywmb{secrets.token_hex(3)}"
+    prefix = f"{prefix_base}{secrets.token_hex(3)}"
     settings = Settings(
         database_url=admin.with_db(f"{prefix}_registry").dsn(), secret_key=BENCH_SECRET,
         db_prefix=prefix, log_format="console", log_level="warning",

@@ -11,7 +11,7 @@ from aiohttp import web
 from . import contract, keys, routes, sqlq
 from .auth.plugins import auth_services
 from .billing.plugins import stripe_billing
-from .church.plugins import import_jobs
+from .church.plugins import export_jobs, import_jobs
 from .config import Settings
 from .cors import BrowserPolicy, parse_origins
 from .db import migrations, pg
@@ -32,7 +32,7 @@ POOL_CLOSE_TIMEOUT = 10.0
 # their order is free. Routes and the `/api/v1` middlewares are in routes.py.
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 PLUGINS: tuple[CleanupCtx, ...] = (auth_services, carrier_client, carrier_webhooks, import_jobs,
-                                   stripe_billing)
+                                   export_jobs, stripe_billing)
 
 log = structlog.get_logger("ywmessaging.app")
 

@@ -147,6 +147,10 @@ class Settings:
     import_max_bytes: int = setting("YWM_IMPORT_MAX_BYTES", 20 * 1_048_576,
         "Largest member CSV accepted by `POST /api/v1/members/import` (read as a stream, so "
         "YWM_MAX_BODY_BYTES does not apply to it); larger files get 413.")
+    export_dir: Path | None = setting("YWM_EXPORT_DIR", None,
+        "Folder the full account exports (ZIP files, one subfolder per church) are written to "
+        "and downloaded from; they are deleted 24 hours after they finish. Unset: `exports` "
+        "under YWM_DATA_DIR. API and worker processes on several machines must share it.")
     password_hash_concurrency: int = setting("YWM_PASSWORD_HASH_CONCURRENCY", 0,
         "Most argon2id hashes computed at once per process (0: one per CPU).")
     # messaging: the carrier adapter, its simulator, webhooks
@@ -427,6 +431,10 @@ class Settings:
                              ("YWM_HOUSEKEEPING_INTERVAL", self.housekeeping_interval)):
             if not 0 < fvalue <= 86_400:
                 raise ConfigError(f"{name} must be a positive number of seconds")
+
+    def export_folder(self) -> Path:
+        """Where full account exports are written (YWM_EXPORT_DIR, else under YWM_DATA_DIR)."""
+        return self.export_dir if self.export_dir is not None else self.data_dir / "exports"
 
     def require_database_url(self) -> str:
         """The registry DSN, or a ConfigError that says how to provide it."""

@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from .api import (
+    account,
     admins,
     analytics,
     audit_log,
@@ -157,6 +158,12 @@ API_V1: tuple[Api, ...] = (
     Api("POST", "/members/import", imports.import_members, P.MEMBERS_WRITE, "members_import"),
     Api("GET", "/imports/{id}", imports.get_import, P.MEMBERS_READ, "imports_get"),
     Api("GET", "/members/export", imports.export_members, P.MEMBERS_EXPORT, "members_export"),
+    # The church's full export (owner only): api/account.py → church/exports.py, export_writer.py
+    # (a background job: church/export_runner.py); SQL tenant exports.sql, export_tables.sql
+    Api("POST", "/account/export", account.start_export, P.ACCOUNT_EXPORT, "account_export"),
+    Api("GET", "/account/exports", account.list_exports, P.ACCOUNT_EXPORT, "account_exports_list"),
+    Api("GET", f"/account/exports/{UUID_ID}", account.download_export, P.ACCOUNT_EXPORT,
+        "account_exports_download"),
     # Templates: api/templates.py → church/templates.py; SQL tenant templates.sql
     Api("GET", "/templates", templates.list_templates, P.TEMPLATES_READ, "templates_list"),
     Api("POST", "/templates", templates.create_template, P.TEMPLATES_WRITE, "templates_create"),

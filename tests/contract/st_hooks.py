@@ -31,6 +31,7 @@ STATEFUL_PROBLEMS = frozenset({
     "invalid_encoding", "empty_file", "missing_phone_column", "duplicate_column",
     "too_many_rows",
     "invalid_phone",         # phonenumbers' numbering plan decides
+    "export_in_progress",    # one full export at a time: the previous call's may still run
 })
 # `errors[].code`s of 422 `validation_failed` that depend on state or on the server's tables.
 STATEFUL_FIELD_CODES = frozenset({

@@ -93,7 +93,7 @@ class Probe:
         self.cases[case] += 1
         resp = await self.client.request(route.method, url, headers=bearer(token),
                                          params=params, json=body)
-        text = await resp.text()
+        text = (await resp.read()).decode("utf-8", "replace")   # a ZIP download is binary
         sent = url + orjson.dumps([body, params]).decode()
         leaked = sorted(s for s in self.b_only - self.echoes if s in text and s not in sent)
         self.echoes |= {s for s in self.b_ids if s in sent}

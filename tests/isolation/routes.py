@@ -28,7 +28,7 @@ from ywmessaging.keys import API_V1
 SEGMENT_KIND = {
     "members": "member", "groups": "group", "branches": "branch", "templates": "template",
     "broadcasts": "broadcast", "conversations": "conversation", "recurring": "recurring",
-    "imports": "import", "admins": "admin", "numbers": "number",
+    "imports": "import", "admins": "admin", "numbers": "number", "exports": "export",
 }
 KINDS = frozenset(SEGMENT_KIND.values())
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::[^}]*)?\}")

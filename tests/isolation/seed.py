@@ -95,6 +95,7 @@ class Seeder:
         await self.messaging(seeded)
         await self.admins(seeded)
         await self.billing(seeded)
+        await self.export(seeded)
         return seeded
 
     async def buy_number(self, church: Church) -> str:
@@ -211,6 +212,17 @@ class Seeder:
         invoices = (await self.get(c, "/billing/invoices"))["items"]
         assert len(invoices) >= 2, invoices
         s.billing += [sub, *(i["id"] for i in invoices)]
+
+    async def export(self, s: Seeded) -> None:
+        """A finished full export (its ZIP holds all of the above)."""
+        job = await self.post(s.church, "/account/export", None, status=202)
+
+        async def done() -> bool:
+            items = (await self.get(s.church, "/account/exports"))["items"]
+            return [(i["id"], i["status"]) for i in items] == [(job["id"], "done")]
+
+        await wait_until(done)
+        s.objects["export"] = [job["id"]]
 
     async def tokens_work(self, s: Seeded) -> list[str]:
         """Which of the church's tokens the API no longer accepts (none, normally)."""

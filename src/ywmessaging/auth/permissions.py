@@ -41,11 +41,12 @@ class Permission(StrEnum):
     NUMBERS_MANAGE = "numbers.manage"    # buy and release numbers, 10DLC registration (cost)
     BILLING_MANAGE = "billing.manage"
     CHURCH_CLOSE = "church.close"        # delete the church's account and data
+    ACCOUNT_EXPORT = "account.export"    # export and download all of the church's data
 
 
 OWNER_ONLY = frozenset({
     Permission.ADMINS_MANAGE, Permission.NUMBERS_MANAGE, Permission.BILLING_MANAGE,
-    Permission.CHURCH_CLOSE,
+    Permission.CHURCH_CLOSE, Permission.ACCOUNT_EXPORT,
 })
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {

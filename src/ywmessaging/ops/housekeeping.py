@@ -6,6 +6,8 @@ logged and skipped. What goes (sql/tenant/queries/housekeeping.sql): denylisted 
 ids past their exp, sessions expired for SESSION_RETENTION_DAYS, password reset tokens expired
 for that long, applied carrier event ids older than EVENT_RETENTION_DAYS (the registry keeps
 its webhook inbox as long). Deletes go in batches so a big backlog never holds long locks.
+Full account exports 24 hours after they finished go too, their files with them
+(church/exports.py `sweep`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from ..church import exports
 from ..config import Settings
 from ..observability.metrics import Metrics
 from ..sqlq import registry as rq
@@ -38,7 +41,8 @@ class Summary:
 
     churches: int = 0
     failed: list[uuid.UUID] = field(default_factory=list)
-    deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    deleted: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys((*KINDS, "exports"), 0))
 
 
 async def sweep_church(conn: Any, settings: Settings, *, batch: int = BATCH,
@@ -68,6 +72,7 @@ async def sweep_all(registry_pool: Any, supervisor: Any, settings: Settings,
             try:
                 async with supervisor.lease(tenant_id) as conn:
                     deleted = await sweep_church(conn, settings)
+                    deleted["exports"] = await exports.sweep(conn, settings, tenant_id)
             except Exception as exc:   # one church's trouble is not the round's
                 log.warning("housekeeping_church_failed", tenant_id=str(tenant_id),
                             error=type(exc).__name__)
