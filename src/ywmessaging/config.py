@@ -181,6 +181,14 @@ class Settings:
         "Seconds between the worker's polls of phone-number orders still `pending` at the carrier "
         "(each order is asked about at most this often; `number_order.complete` webhooks usually "
         "settle them first).")
+    telnyx_webhook_url: str | None = setting("TELNYX_WEBHOOK_URL", None,
+        "Public URL of this service's `POST /webhooks/telnyx`, given to Telnyx as the "
+        "`webhookURL` of 10DLC brands and campaigns (their status events); unset: none is "
+        "given (set it in the Telnyx portal).")
+    tendlc_poll_interval: float = setting("YWM_10DLC_POLL_INTERVAL", 600.0,
+        "Seconds between the worker's reads of 10DLC brands and campaigns still `pending` at "
+        "the carrier (each is asked about at most this often; signed 10DLC webhooks usually "
+        "settle them first), and of approved campaigns whose number is not yet assigned.")
     # billing: the Stripe adapter and the Stripe simulator
     stripe_api_key: str = setting("STRIPE_API_KEY", "sk_test_ywm_dev",
         "Stripe secret key (`sk_live_…` in production); the Stripe simulator accepts any "
