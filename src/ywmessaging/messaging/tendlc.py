@@ -178,7 +178,8 @@ class TenDlcApi:
                                        "10dlc_get")
 
     async def assign_number(self, e164: str, campaign_id: str) -> dict[str, Any]:
-        """POST /v2/10dlc/phoneNumberCampaign: put `e164` on the campaign."""
-        return await self._call("POST", "/v2/10dlc/phoneNumberCampaign",
+        """POST /v2/10dlc/phone_number_campaigns: put `e164` on the campaign (the path of
+        Telnyx's current spec and SDK; older guides spell it `phoneNumberCampaign`)."""
+        return await self._call("POST", "/v2/10dlc/phone_number_campaigns",
                                 body={"phoneNumber": e164, "campaignId": campaign_id},
                                 operation="10dlc_assign")

@@ -1,9 +1,10 @@
 """The simulator's 10DLC API: brands (`POST /v2/10dlc/brand`, `GET`/`PUT
 /v2/10dlc/brand/{brandId}`), campaigns (`POST /v2/10dlc/campaignBuilder`,
 `GET /v2/10dlc/campaign/{campaignId}`) and number assignment (`POST
-/v2/10dlc/phoneNumberCampaign`), with bare records as Telnyx answers them; and the control
-routes that move a brand or campaign through its states on request and send the signed
-`10dlc.*` events (`/sim/10dlc/...`). Nothing moves by itself: a test (or a person) decides."""
+/v2/10dlc/phone_number_campaigns`, also under the older `phoneNumberCampaign`), with bare
+records as Telnyx answers them. The control routes (tendlc_control.py) move a brand or
+campaign through its states on request and send the signed `10dlc.*` events: nothing moves by
+itself, a test (or a person) decides."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ CAMPAIGN_STATUSES = frozenset({
     "TCR_PENDING", "TCR_SUSPENDED", "TCR_EXPIRED", "TCR_ACCEPTED", "TCR_FAILED",
     "TELNYX_ACCEPTED", "TELNYX_FAILED", "MNO_PENDING", "MNO_ACCEPTED", "MNO_REJECTED",
     "MNO_PROVISIONED", "MNO_PROVISIONING_FAILED"})
+# what a campaign record repeats of its campaignBuilder request (Telnyx's TelnyxCampaignCSP)
+CAMPAIGN_FIELDS = ("brandId", "description", "usecase", "ageGated", "autoRenewal",
+                   "directLending", "embeddedLink", "embeddedLinkSample", "embeddedPhone",
+                   "helpKeywords", "helpMessage", "messageFlow", "numberPool", "optinKeywords",
+                   "optinMessage", "optoutKeywords", "optoutMessage", "privacyPolicyLink",
+                   "referenceId", "resellerId", "sample1", "sample2", "sample3", "sample4",
+                   "sample5", "subscriberHelp", "subscriberOptin", "subscriberOptout",
+                   "termsAndConditions", "termsAndConditionsLink", "webhookURL",
+                   "webhookFailoverURL")
 BRAND_FIELDS = ("entityType", "displayName", "companyName", "ein", "phone", "street", "city",
                 "state", "postalCode", "country", "email", "website", "vertical", "webhookURL",
                 "webhookFailoverURL", "firstName", "lastName", "referenceId")
@@ -114,10 +124,13 @@ async def create_campaign(request: web.Request) -> web.Response:
         return telnyx_error(422, "10015", pointer="/brandId",
                             detail="The brand must exist and be verified.")
     now = iso_now()
-    campaign = {**{k: v for k, v in body.items() if not isinstance(v, dict | list)},
+    campaign = {**{k: body[k] for k in CAMPAIGN_FIELDS if k in body},
+                "subUsecases": [str(u) for u in body.get("subUsecases") or []],
+                "cspId": "SIMCSP", "mock": False, "vertical": brand["vertical"],
                 "campaignId": str(uuid.uuid4()), "tcrCampaignId": _tcr_id("C"),
                 "tcrBrandId": brand["tcrBrandId"], "brandDisplayName": brand["displayName"],
                 "campaignStatus": "TCR_ACCEPTED", "submissionStatus": "CREATED",
+                "termsAndConditions": bool(body.get("termsAndConditions", True)),
                 "status": "ACTIVE", "failureReasons": None, "isTMobileRegistered": False,
                 "createDate": now, "autoRenewal": True, "billedDate": now}
     state.campaigns[campaign["campaignId"]] = campaign
@@ -135,7 +148,7 @@ async def get_campaign(request: web.Request) -> web.Response:
 
 
 async def assign_number(request: web.Request) -> web.Response:
-    """POST /v2/10dlc/phoneNumberCampaign: `PENDING_ASSIGNMENT`, then `ASSIGNED` with a
+    """POST /v2/10dlc/phone_number_campaigns: `PENDING_ASSIGNMENT`, then `ASSIGNED` with a
     `10dlc.phone_number.update` event."""
     if not authorized(request):
         return unauthorized()
@@ -178,4 +191,5 @@ def add_tendlc_routes(app: web.Application) -> None:
     app.router.add_put("/v2/10dlc/brand/{id}", update_brand)
     app.router.add_post("/v2/10dlc/campaignBuilder", create_campaign)
     app.router.add_get("/v2/10dlc/campaign/{id}", get_campaign)
-    app.router.add_post("/v2/10dlc/phoneNumberCampaign", assign_number)
+    app.router.add_post("/v2/10dlc/phone_number_campaigns", assign_number)
+    app.router.add_post("/v2/10dlc/phoneNumberCampaign", assign_number)   # older guides
