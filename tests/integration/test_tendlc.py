@@ -239,3 +239,17 @@ async def test_another_church_neither_sees_nor_is_affected(
     row = await wait_until(settled)
     assert (row["last_error"], row["tenant_id"]) == ("unknown_registration", None)
     assert (await compliance(sending, other))["brand"]["status"] == "not_registered"
+
+
+async def test_a_carrier_refusal_leaves_nothing_registered(sending: Sending) -> None:
+    church, _, _ = await sending.church()
+    sending.sim.state.api_key = "another-account"   # the carrier answers 401 to our key
+    await problem(await sending.client.post(
+        "/api/v1/church/compliance/brand", json=BRAND, headers=church.auth),
+        422, "carrier_refused")
+    doc = await compliance(sending, church)
+    assert (doc["brand"]["status"], doc["next_steps"][0]["code"]) == ("not_registered",
+                                                                      "register_brand")
+    sending.sim.state.api_key = None
+    assert (await submit(sending, church, "brand", BRAND))["brand"]["status"] == "pending"
+    assert len(sending.sim.state.brands) == 1

@@ -17,7 +17,7 @@ the old one marked `replaced` in the registry. While the carrier is being asked,
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -36,6 +36,9 @@ from .numbers_service import CarrierUnavailable
 from .tendlc import Observed, brand_from_record, campaign_from_record
 
 log = structlog.get_logger("ywm.compliance")
+# a row `submitting` this long lost its request (the process died while asking the carrier):
+# it no longer blocks a new submission
+SUBMITTING_STALE = timedelta(minutes=5)
 
 
 class CampaignSuspended(AppError):
@@ -69,6 +72,23 @@ def _failure(exc: CarrierError) -> AppError:
     return CarrierRefused(f"carrier error {exc.code}: {exc}")
 
 
+def _prior(before: Any) -> str | None:
+    """The brand's status to go back to when the carrier refused (None: no brand)."""
+    if before is None:
+        return None
+    if before["status"] == "submitting":   # a stale submission
+        return "pending" if before["carrier_brand_id"] else None
+    return str(before["status"])
+
+
+def _busy(row: Any, statuses: tuple[str, ...]) -> bool:
+    """Whether `row` blocks a new submission: in one of `statuses`, or being submitted (and
+    not for so long that its request must have died)."""
+    if row["status"] == "submitting":
+        return bool(datetime.now(UTC) - row["updated_at"] < SUBMITTING_STALE)
+    return row["status"] in statuses
+
+
 async def require_sending(conn: Any, settings: Settings) -> None:
     """423 `campaign_suspended` while the church's campaign is suspended or expired."""
     hold = await tq(settings.sql_dir).cp_sending_hold(conn)
@@ -98,7 +118,7 @@ async def _save_brand(conn: Any, settings: Settings, box: SecretBox, actor: Acto
     q = tq(settings.sql_dir)
     async with conn.transaction():
         before = await q.cp_lock_brand(conn)
-        if before is not None and before["status"] in ("pending", "submitting"):
+        if before is not None and _busy(before, ("pending",)):
             raise BrandInReview("wait for the carrier's decision (GET /api/v1/church/compliance)")
         if before is not None and before["status"] == "approved":
             raise BrandApproved()
@@ -132,7 +152,7 @@ async def register_brand(conn: Any, registry_pool: Any, carrier: Carrier, settin
             raise CarrierError("the carrier answered a brand without brandId", retryable=True,
                                code="bad_response")
     except CarrierError as exc:
-        await q.cp_brand_restore(conn, None if before is None else before["status"])
+        await q.cp_brand_restore(conn, _prior(before))
         raise _failure(exc) from exc
     # a corrected brand is vetted again: pending until the carrier says otherwise
     status = "approved" if seen.status == "approved" else "pending"
@@ -155,7 +175,8 @@ async def submit_campaign(conn: Any, registry_pool: Any, carrier: Carrier, setti
     form = campaign_form(body, await q.get_settings(conn))
     async with conn.transaction():
         before = await q.cp_lock_campaign(conn)
-        if before is not None and before["status"] != "rejected":
+        if before is not None and _busy(before, ("pending", "approved", "suspended",
+                                                 "expired")):
             raise CampaignExists(f"the campaign is {before['status']}")
         await q.cp_begin_campaign(conn, form["usecase"], form["description"],
                                   form["message_flow"], form["sample_messages"],

@@ -22,7 +22,9 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 # Carrier API calls: tens of milliseconds when healthy, up to the client timeout.
 _CARRIER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Webhook event types with their own label value (anything else is "other").
-WEBHOOK_EVENT_TYPES = frozenset({"message.received", "message.sent", "message.finalized"})
+WEBHOOK_EVENT_TYPES = frozenset({"message.received", "message.sent", "message.finalized",
+                                 "10dlc.brand.update", "10dlc.campaign.update",
+                                 "10dlc.phone_number.update"})
 # What a worker's drain reports (DrainStats field names), each a value of `outcome`.
 OUTBOX_OUTCOMES = ("sent", "retried", "failed", "unknown", "skipped", "released", "deferred",
                    "expired", "requeued", "looked_up", "settled")
