@@ -187,8 +187,8 @@ class Settings:
         "given (set it in the Telnyx portal).")
     tendlc_poll_interval: float = setting("YWM_10DLC_POLL_INTERVAL", 600.0,
         "Seconds between the worker's reads of 10DLC brands and campaigns still `pending` at "
-        "the carrier (each is asked about at most this often; signed 10DLC webhooks usually "
-        "settle them first), and of approved campaigns whose number is not yet assigned.")
+        "the carrier and of live campaigns (a suspension whose webhook was lost); each is asked "
+        "about at most this often (signed 10DLC webhooks usually come first).")
     # billing: the Stripe adapter and the Stripe simulator
     stripe_api_key: str = setting("STRIPE_API_KEY", "sk_test_ywm_dev",
         "Stripe secret key (`sk_live_…` in production); the Stripe simulator accepts any "

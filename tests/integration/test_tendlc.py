@@ -253,3 +253,21 @@ async def test_a_carrier_refusal_leaves_nothing_registered(sending: Sending) -> 
     sending.sim.state.api_key = None
     assert (await submit(sending, church, "brand", BRAND))["brand"]["status"] == "pending"
     assert len(sending.sim.state.brands) == 1
+
+
+async def test_the_poll_notices_a_suspension_whose_webhook_was_lost(
+        sending: Sending, send_settings: Settings) -> None:
+    church, _, _ = await sending.church()
+    campaign_id = await approved_campaign(sending, church)
+    async with running_worker(sending.client, send_settings, run=False) as worker:
+        await worker.tendlc_round()   # reads the campaign, assigns the number
+        await sim_move(sending, "campaign", campaign_id, status="TCR_SUSPENDED",
+                       webhook=False)
+        assert (await worker.tendlc_round()) == {}   # asked about a moment ago
+        assert (await compliance(sending, church))["sending"]["allowed"] is True
+        await sending.registry_conn.execute(   # the poll interval has passed
+            "UPDATE tendlc_registrations SET checked_at = now() - interval '1 hour' "
+            "WHERE carrier_id = $1", campaign_id)
+        assert (await worker.tendlc_round()) == {"suspended": 1}
+    doc = await compliance(sending, church)
+    assert doc["sending"] == {"allowed": False, "reason": "campaign_suspended"}

@@ -4,7 +4,9 @@
 -- church database. The details and the reasons live in the church's own database
 -- (tenant 0007); `status` here mirrors the church's copy after each change.
 --
--- `checked_at`: when the worker last asked the carrier (polling fallback, one poller per row).
+-- `checked_at`: when the worker last asked the carrier (polling fallback, one poller per row:
+-- pending brands and campaigns, and live campaigns, whose suspension may come without its
+-- webhook).
 -- `assigned_number`: for an approved campaign, the number the carrier was asked to put on it.
 
 CREATE TABLE tendlc_registrations (
@@ -25,4 +27,4 @@ CREATE TABLE tendlc_registrations (
 
 CREATE INDEX tendlc_registrations_tenant ON tendlc_registrations (tenant_id);
 CREATE INDEX tendlc_registrations_due ON tendlc_registrations (checked_at NULLS FIRST)
-    WHERE status IN ('pending', 'approved');
+    WHERE status IN ('pending', 'approved', 'suspended', 'expired');

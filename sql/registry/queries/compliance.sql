@@ -32,14 +32,11 @@ UPDATE tendlc_registrations SET assigned_number = $2, updated_at = now()
 WHERE carrier_id = $1 AND tenant_id = $3;
 
 -- name: tendlc_claim_due :many
--- Up to $2 registrations to ask the carrier about, not asked for $1 seconds, marked asked now (one poller each): pending ones, and approved campaigns whose church's active number is not the one assigned.
+-- Up to $2 registrations to ask the carrier about, not asked for $1 seconds, marked asked now (one poller each): pending ones, and live campaigns (a suspension or reinstatement whose webhook was lost; a number to assign).
 UPDATE tendlc_registrations r SET checked_at = now()
 FROM (SELECT t.carrier_id FROM tendlc_registrations t
       WHERE (t.status = 'pending'
-             OR (t.kind = 'campaign' AND t.status = 'approved' AND EXISTS (
-                 SELECT 1 FROM phone_numbers p
-                 WHERE p.tenant_id = t.tenant_id AND p.status = 'active'
-                   AND p.e164 IS DISTINCT FROM t.assigned_number)))
+             OR (t.kind = 'campaign' AND t.status IN ('approved', 'suspended', 'expired')))
         AND (t.checked_at IS NULL OR t.checked_at <= now() - make_interval(secs => $1))
       ORDER BY t.checked_at NULLS FIRST
       LIMIT $2

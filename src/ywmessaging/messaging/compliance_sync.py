@@ -123,7 +123,7 @@ async def _poll_one(registry_pool: Any, lease: Lease, carrier: Carrier, settings
                     row: Any) -> str:
     carrier_id, kind, tenant_id = row["carrier_id"], row["kind"], row["tenant_id"]
     status: str = row["status"]
-    if status == "pending":
+    if status == "pending" or kind == "campaign":
         doc = await (carrier.get_brand(carrier_id) if kind == "brand"
                      else carrier.get_campaign(carrier_id))
         seen = brand_from_record(doc) if kind == "brand" else campaign_from_record(doc)
@@ -157,9 +157,10 @@ async def assign(registry_pool: Any, lease: Lease, carrier: Carrier, settings: S
 
 async def poll(registry_pool: Any, lease: Lease, carrier: Carrier, settings: Settings,
                limit: int = POLL_BATCH) -> dict[str, int]:
-    """Ask the carrier about brands and campaigns still pending (each at most every
-    YWM_10DLC_POLL_INTERVAL seconds, claimed so several workers share them) and assign
-    numbers to approved campaigns; how many rows ended how."""
+    """Ask the carrier about brands and campaigns still pending, and live campaigns (a
+    suspension whose webhook was lost), each at most every YWM_10DLC_POLL_INTERVAL seconds
+    (claimed, so several workers share them), and assign numbers to approved campaigns; how
+    many rows ended how."""
     rows = await rq(settings.sql_dir).tendlc_claim_due(
         registry_pool, settings.tendlc_poll_interval, limit, timeout=REGISTRY_TIMEOUT)
     outcomes: dict[str, int] = {}
