@@ -192,6 +192,14 @@ class Settings:
     number_release_sweep_interval: float = setting("YWM_NUMBER_RELEASE_SWEEP_INTERVAL", 300.0,
         "Seconds between the worker's sweeps that release archived numbers whose recovery window "
         "is over (a carrier fault is retried with backoff, from a minute up to an hour).")
+    telnyx_webhook_url: str | None = setting("TELNYX_WEBHOOK_URL", None,
+        "Public URL of this service's `POST /webhooks/telnyx`, given to Telnyx as the "
+        "`webhookURL` of 10DLC brands and campaigns (their status events); unset: none is "
+        "given (set it in the Telnyx portal).")
+    tendlc_poll_interval: float = setting("YWM_10DLC_POLL_INTERVAL", 600.0,
+        "Seconds between the worker's reads of 10DLC brands and campaigns still `pending` at "
+        "the carrier and of live campaigns (a suspension whose webhook was lost); each is asked "
+        "about at most this often (signed 10DLC webhooks usually come first).")
     # billing: the Stripe adapter and the Stripe simulator
     stripe_api_key: str = setting("STRIPE_API_KEY", "sk_test_ywm_dev",
         "Stripe secret key (`sk_live_…` in production); the Stripe simulator accepts any "

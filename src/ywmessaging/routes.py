@@ -29,6 +29,7 @@ from .api import (
     branches,
     broadcasts,
     church,
+    compliance,
     conversations,
     groups,
     health,
@@ -175,6 +176,14 @@ API_V1: tuple[Api, ...] = (
     # The church's settings: api/church.py → church/settings.py; SQL tenant settings.sql, church.sql
     Api("GET", "/church", church.get_church, P.CHURCH_READ, "church_get"),
     Api("PATCH", "/church", church.update_church, P.CHURCH_MANAGE, "church_update"),
+    # 10DLC registration: api/compliance.py → messaging/compliance.py and the carrier;
+    # SQL tenant compliance.sql, settings.sql; registry compliance.sql
+    Api("GET", "/church/compliance", compliance.get_compliance, P.CHURCH_READ,
+        "compliance_get"),
+    Api("POST", "/church/compliance/brand", compliance.register_brand, P.CHURCH_MANAGE,
+        "compliance_brand"),
+    Api("POST", "/church/compliance/campaign", compliance.submit_campaign, P.CHURCH_MANAGE,
+        "compliance_campaign"),
     # Analytics: api/analytics.py → church/analytics.py; SQL tenant analytics.sql
     Api("GET", "/analytics/summary", analytics.summary, P.ANALYTICS_READ, "analytics_summary"),
     Api("GET", "/analytics/messages", analytics.messages, P.ANALYTICS_READ, "analytics_messages"),

@@ -40,6 +40,10 @@ from telnyx.types import (
     NumbersPhoneNumberDetailed,
     PhoneNumberDeleteResponse,
 )
+from telnyx.types.messaging_10dlc.brand_retrieve_response import BrandRetrieveResponse
+from telnyx.types.messaging_10dlc.phone_number_campaign import PhoneNumberCampaign
+from telnyx.types.messaging_10dlc.telnyx_brand import TelnyxBrand
+from telnyx.types.messaging_10dlc.telnyx_campaign_csp import TelnyxCampaignCsp
 from telnyx.types.shared import APIError
 
 from ywmessaging.messaging import signature
@@ -344,3 +348,61 @@ async def test_a_tampered_webhook_fails_the_sdks_verification(
     assert client.webhooks.unwrap(raw.decode(), headers=headers) is not None
     with pytest.raises(ValueError, match="Signature verification failed"):
         client.webhooks.unwrap(orjson.dumps(doc).decode(), headers=headers)
+
+
+async def test_10dlc_brand_campaign_and_assignment_as_the_sdk_sees_them(
+        client: telnyx.AsyncTelnyx, hooks: Hooks, sim: RunningSimulator) -> None:
+    raw = await client.messaging_10dlc.brand.with_raw_response.create(
+        country="US", display_name="Grace Church", email="office@grace.example.org",
+        entity_type="NON_PROFIT", vertical="NGO", company_name="Grace Church Inc",
+        ein="911234567", phone="+12065550100", street="100 Pine St", city="Seattle",
+        state="WA", postal_code="98101", website="https://grace.example.org")
+    brand = strict(TelnyxBrand, raw.http_response.content)
+    assert brand.brand_id and brand.status == "REGISTRATION_PENDING"
+    await hooks.wait_for("10dlc.brand.update")   # BRAND_ADD, verified by the SDK
+    # campaigns need a verified brand
+    with pytest.raises(telnyx.UnprocessableEntityError):
+        await client.messaging_10dlc.campaign_builder.submit(
+            brand_id=brand.brand_id, description="Church news", usecase="MIXED")
+    async with aiohttp.ClientSession() as s, s.post(
+            f"{sim.base_url}/sim/10dlc/brand/{brand.brand_id}",
+            json={"status": "approved"}) as r:
+        assert r.status == 200
+    await hooks.wait_for("10dlc.brand.update", 2)
+    got = await client.messaging_10dlc.brand.with_raw_response.retrieve(brand.brand_id)
+    read = strict(BrandRetrieveResponse, got.http_response.content)
+    assert (read.status, read.identity_status) == ("OK", "VERIFIED")
+    updated = await client.messaging_10dlc.brand.with_raw_response.update(
+        brand.brand_id, country="US", display_name="Grace", email="office@grace.example.org",
+        entity_type="NON_PROFIT", vertical="NGO")
+    assert strict(TelnyxBrand, updated.http_response.content).display_name == "Grace"
+    async with aiohttp.ClientSession() as s, s.post(
+            f"{sim.base_url}/sim/10dlc/brand/{brand.brand_id}",
+            json={"status": "approved", "webhook": False}) as r:
+        assert r.status == 200
+    raw = await client.messaging_10dlc.campaign_builder.with_raw_response.submit(
+        brand_id=brand.brand_id, description="Service times and events for members.",
+        usecase="MIXED", sample1="Grace Church: service at 10am.", message_flow="Web form",
+        sub_usecases=[], mno_ids=[10017], terms_and_conditions=True)
+    campaign = strict(TelnyxCampaignCsp, raw.http_response.content)
+    assert campaign.campaign_status == "TCR_ACCEPTED" and campaign.sample1
+    async with aiohttp.ClientSession() as s, s.post(
+            f"{sim.base_url}/sim/10dlc/campaign/{campaign.campaign_id}",
+            json={"status": "MNO_PROVISIONED"}) as r:
+        assert r.status == 200
+    await hooks.wait_for("10dlc.campaign.update")
+    got = await client.messaging_10dlc.campaign.with_raw_response.retrieve(
+        campaign.campaign_id)
+    assert strict(TelnyxCampaignCsp, got.http_response.content).campaign_status == \
+        "MNO_PROVISIONED"
+    number = "+12125550400"
+    await _own(client, hooks, [number])
+    raw = await client.messaging_10dlc.phone_number_campaigns.with_raw_response.create(
+        campaign_id=campaign.campaign_id, phone_number=number)
+    assigned = strict(PhoneNumberCampaign, raw.http_response.content)
+    assert (assigned.phone_number, assigned.assignment_status) == (number,
+                                                                   "PENDING_ASSIGNMENT")
+    await hooks.wait_for("10dlc.phone_number.update")
+    with pytest.raises(telnyx.NotFoundError) as exc:
+        await client.messaging_10dlc.campaign.retrieve("no-such-campaign")
+    assert telnyx_error(exc.value).code == "10005"

@@ -1,4 +1,4 @@
-"""Registry migration 0013 on a registry that has numbers: `pending` and `active` ones keep no
+"""Registry migration 0011 on a registry that has numbers: `pending` and `active` ones keep no
 window, a number left `releasing` by the old immediate release (its process died) gets
 release_after now(), so the worker's sweep finishes it; an archived number must have a
 window."""
@@ -18,7 +18,7 @@ from ywmessaging.config import REPO_ROOT
 from ywmessaging.db import migrations, pg
 from ywmessaging.db.dsn import PgTarget
 
-MIGRATION = "0013_archive_released_numbers.sql"
+MIGRATION = "0011_archive_released_numbers.sql"
 
 
 async def test_old_releasing_numbers_become_due_for_the_sweep(

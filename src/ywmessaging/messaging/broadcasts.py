@@ -20,7 +20,7 @@ from ..church import Actor, audit
 from ..config import Settings
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..sqlq import tenant as tq
-from . import queue, quota
+from . import compliance, queue, quota
 from .schedule import quiet_until
 from .segments import UCS2, count_segments
 
@@ -161,6 +161,7 @@ async def create(conn: Any, registry_pool: Any, settings: Settings, tenant_id: u
     q = tq(settings.sql_dir)
     ent = await entitlement(registry_pool, settings, tenant_id, now)
     ent.require_sending()
+    await compliance.require_sending(conn, settings)
     async with conn.transaction():
         church = await q.get_settings(conn)
         if not church["sender_number"]:
@@ -257,6 +258,7 @@ async def retry_failed(conn: Any, registry_pool: Any, settings: Settings,
     q = tq(settings.sql_dir)
     ent = await entitlement(registry_pool, settings, tenant_id, now)
     ent.require_sending()
+    await compliance.require_sending(conn, settings)
     async with conn.transaction():
         status = await q.bc_status(conn, broadcast_id)
         if status is None:

@@ -117,6 +117,30 @@ class Carrier(Protocol):
         lists raises code `release_unconfirmed`."""
         ...
 
+    async def create_brand(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Register a 10DLC brand (Telnyx's field names); the brand record."""
+        ...
+
+    async def update_brand(self, brand_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Correct a 10DLC brand (a rejected one is vetted again); the brand record."""
+        ...
+
+    async def get_brand(self, brand_id: str) -> dict[str, Any] | None:
+        """A 10DLC brand as the carrier sees it now, or None when it does not know the id."""
+        ...
+
+    async def create_campaign(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Submit a 10DLC campaign for a brand; the campaign record."""
+        ...
+
+    async def get_campaign(self, campaign_id: str) -> dict[str, Any] | None:
+        """A 10DLC campaign as the carrier sees it now, or None when it does not know it."""
+        ...
+
+    async def assign_number(self, e164: str, campaign_id: str) -> dict[str, Any]:
+        """Put a number on an approved 10DLC campaign; the assignment record."""
+        ...
+
     async def close(self) -> None:
         """Release the HTTP session."""
         ...

@@ -12,7 +12,7 @@ from ..church import Actor, audit
 from ..config import Settings
 from ..errors import Conflict, NotFound
 from ..sqlq import tenant as tq
-from . import queue, quota
+from . import compliance, queue, quota
 from .broadcasts import NoSenderNumber, encoding_of
 
 LIST_KIND = "conversations:last_message:desc"
@@ -59,6 +59,7 @@ async def reply(conn: Any, registry_pool: Any, settings: Settings, tenant_id: uu
     q = tq(settings.sql_dir)
     ent = await entitlement(registry_pool, settings, tenant_id, now)
     ent.require_sending()
+    await compliance.require_sending(conn, settings)
     async with conn.transaction():
         conv = await q.cv_lock(conn, conversation_id)
         if conv is None:

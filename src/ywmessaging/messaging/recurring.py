@@ -23,7 +23,7 @@ from ..church import Actor, audit
 from ..config import Settings
 from ..errors import NotFound, ValidationFailed
 from ..sqlq import tenant as tq
-from . import queue
+from . import compliance, queue
 from .broadcasts import Target, check_target, encoding_of, queue_rows
 from .schedule import Rule, next_occurrence, plan_run
 
@@ -75,6 +75,7 @@ async def create(conn: Any, registry_pool: Any, settings: Settings, tenant_id: u
     """Create an active rule (an empty time zone means the church's); its first occurrence
     is the next one after `now`. 402 `subscription_inactive` while sending is stopped."""
     (await entitlement(registry_pool, settings, tenant_id, now)).require_sending()
+    await compliance.require_sending(conn, settings)
     if not spec.time_zone:
         spec = replace(spec, time_zone=(await tq(settings.sql_dir).get_settings(conn))[
             "time_zone"])
@@ -144,6 +145,7 @@ async def set_status(conn: Any, registry_pool: Any, settings: Settings, tenant_i
         next_run = None
         if status == "active":
             (await entitlement(registry_pool, settings, tenant_id, now)).require_sending()
+            await compliance.require_sending(conn, settings)
             next_run = next_occurrence(Spec.from_row(row).rule(), now)
         updated = await q.rc_set_status(conn, rule_id, status, next_run)
         await audit(conn, settings, actor,

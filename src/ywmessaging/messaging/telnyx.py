@@ -23,6 +23,7 @@ from .carrier import (
     SendRequest,
     SendResult,
 )
+from .tendlc import TenDlcApi
 
 LOOKUP_PAGE = 250          # Telnyx's largest page
 MAX_LOOKUP_PAGES = 4       # digits of a whole number match a handful of numbers at most
@@ -71,8 +72,8 @@ def _first_error_code(body: bytes) -> tuple[str | None, str]:
         return None, body[:200].decode("utf-8", "replace")
 
 
-class TelnyxCarrier:
-    """The `Carrier` implementation for Telnyx's REST API (`/v2/messages`, numbers)."""
+class TelnyxCarrier(TenDlcApi):
+    """The `Carrier` implementation for Telnyx's REST API (`/v2/messages`, numbers, 10DLC)."""
 
     def __init__(self, *, api_base: str, api_key: str, messaging_profile_id: str | None = None,
                  timeout: float = 10.0, connect_timeout: float = 3.0,

@@ -22,6 +22,7 @@ from ..config import Settings
 from ..errors import AppError, BadRequest, TenantNotFound
 from ..observability.metrics import Metrics
 from ..sqlq import registry as rq
+from . import compliance_sync, tendlc
 from .inbound import InboundMessage, apply_inbound
 from .numbers_service import ORDER_EVENT, OrderNotYetKnown, settle_order_event
 from .queue import enqueue
@@ -178,12 +179,30 @@ async def _number_order(registry_pool: Any, supervisor: Any, settings: Settings,
                    result, tenant)
 
 
+async def _tendlc(registry_pool: Any, supervisor: Any, settings: Settings, row: Any,
+                  payload: dict[str, Any]) -> Outcome:
+    """`10dlc.brand.update` / `10dlc.campaign.update` / `10dlc.phone_number.update`: the
+    church's brand, campaign or number assignment changes (routed by the carrier's id)."""
+    try:
+        result, tenant = await compliance_sync.apply_event(
+            registry_pool, _leaser(supervisor).lease, settings, row["event_type"], payload,
+            row["occurred_at"] or datetime.now(UTC))
+    except TenantNotFound:
+        return Outcome("ignored", "tenant_not_active")
+    except AppError as exc:   # the church's database cannot be used now: later
+        return Outcome("retry", exc.code, None, backoff(row["attempts"]))
+    return Outcome("done" if result == "applied" else "ignored",
+                   None if result == "applied" else result, tenant)
+
+
 async def _process(registry_pool: Any, supervisor: Any, settings: Settings,
                    row: Any) -> Outcome:
     doc = orjson.loads(row["payload"])
     payload = doc.get("data", {}).get("payload") or {}
     if row["event_type"] == ORDER_EVENT:
         return await _number_order(registry_pool, supervisor, settings, row, payload)
+    if row["event_type"] in tendlc.EVENTS:
+        return await _tendlc(registry_pool, supervisor, settings, row, payload)
     if row["event_type"] not in ("message.received", *RECEIPT_EVENTS):
         return Outcome("ignored", "unsupported_event_type")
     route = await _route_tenant(registry_pool, settings, row["event_type"], payload)
@@ -214,9 +233,12 @@ async def process_inbox_row(registry_pool: Any, supervisor: Any, settings: Setti
     try:
         async with asyncio.timeout(PROCESS_TIMEOUT):
             outcome = await _process(registry_pool, supervisor, settings, row)
-    except (ReceiptNotYetKnown, OrderNotYetKnown) as exc:
-        # the sender (or the purchase) has not recorded the id yet: soon, or never ours
-        reason = "unknown_message" if isinstance(exc, ReceiptNotYetKnown) else "unknown_order"
+    except (ReceiptNotYetKnown, OrderNotYetKnown,
+            compliance_sync.RegistrationNotYetKnown) as exc:
+        # the sender (or the purchase, or the registration) has not recorded the id yet:
+        # soon, or never ours
+        reason = {ReceiptNotYetKnown: "unknown_message", OrderNotYetKnown: "unknown_order"}.get(
+            type(exc), "unknown_registration")
         outcome = Outcome("retry", reason, retry_in=backoff(row["attempts"], base=0.25, cap=8.0))
         if row["attempts"] >= RECEIPT_MAX_ATTEMPTS:
             outcome = Outcome("ignored", reason)

@@ -9,9 +9,12 @@ claimed by one at a time (`FOR UPDATE SKIP LOCKED` plus a lease in the registry)
 A reconciliation round (one worker per interval wins the registry timer) re-derives every
 active church's next due time, so an enqueue lost between a tenant commit and the registry
 write only delays the work. Another round polls phone-number orders still pending at the
-carrier (`numbers_service.poll_orders`), and another releases at the carrier the archived
-numbers whose recovery window is over (`number_release.sweep`). `stop()` (SIGTERM) lets each
-slot finish its batch in flight, then every claim is released.
+carrier (`numbers_service.poll_orders`), another releases at the carrier the archived numbers
+whose recovery window is over (`number_release.sweep`), and one reads 10DLC registrations still
+pending and assigns numbers to approved campaigns (`compliance_sync.poll`). A church whose
+subscription lapsed or whose 10DLC campaign is suspended is held: its rows stay queued, its
+STOP/START/HELP replies go. `stop()` (SIGTERM) lets each slot finish its batch in flight, then
+every claim is released.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from ..observability.metrics import Metrics
 from ..ops import housekeeping
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
-from . import broadcasts, number_release, numbers_service, queue, recurring
+from . import broadcasts, compliance, compliance_sync, number_release, numbers_service, queue, recurring
 from .carrier import Carrier
 from .outbox import Drain, DrainStats, Sender
 
@@ -117,6 +120,8 @@ class Worker:
                 tg.create_task(self._every(self.settings.number_release_sweep_interval,
                                            self.number_releases_round),
                                name="worker-number-releases")
+                tg.create_task(self._every(min(self.settings.tendlc_poll_interval, 60.0),
+                                           self.tendlc_round), name="worker-10dlc")
                 if self.inbox_sweep is not None:
                     tg.create_task(self._every(self.settings.webhook_sweep_interval,
                                                self.inbox_sweep), name="worker-inbox-sweep")
@@ -198,11 +203,14 @@ class Worker:
                 occurrences = await recurring.run_due(conn, s, ent, now)
 
             async def may_send() -> bool:  # re-checked before each batch
-                allowed = (await entitlement(self.registry_pool, s, tenant_id,
+                # billing (the subscription) or 10DLC (the campaign suspended or expired)
+                billing = (await entitlement(self.registry_pool, s, tenant_id,
                                              self.clock())).sending
-                if not allowed:
-                    log.info("worker_tenant_sending_held", tenant_id=str(tenant_id))
-                return allowed
+                hold = "billing" if not billing else await compliance.sending_hold(conn, s)
+                if hold is not None:
+                    log.info("worker_tenant_sending_held", tenant_id=str(tenant_id),
+                             reason=hold if hold == "billing" else f"campaign_{hold}")
+                return hold is None
 
             stats = await Drain(self.sender, tenant_id, conn, stopping,
                                 may_send).run(DRAIN_SLICE_S)
@@ -262,6 +270,12 @@ class Worker:
         """Release at the carrier the archived numbers whose recovery window is over and drop
         their mapping (each claimed in the registry; a carrier fault is retried with backoff)."""
         return await number_release.sweep(self.registry_pool, self.supervisor.lease,
+                                          self.carrier, self.settings)
+
+    async def tendlc_round(self) -> dict[str, int]:
+        """Read 10DLC brands and campaigns still pending at the carrier (the webhook may never
+        come) and assign the church's number to an approved campaign."""
+        return await compliance_sync.poll(self.registry_pool, self.supervisor.lease,
                                           self.carrier, self.settings)
 
     async def reconcile(self) -> int:

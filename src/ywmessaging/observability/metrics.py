@@ -23,9 +23,10 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _CARRIER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Webhook event types with their own label value (anything else is "other").
 # the webhook event types counted under their own name (any other is "other"): the carrier's,
-# then Stripe's (billing/webhooks.py EVENT_TYPES)
+# its 10DLC events, then Stripe's (billing/webhooks.py EVENT_TYPES)
 WEBHOOK_EVENT_TYPES = frozenset({
     "message.received", "message.sent", "message.finalized", "number_order.complete",
+    "10dlc.brand.update", "10dlc.campaign.update", "10dlc.phone_number.update",
     "checkout.session.completed", "customer.subscription.created",
     "customer.subscription.updated", "customer.subscription.deleted",
     "customer.subscription.trial_will_end", "invoice.paid", "invoice.payment_failed",

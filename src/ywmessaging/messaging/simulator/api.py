@@ -22,6 +22,7 @@ from .replies import (
     unauthorized,
 )
 from .state import Fault
+from .tendlc import add_tendlc_routes
 
 MAX_MEDIA = 10
 __all__ = ["E164", "SIM_SENDER", "SIM_STATE", "add_api_routes", "ok", "telnyx_error"]
@@ -129,3 +130,4 @@ def add_api_routes(app: web.Application) -> None:
     app.router.add_post("/v2/messages", send_message)
     app.router.add_get("/v2/messages/{id}", get_message)
     add_number_routes(app)
+    add_tendlc_routes(app)

@@ -12,6 +12,7 @@ from .api import E164
 from .events import envelope, inbound_payload, status_payload
 from .replies import SIM_SENDER, SIM_STATE, ok, telnyx_error
 from .state import FAULT_KINDS, Fault
+from .tendlc_control import add_tendlc_control_routes
 
 RECEIPT_STATUSES = ("sent", "delivered", "delivery_failed", "sending_failed",
                     "delivery_unconfirmed")
@@ -177,3 +178,4 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_post("/sim/numbers", post_number)
     app.router.add_get("/sim/stats", get_stats)
     app.router.add_post("/sim/idle", post_idle)
+    add_tendlc_control_routes(app)

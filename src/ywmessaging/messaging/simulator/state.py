@@ -86,6 +86,10 @@ class SimState:
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
     # number order id → the order (GET /v2/number_orders/{id})
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # 10DLC: brandId → brand, campaignId → campaign, E.164 → its campaign assignment
+    brands: dict[str, dict[str, Any]] = field(default_factory=dict)
+    campaigns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    assignments: dict[str, dict[str, Any]] = field(default_factory=dict)
     rng: random.Random = field(default_factory=lambda: random.Random(6))
     # Telnyx phone number ids are long decimal strings, unlike order (line) ids, which are UUIDs
     # (a random start: ids of two simulators never meet)
