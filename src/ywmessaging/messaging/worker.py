@@ -39,7 +39,15 @@ from ..observability.metrics import Metrics
 from ..ops import housekeeping
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
-from . import broadcasts, compliance, compliance_sync, number_release, numbers_service, queue, recurring
+from . import (
+    broadcasts,
+    compliance,
+    compliance_sync,
+    number_release,
+    numbers_service,
+    queue,
+    recurring,
+)
 from .carrier import Carrier
 from .outbox import Drain, DrainStats, Sender
 
