@@ -51,8 +51,9 @@ async def drop_everything(admin: PgTarget, prefix: str, concurrency: int = 8) ->
     conn = await pg.connect(admin)
     try:
         like = prefix.replace("_", r"\_") + r"\_%"
-        names = [r["datname"] for r in await conn.fetch(
-            "SELECT datname FROM pg_database WHERE datname LIKE $1", like
+        # a DROP DATABASE cut off half-way leaves an invalid database, which only DROP accepts
+        names = [(r["datname"], r["datistemplate"]) for r in await conn.fetch(
+            "SELECT datname, datistemplate FROM pg_database WHERE datname LIKE $1", like
         )]
         roles = [r["rolname"] for r in await conn.fetch(
             "SELECT rolname FROM pg_roles WHERE rolname LIKE $1", like
@@ -61,12 +62,13 @@ async def drop_everything(admin: PgTarget, prefix: str, concurrency: int = 8) ->
         await conn.close()
     pool = await pg.create_pool(admin, max_size=concurrency)
     try:
-        async def drop(name: str) -> None:
+        async def drop(name: str, template: bool) -> None:
             async with pool.acquire() as c:
-                await c.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
+                if template:
+                    await c.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
                 await pg.drop_database(c, name)
 
-        await asyncio.gather(*(drop(n) for n in names))
+        await asyncio.gather(*(drop(n, t) for n, t in names))
         for role in roles:
             await pg.drop_role(pool, role)
     finally:

@@ -180,17 +180,17 @@ class Provisioner:
             timings["activate"] = _ms(t0)
         except BaseException as exc:
             # shielded: a second cancellation must not stop the clean-up half-way
-            await asyncio.shield(self._undo(tid, server, db_name, role, made))
-            what = ", ".join(reversed(made)) or "nothing"
+            left = await asyncio.shield(self._undo(tid, server, db_name, role, made))
+            what = ", ".join(m for m in reversed(made) if m not in left) or "nothing"
             log.warning("tenant_provision_failed", tenant_id=str(tid), step=step,
-                        error=_first_line(exc), removed=what)
+                        error=_first_line(exc), removed=what, left=", ".join(left) or None)
             if isinstance(exc, (ValidationFailed, ProvisioningError)):
                 raise
             if not isinstance(exc, Exception):
                 raise
             raise ProvisioningError(
                 f"provisioning {name!r} failed at step {step}: {_first_line(exc)} "
-                f"(removed: {what})"
+                f"(removed: {what}{'; left for `ywm doctor`: ' + ', '.join(left) if left else ''})"
             ) from exc
         log.info("tenant_provisioned", tenant_id=str(tid), server=server["name"],
                  ms=round(timings["activate"], 1), template=used_template)
@@ -264,9 +264,9 @@ class Provisioner:
             await conn.close()
 
     async def _undo(self, tid: uuid.UUID, server: Any, db_name: str, role: str,
-                    made: list[str]) -> None:
+                    made: list[str]) -> list[str]:
         """Remove what a failed provisioning made, newest first; each step on its own, so one
-        failed drop does not keep the others from running. Never raises."""
+        failed drop does not keep the others from running. Never raises; what is left."""
         steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
         if server is not None and "database" in made:
             steps.append(("database", lambda: self._drop(server, db_name, pg.drop_database)))
@@ -274,12 +274,15 @@ class Provisioner:
             steps.append(("role", lambda: self._drop(server, role, pg.drop_role)))
         if "row" in made:
             steps.append(("row", lambda: self.q.delete_tenant_row(self.registry, tid)))
+        left = []
         for what, undo in steps:
             try:
                 await asyncio.wait_for(undo(), UNDO_TIMEOUT)
             except Exception as exc:  # leave a trace for `ywm doctor`
+                left.append(what)
                 log.error("tenant_provision_undo_failed", tenant_id=str(tid), what=what,
                           error=_first_line(exc))
+        return left
 
     async def _drop(self, server: Any, name: str,
                     drop: Callable[[Any, str], Awaitable[None]]) -> None:
