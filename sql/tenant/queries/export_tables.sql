@@ -102,3 +102,16 @@ FROM nps_responses;
 SELECT id, status, filename, total_rows, processed_rows, created, updated, skipped, errors,
        created_by, created_at, updated_at, started_at, finished_at
 FROM imports;
+
+-- name: export_table_tendlc_brand :many
+-- The church's 10DLC brand as registered with the carrier (the EIN stays sealed in settings).
+SELECT carrier_brand_id, tcr_brand_id, entity_type, vertical, display_name, email, phone,
+       status, identity_status, failure_reasons, status_at, submitted_at, updated_at
+FROM tendlc_brand;
+
+-- name: export_table_tendlc_campaign :many
+-- The church's 10DLC campaign: its use case, texts, status and assigned number.
+SELECT carrier_campaign_id, tcr_campaign_id, usecase, description, message_flow,
+       sample_messages, help_message, optin_message, optout_message, status, carrier_status,
+       failure_reasons, assigned_number, assignment_status, status_at, submitted_at, updated_at
+FROM tendlc_campaign;
