@@ -7,6 +7,7 @@ between steps and after a carrier fault, and leaves no way in."""
 from __future__ import annotations
 
 import argparse
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.integration.stripe_sim_fixtures import (
     stripe_settings,
     stripe_sim,
 )
+from ywmessaging.auth import mfa
 from ywmessaging.billing.simulator import RunningStripeSim
 from ywmessaging.church import exports
 from ywmessaging.commands import lifecycle as cli
@@ -287,3 +289,24 @@ async def test_operator_deletes_now(paying: Sending) -> None:
         "SELECT status FROM tenants WHERE id = $1", tid) == "deleted"
     assert paying.sim.state.number(number) is None
     assert await cli.delete(_ns(church.tenant_id), paying.settings) == 0   # idempotent
+
+
+async def test_deletion_needs_the_mfa_code_when_mfa_is_on(paying: Sending) -> None:
+    client = paying.client
+    church = await register(client)
+    pw = {"password": church.password}
+    setup = await _json(await client.post("/api/v1/auth/mfa/setup", headers=church.auth,
+                                          json=pw), 200)
+    code = mfa.totp_at(setup["secret"], mfa.current_step(time.time()))
+    enabled = await _json(await client.post("/api/v1/auth/mfa/enable", headers=church.auth,
+                                            json={"code": code, **pw}), 200)
+    tokens = await _json(await client.post("/api/v1/auth/refresh",
+                                           json={"refresh_token": church.refresh}), 200)
+    church.access = tokens["access_token"]
+    url = "/api/v1/account/deletion"
+    for body in (pw, {**pw, "code": "000000"}, {"password": "wrong password!", "code": code}):
+        await problem(await client.post(url, headers=church.auth, json=body), 403,
+                      "invalid_password_or_code")
+    done = await _json(await client.post(url, headers=church.auth, json={
+        **pw, "code": enabled["recovery_codes"][0]}), 202)
+    assert done["scheduled"] is True
