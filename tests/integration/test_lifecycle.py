@@ -105,6 +105,13 @@ async def test_suspension_stops_sending_and_keeps_opt_outs(paying: Sending) -> N
     assert (await refused.json())["code"] == "tenant_suspended"
     for path in ("/api/v1/billing/plan", "/api/v1/account/exports", "/api/v1/account/deletion"):
         assert await _status_is(paying, church, path, 200), path
+    # the session goes on (refresh), so the owner can still pay; login names the suspension
+    tokens = await _json(await paying.client.post("/api/v1/auth/refresh",
+                                                  json={"refresh_token": church.refresh}), 200)
+    church.access, church.refresh = tokens["access_token"], tokens["refresh_token"]
+    assert await _status_is(paying, church, "/api/v1/billing/plan", 200)
+    await problem(await paying.client.post("/api/v1/auth/login", json={
+        "email": church.email, "password": church.password}), 423, "tenant_suspended")
 
     async with running_worker(paying.client, settings, run=False) as worker:
         await worker.drain_all()
