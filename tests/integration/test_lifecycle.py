@@ -31,8 +31,10 @@ from ywmessaging.auth import mfa
 from ywmessaging.billing.simulator import RunningStripeSim
 from ywmessaging.church import exports
 from ywmessaging.commands import lifecycle as cli
+from ywmessaging.errors import ConfigError
 from ywmessaging.keys import REGISTRY_POOL
 from ywmessaging.ops import lifecycle_rounds
+from ywmessaging.ops.teardown import TeardownInProgress
 
 __all__ = ["billing", "catalogue_prices", "stripe_settings", "stripe_sim"]
 
@@ -291,6 +293,16 @@ async def test_teardown_resumes_after_a_crash_and_leaves_no_way_in(
 async def test_operator_deletes_now(paying: Sending) -> None:
     church, number, _ = await paying.church()
     tid = uuid.UUID(church.tenant_id)
+    for refused in (_ns(church.tenant_id, now=False), _ns(church.tenant_id, yes=False)):
+        with pytest.raises(ConfigError):        # no --now; no --yes and no terminal to ask
+            await cli.delete(refused, paying.settings)
+    assert await paying.registry_conn.fetchval(
+        "SELECT status FROM tenants WHERE id = $1", tid) == "active"
+    lock = "hashtextextended('ywm_teardown:' || $1::text, 0)"
+    await paying.registry_conn.execute(f"SELECT pg_advisory_lock({lock})", str(tid))
+    with pytest.raises(TeardownInProgress):     # another process is at it: one at a time
+        await cli.delete(_ns(church.tenant_id), paying.settings)
+    await paying.registry_conn.execute(f"SELECT pg_advisory_unlock({lock})", str(tid))
     assert await cli.delete(_ns(church.tenant_id), paying.settings) == 0
     assert await paying.registry_conn.fetchval(
         "SELECT status FROM tenants WHERE id = $1", tid) == "deleted"

@@ -100,3 +100,11 @@ UPDATE tenants SET status = 'deleted', status_reason = 'deleted', name = 'delete
                    deletion_due_at = NULL, suspended_by = NULL, teardown_step = 'done',
                    deleted_at = now()
 WHERE id = $1;
+
+-- name: lc_try_lock :val
+-- Hold the church's teardown lock for this session (false: another process tears it down).
+SELECT pg_try_advisory_lock(hashtextextended('ywm_teardown:' || $1::text, 0));
+
+-- name: lc_unlock :val
+-- Release the church's teardown lock.
+SELECT pg_advisory_unlock(hashtextextended('ywm_teardown:' || $1::text, 0));

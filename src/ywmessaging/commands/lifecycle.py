@@ -111,7 +111,7 @@ def register(tsub: Any) -> None:
     d = tsub.add_parser("delete", help="tear a church down now (resumes an interrupted "
                         "teardown)")
     d.add_argument("tenant", metavar="TENANT", help="tenant id")
-    d.add_argument("--now", action="store_true", required=True,
+    d.add_argument("--now", action="store_true",
                    help="delete now, without the owner's 30-day grace")
     d.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts)")
     d.add_argument("--by", help="operator name recorded (default: your login name)")

@@ -38,7 +38,7 @@ from ..church import exports
 from ..config import Settings
 from ..crypto import SecretBox
 from ..db import pg
-from ..errors import TenantNotFound
+from ..errors import Conflict, TenantNotFound
 from ..messaging.carrier import Carrier
 from ..registry.servers import admin_target
 from ..sqlq import registry as rq
@@ -49,6 +49,10 @@ STEPS = ("stripe", "numbers", "tendlc", "logins", "inbox", "exports", "database"
          "tombstone")
 DROP_TIMEOUT = 60.0
 StepHook = Callable[[uuid.UUID, str], Awaitable[None]]
+
+
+class TeardownInProgress(Conflict):
+    code, title = "teardown_in_progress", "Another process is tearing this church down"
 
 
 @dataclass
@@ -63,7 +67,19 @@ class Teardown:
     after_step: StepHook | None = None
 
     async def run(self, tenant_id: uuid.UUID, *, actor: str) -> list[str]:
-        """Tear the church down (or finish an interrupted teardown); the steps run now."""
+        """Tear the church down (or finish an interrupted teardown); the steps run now.
+        One process at a time per church (a session advisory lock in the registry): another
+        one meanwhile gets 409 `teardown_in_progress`."""
+        q = rq(self.settings.sql_dir)
+        async with self.registry.acquire() as holder:
+            if not await q.lc_try_lock(holder, str(tenant_id)):
+                raise TeardownInProgress()
+            try:
+                return await self._run(tenant_id, actor)
+            finally:
+                await q.lc_unlock(holder, str(tenant_id))
+
+    async def _run(self, tenant_id: uuid.UUID, actor: str) -> list[str]:
         q = rq(self.settings.sql_dir)
         row = await self._begin(tenant_id, actor)
         if row is None:
