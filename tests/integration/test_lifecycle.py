@@ -298,11 +298,11 @@ async def test_operator_deletes_now(paying: Sending) -> None:
             await cli.delete(refused, paying.settings)
     assert await paying.registry_conn.fetchval(
         "SELECT status FROM tenants WHERE id = $1", tid) == "active"
-    lock = "hashtextextended('ywm_teardown:' || $1::text, 0)"
-    await paying.registry_conn.execute(f"SELECT pg_advisory_lock({lock})", str(tid))
+    claim = "UPDATE tenants SET teardown_owner = 'other', teardown_claimed_until = {} WHERE id = $1"
+    await paying.registry_conn.execute(claim.format("now() + interval '1 minute'"), tid)
     with pytest.raises(TeardownInProgress):     # another process is at it: one at a time
         await cli.delete(_ns(church.tenant_id), paying.settings)
-    await paying.registry_conn.execute(f"SELECT pg_advisory_unlock({lock})", str(tid))
+    await paying.registry_conn.execute(claim.format("now() - interval '1 second'"), tid)
     assert await cli.delete(_ns(church.tenant_id), paying.settings) == 0
     assert await paying.registry_conn.fetchval(
         "SELECT status FROM tenants WHERE id = $1", tid) == "deleted"

@@ -9,6 +9,8 @@
 -- `POST /api/v1/account/deletion`, 30 days ahead); NULL when none is scheduled.
 -- `teardown_step`: the last teardown step finished (status `deleting`); the job starts again
 -- after it, every step being safe to run twice.
+-- `teardown_owner`, `teardown_claimed_until`: one process tears a church down at a time (a
+-- claim that a crashed process's loses when it expires).
 -- `deleted_at`: when the teardown finished; the row is then a tombstone without personal data.
 --
 -- `tenant_transitions`: every change of a church's life, who (`operator:<name>`, `billing`,
@@ -19,6 +21,8 @@ ALTER TABLE tenants
     ADD COLUMN deletion_due_at timestamptz,
     ADD COLUMN deletion_requested_by text CHECK (length(deletion_requested_by) <= 100),
     ADD COLUMN teardown_step text CHECK (length(teardown_step) <= 40),
+    ADD COLUMN teardown_owner text CHECK (length(teardown_owner) <= 200),
+    ADD COLUMN teardown_claimed_until timestamptz,
     ADD COLUMN deleted_at timestamptz;
 
 -- the worker's search for deletions due

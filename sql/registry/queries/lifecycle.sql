@@ -101,10 +101,14 @@ UPDATE tenants SET status = 'deleted', status_reason = 'deleted', name = 'delete
                    deleted_at = now()
 WHERE id = $1;
 
--- name: lc_try_lock :val
--- Hold the church's teardown lock for this session (false: another process tears it down).
-SELECT pg_try_advisory_lock(hashtextextended('ywm_teardown:' || $1::text, 0));
+-- name: lc_claim_teardown :val
+-- Claim the church's teardown for $2 seconds as owner $3 (NULL: another process holds it).
+UPDATE tenants SET teardown_owner = $3, teardown_claimed_until = now() + make_interval(secs => $2)
+WHERE id = $1
+  AND (teardown_claimed_until IS NULL OR teardown_claimed_until < now() OR teardown_owner = $3)
+RETURNING true;
 
--- name: lc_unlock :val
--- Release the church's teardown lock.
-SELECT pg_advisory_unlock(hashtextextended('ywm_teardown:' || $1::text, 0));
+-- name: lc_release_teardown :exec
+-- Give the church's teardown claim back.
+UPDATE tenants SET teardown_owner = NULL, teardown_claimed_until = NULL
+WHERE id = $1 AND teardown_owner = $2;

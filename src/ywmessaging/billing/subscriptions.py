@@ -119,10 +119,12 @@ async def apply_subscription(conn: Any, settings: Settings, tenant_id: uuid.UUID
         new = _next(snapshot, old, now)
         changed = await store_state(conn, settings, tenant_id, old, new, source="stripe",
                                event_id=event_id)
-    if changed and stopped_because(new, now, timedelta(days=settings.billing_grace_days)) is None:
-        if row["tenant_status"] == "suspended":   # only a suspension by billing is lifted here
+        sending = stopped_because(new, now, timedelta(days=settings.billing_grace_days)) is None
+        if changed and sending and row["tenant_status"] == "suspended":
+            # in the same transaction: only a suspension by billing is lifted here
             await lifecycle.resume(conn, settings, tenant_id, actor="billing",
                                    reason=f"subscription {new.subscription_status}",
                                    only_billing=True)
+    if changed and sending:
         await queue.enqueue(conn, settings, tenant_id, now)
     return changed

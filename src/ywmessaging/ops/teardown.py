@@ -25,7 +25,9 @@ or cancel, so a crash never leaves a number billed to nobody.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ log = structlog.get_logger("ywm.teardown")
 STEPS = ("stripe", "numbers", "tendlc", "logins", "inbox", "exports", "database", "role",
          "tombstone")
 DROP_TIMEOUT = 60.0
+CLAIM_S = 900.0   # longer than any teardown takes (each step is bounded)
 StepHook = Callable[[uuid.UUID, str], Awaitable[None]]
 
 
@@ -68,16 +71,19 @@ class Teardown:
 
     async def run(self, tenant_id: uuid.UUID, *, actor: str) -> list[str]:
         """Tear the church down (or finish an interrupted teardown); the steps run now.
-        One process at a time per church (a session advisory lock in the registry): another
-        one meanwhile gets 409 `teardown_in_progress`."""
+        One process at a time per church (a claim on its registry row, CLAIM_S long, so a
+        crashed process's claim lapses): another one meanwhile gets 409
+        `teardown_in_progress`."""
         q = rq(self.settings.sql_dir)
-        async with self.registry.acquire() as holder:
-            if not await q.lc_try_lock(holder, str(tenant_id)):
-                raise TeardownInProgress()
-            try:
-                return await self._run(tenant_id, actor)
-            finally:
-                await q.lc_unlock(holder, str(tenant_id))
+        owner = f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        if not await q.lc_claim_teardown(self.registry, tenant_id, CLAIM_S, owner):
+            if await q.lc_tenant(self.registry, tenant_id) is None:
+                raise TenantNotFound()
+            raise TeardownInProgress()
+        try:
+            return await self._run(tenant_id, actor)
+        finally:
+            await q.lc_release_teardown(self.registry, tenant_id, owner)
 
     async def _run(self, tenant_id: uuid.UUID, actor: str) -> list[str]:
         q = rq(self.settings.sql_dir)
