@@ -230,6 +230,11 @@ class Settings:
     billing_grace_days: float = setting("YWM_BILLING_GRACE_DAYS", 7.0,
         "Days a church may stay `past_due` (a failed payment) and keep sending; after them "
         "sends get 402 `subscription_inactive` until a payment succeeds.")
+    billing_suspend_after_days: float = setting("YWM_BILLING_SUSPEND_AFTER_DAYS", 30.0,
+        "Days sending may stay stopped for billing reasons (trial ended, past due beyond the "
+        "grace, canceled past the period end, unpaid) before the housekeeping round suspends "
+        "the church (423 `tenant_suspended` except billing, export and deletion); a "
+        "subscription that becomes active again resumes it. 0: never suspend automatically.")
     cost_per_segment: float = setting("YWM_COST_PER_SEGMENT", 0.004,
         "Estimated carrier cost per SMS segment in USD, shown by the broadcast preview.")
     send_rate_per_number: float = setting("YWM_SEND_RATE_PER_NUMBER", 1.0,
@@ -336,6 +341,8 @@ class Settings:
 
         if not 0 <= self.billing_grace_days <= 365:
             raise ConfigError("YWM_BILLING_GRACE_DAYS must be between 0 and 365")
+        if not 0 <= self.billing_suspend_after_days <= 3650:
+            raise ConfigError("YWM_BILLING_SUSPEND_AFTER_DAYS must be between 0 and 3650")
         load(self.billing_catalogue)
 
     def _validate_browser(self) -> None:

@@ -165,6 +165,14 @@ API_V1: tuple[Api, ...] = (
     Api("GET", "/account/exports", account.list_exports, P.ACCOUNT_EXPORT, "account_exports_list"),
     Api("GET", f"/account/exports/{UUID_ID}", account.download_export, P.ACCOUNT_EXPORT,
         "account_exports_download"),
+    # The church's deletion (owner only; 30 days of grace, then ops/teardown.py):
+    # api/account.py → tenants/lifecycle.py, auth/stepup.py; SQL registry lifecycle.sql
+    Api("GET", "/account/deletion", account.get_deletion, P.CHURCH_CLOSE,
+        "account_deletion_get"),
+    Api("POST", "/account/deletion", account.schedule_deletion, P.CHURCH_CLOSE,
+        "account_deletion_schedule"),
+    Api("DELETE", "/account/deletion", account.cancel_deletion, P.CHURCH_CLOSE,
+        "account_deletion_cancel"),
     # Templates: api/templates.py → church/templates.py; SQL tenant templates.sql
     Api("GET", "/templates", templates.list_templates, P.TEMPLATES_READ, "templates_list"),
     Api("POST", "/templates", templates.create_template, P.TEMPLATES_WRITE, "templates_create"),
@@ -244,9 +252,16 @@ def add_root_routes(app: web.Application) -> None:
                            for r in ROOT])
 
 
+# What a suspended church may still do (everything else answers 423 `tenant_suspended`): pay
+# (billing), take its data away (export) and delete its account.
+WHILE_SUSPENDED = frozenset(
+    r.name for r in API_V1
+    if r.path.startswith(("/billing/", "/account/export", "/account/deletion")))
+
+
 def api_v1_middlewares() -> list[Middleware]:
     """`authenticate`, then `tenant_lease` (it leases for the tenant `authenticate` set)."""
-    return [authenticate_middleware(), lease_middleware()]
+    return [authenticate_middleware(), lease_middleware(WHILE_SUSPENDED)]
 
 
 def build_api_v1() -> web.Application:

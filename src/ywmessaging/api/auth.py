@@ -108,7 +108,9 @@ async def refresh(request: web.Request) -> web.Response:
     svc = services(request)
     csrf = (request.cookies.get(CSRF_COOKIE), request.headers.get(CSRF_HEADER))
     try:
-        async with lease(request, parsed[0]) as conn:
+        # a suspended church's sessions go on: its owner may still pay, export or delete
+        # (every other route answers 423 `tenant_suspended`)
+        async with lease(request, parsed[0], suspended_ok=True) as conn:
             issued = await sessions.rotate(conn, svc, tenant_id=parsed[0], digest=parsed[1],
                                            client=client(request),
                                            csrf=csrf if cookie_mode else None)

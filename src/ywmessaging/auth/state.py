@@ -108,8 +108,10 @@ def registry_pool(request: web.Request) -> Any:
 
 
 @asynccontextmanager
-async def lease(request: web.Request, tenant_id: uuid.UUID) -> AsyncIterator[Any]:
+async def lease(request: web.Request, tenant_id: uuid.UUID, *,
+                suspended_ok: bool = False) -> AsyncIterator[Any]:
     """A tenant connection for public routes, which pick the tenant from a registry look-up
-    or a token rather than from an access token."""
-    async with request.config_dict[SUPERVISOR].supervisor.lease(tenant_id) as conn:
+    or a token rather than from an access token (`suspended_ok`: a suspended church too)."""
+    supervisor = request.config_dict[SUPERVISOR].supervisor
+    async with supervisor.lease(tenant_id, suspended_ok=suspended_ok) as conn:
         yield conn

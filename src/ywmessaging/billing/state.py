@@ -106,6 +106,21 @@ def stopped_because(state: BillingState, now: datetime, grace: timedelta) -> str
     return status
 
 
+def stopped_since(state: BillingState, now: datetime, grace: timedelta) -> datetime | None:
+    """Since when sending has been stopped for billing reasons (None: it is not, or the
+    moment is unknown): the trial's end, the past-due grace's end, the canceled period's end."""
+    reason = stopped_because(state, now, grace)
+    if reason is None:
+        return None
+    if reason == "trial_ended":
+        return state.trial_ends_at
+    if reason == "canceled":
+        return state.current_period_end
+    if state.past_due_since is not None:   # past_due, unpaid: after the grace
+        return state.past_due_since + grace
+    return state.current_period_end
+
+
 def catalogue_of(settings: Settings) -> Catalogue:
     """The deployment's plan catalogue (read once per file)."""
     return load(settings.billing_catalogue)

@@ -156,6 +156,21 @@ class StripeBilling:
             self._client.v1.subscriptions.retrieve_async(subscription_id)))
         return Subscription.of(obj)
 
+    async def cancel_subscription(self, subscription_id: str) -> bool:
+        """Cancel a subscription now (no proration, no final invoice); False when Stripe has no
+        such subscription or it was already canceled (safe to call again)."""
+        try:
+            obj = await self._call("cancel subscription", lambda: (
+                self._client.v1.subscriptions.cancel_async(subscription_id)))
+        except BillingNotFound:
+            return False
+        except BillingRequestRefused:   # already canceled: Stripe refuses a second cancel
+            sub = await self.subscription(subscription_id)
+            if sub.status in ("canceled", "incomplete_expired"):
+                return False
+            raise
+        return str(obj.status) == "canceled"
+
     async def invoices(self, customer_id: str, *, limit: int = 10,
                        starting_after: str | None = None) -> InvoicePage:
         """One page of the customer's invoices, newest first; `next_cursor` for the next."""

@@ -20,6 +20,7 @@ from ..config import Settings
 from ..errors import NotFound
 from ..messaging import queue
 from ..sqlq import registry as rq
+from ..tenants import lifecycle
 from .state import RANK, STATUSES, BillingState, catalogue_of, stopped_because, store_state
 from .stripe_types import Subscription
 
@@ -118,6 +119,12 @@ async def apply_subscription(conn: Any, settings: Settings, tenant_id: uuid.UUID
         new = _next(snapshot, old, now)
         changed = await store_state(conn, settings, tenant_id, old, new, source="stripe",
                                event_id=event_id)
-    if changed and stopped_because(new, now, timedelta(days=settings.billing_grace_days)) is None:
+        sending = stopped_because(new, now, timedelta(days=settings.billing_grace_days)) is None
+        if changed and sending and row["tenant_status"] == "suspended":
+            # in the same transaction: only a suspension by billing is lifted here
+            await lifecycle.resume(conn, settings, tenant_id, actor="billing",
+                                   reason=f"subscription {new.subscription_status}",
+                                   only_billing=True)
+    if changed and sending:
         await queue.enqueue(conn, settings, tenant_id, now)
     return changed

@@ -13,6 +13,7 @@ from ..errors import ConfigError, ValidationFailed
 from ..ops.move import move_tenant
 from ..sqlq import registry as rq
 from ..tenants.provisioning import Provisioner
+from . import lifecycle
 from .common import parse_id, print_table, registry_pool, secret_box
 
 STATUSES = ("provisioning", "active", "suspended", "deleting", "deleted")
@@ -99,3 +100,4 @@ def register(sub: Any) -> None:
     mv.add_argument("--timeout", type=float, default=1800.0,
                     help="seconds pg_dump and pg_restore may each take")
     mv.set_defaults(func=move)
+    lifecycle.register(tsub)

@@ -49,8 +49,10 @@ class InboundResult:
     conversation_id: uuid.UUID | None = None
 
 
-async def apply_inbound(conn: Any, settings: Settings, msg: InboundMessage) -> InboundResult:
-    """Apply `msg` in one transaction of the church's database (idempotent by event id)."""
+async def apply_inbound(conn: Any, settings: Settings, msg: InboundMessage, *,
+                        quiet: bool = False) -> InboundResult:
+    """Apply `msg` in one transaction of the church's database (idempotent by event id);
+    `quiet` (a suspended church): a keyword is applied and recorded but no reply is queued."""
     q = tq(settings.sql_dir)
     async with conn.transaction():
         if not await q.inbound_claim_event(conn, msg.event_id, "message.received"):
@@ -64,11 +66,11 @@ async def apply_inbound(conn: Any, settings: Settings, msg: InboundMessage) -> I
         keyword = classify(msg.text, opted_out=member["opt_in"] == "opted_out")
         if keyword is None:
             return await _append(conn, settings, msg, member["id"], created)
-        return await _keyword(conn, settings, msg, keyword, member["id"], created)
+        return await _keyword(conn, settings, msg, keyword, member["id"], created, quiet)
 
 
 async def _keyword(conn: Any, settings: Settings, msg: InboundMessage, keyword: Keyword,
-                   member_id: uuid.UUID, created: bool) -> InboundResult:
+                   member_id: uuid.UUID, created: bool, quiet: bool = False) -> InboundResult:
     q = tq(settings.sql_dir)
     applied, changed = True, False
     if keyword.kind is KeywordKind.OPT_OUT:
@@ -87,7 +89,8 @@ async def _keyword(conn: Any, settings: Settings, msg: InboundMessage, keyword: 
     # One confirmation per change of state (or to a sender we just met); HELP always answers.
     if keyword.kind is not KeywordKind.HELP and not (changed or created):
         return InboundResult("unchanged_keyword", member_id, created)
-    reply_id = await _queue_reply(conn, settings, msg, member_id, keyword.kind)
+    reply_id = None if quiet else await _queue_reply(conn, settings, msg, member_id,
+                                                     keyword.kind)
     outcome = {KeywordKind.OPT_OUT: "opted_out", KeywordKind.OPT_IN: "opted_in",
                KeywordKind.HELP: "help"}[keyword.kind]
     return InboundResult(outcome, member_id, created, reply_id)

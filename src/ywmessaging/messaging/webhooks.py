@@ -19,7 +19,7 @@ import orjson
 import structlog
 
 from ..config import Settings
-from ..errors import AppError, BadRequest, TenantNotFound
+from ..errors import AppError, BadRequest, TenantNotFound, TenantSuspended
 from ..observability.metrics import Metrics
 from ..sqlq import registry as rq
 from . import compliance_sync, tendlc
@@ -152,13 +152,14 @@ def _inbound(row: Any, occurred_at: datetime, payload: dict[str, Any]) -> Inboun
                           msg_id[:128] if isinstance(msg_id, str) else None)
 
 
-async def _apply(conn: Any, settings: Settings, row: Any, payload: dict[str, Any]) -> str:
+async def _apply(conn: Any, settings: Settings, row: Any, payload: dict[str, Any], *,
+                 quiet: bool = False) -> str:
     occurred_at = row["occurred_at"] or datetime.now(UTC)
     if row["event_type"] == "message.received":
         msg = _inbound(row, occurred_at, payload)
         if msg is None:
             return "ignored:malformed_inbound"
-        return (await apply_inbound(conn, settings, msg)).outcome
+        return (await apply_inbound(conn, settings, msg, quiet=quiet)).outcome
     receipt = receipt_from_payload(row["event_id"], row["event_type"], occurred_at, payload)
     if receipt is None:
         return "ignored:no_status"
@@ -211,8 +212,14 @@ async def _process(registry_pool: Any, supervisor: Any, settings: Settings,
     if isinstance(route, str):
         return Outcome("ignored", route)
     try:
-        async with _leaser(supervisor).lease(route) as conn:
-            result = await _apply(conn, settings, row, payload)
+        try:
+            async with _leaser(supervisor).lease(route) as conn:
+                result = await _apply(conn, settings, row, payload)
+        except TenantSuspended:
+            # A suspended church still honours STOP/START/HELP and records texts and
+            # receipts, but sends nothing: no keyword reply is queued (runbook-lifecycle.md).
+            async with _leaser(supervisor).lease(route, suspended_ok=True) as conn:
+                result = await _apply(conn, settings, row, payload, quiet=True)
     except ReceiptNotYetKnown:
         raise
     except TenantNotFound:

@@ -33,10 +33,13 @@ import structlog
 from ..auth.emails import EmailSender
 from ..billing import notices
 from ..billing.state import entitlement
+from ..billing.stripe_client import StripeBilling
 from ..config import Settings
-from ..errors import AppError
+from ..crypto import SecretBox
+from ..errors import AppError, TenantSuspended
 from ..observability.metrics import Metrics
-from ..ops import housekeeping
+from ..ops import housekeeping, lifecycle_rounds
+from ..ops.teardown import StepHook, Teardown
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
 from . import (
@@ -187,7 +190,9 @@ class Worker:
         try:
             async with asyncio.timeout(STEP_TIMEOUT_S):
                 next_due = await self._work(tenant_id, lambda: self.stopping or lost.is_set())
-        except AppError as exc:  # database down or busy, schema behind, suspended: try later
+        except TenantSuspended:  # nothing is sent; a resume puts it back on the queue
+            next_due = self.clock() + timedelta(seconds=HELD_RECHECK_S)
+        except AppError as exc:  # database down or busy, schema behind: try later
             log.warning("worker_tenant_unavailable", tenant_id=str(tenant_id), code=exc.code)
             next_due = self.clock() + timedelta(seconds=retry_after(exc))
         except Exception as exc:
@@ -261,12 +266,31 @@ class Worker:
                                   self.settings.housekeeping_interval):
             await housekeeping.sweep_all(self.registry_pool, self.supervisor, self.settings,
                                          self.metrics)
+            try:
+                await self.lifecycle_round()
+            except Exception as exc:  # the next round tries again
+                log.warning("lifecycle_round_failed", error=type(exc).__name__)
             if self.emails is not None:
                 try:
                     await notices.send_trial_endings(self.registry_pool, self.supervisor.lease,
                                                      self.settings, self.emails, self.clock())
                 except Exception as exc:  # the next round tries again
                     log.warning("billing_notices_failed", error=type(exc).__name__)
+
+    async def lifecycle_round(self,
+                              after_step: StepHook | None = None) -> lifecycle_rounds.DeletionRound:
+        """Suspend churches whose billing stopped sending too long ago, and tear down those
+        whose deletion is due (ops/lifecycle_rounds.py)."""
+        now = self.clock()
+        await lifecycle_rounds.suspend_lapsed(self.registry_pool, self.settings, now)
+        stripe = StripeBilling(self.settings)
+        try:
+            teardown = Teardown(self.registry_pool, self.settings,
+                                SecretBox(self.settings.require_secret_key()), self.carrier,
+                                stripe, after_step)
+            return await lifecycle_rounds.delete_due(teardown, now)
+        finally:
+            await stripe.close()
 
     async def number_orders_round(self) -> int:
         """Poll the carrier for phone-number orders still pending and settle the completed

@@ -60,12 +60,15 @@ class TenantInfo:
                 self.password_enc)
 
 
-def gate(info: TenantInfo | None, need_version: int) -> TenantInfo:
-    """The tenant if a lease may be given for it now, else the error the client should see."""
-    if info is None or info.status != "active":
-        if info is not None and info.status == "suspended":
-            raise TenantSuspended()
+def gate(info: TenantInfo | None, need_version: int, *, suspended_ok: bool = False) -> TenantInfo:
+    """The tenant if a lease may be given for it now, else the error the client should see.
+
+    `suspended_ok`: a suspended church is leased too (its billing, export and deletion routes,
+    and inbound STOP/START/HELP, which must never be lost: ops/runbook-lifecycle.md)."""
+    if info is None or info.status not in ("active", "suspended"):
         raise TenantNotFound()
+    if info.status == "suspended" and not suspended_ok:
+        raise TenantSuspended()
     if info.schema_version < need_version:
         raise TenantSchemaOutdated(
             f"schema version {info.schema_version}, this release needs {need_version}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from aiohttp import web
@@ -10,11 +11,13 @@ from aiohttp.typedefs import Handler, Middleware
 from .keys import SUPERVISOR, TENANT_CONN, TENANT_ID
 
 
-def lease_middleware() -> Middleware:
+def lease_middleware(while_suspended: Collection[str] = ()) -> Middleware:
     """A middleware that leases a connection for requests carrying `TENANT_ID`.
 
     It must come after the middleware that sets `TENANT_ID` (authentication). The supervisor
     is read from the root application (`request.config_dict`), so this works on a sub-app.
+    Routes named in `while_suspended` are served for a suspended church too (any other answers
+    423 `tenant_suspended`).
     """
 
     @web.middleware
@@ -23,7 +26,9 @@ def lease_middleware() -> Middleware:
         if tenant_id is None:
             return await handler(request)
         supervisor = request.config_dict[SUPERVISOR].supervisor
-        async with supervisor.lease(tenant_id) as conn:
+        route = request.match_info.route.name
+        async with supervisor.lease(tenant_id,
+                                    suspended_ok=route in while_suspended) as conn:
             request[TENANT_CONN] = conn
             try:
                 return await handler(request)

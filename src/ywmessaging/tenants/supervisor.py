@@ -86,15 +86,17 @@ class PoolSupervisor(Roster):
 
     # ----- the request path -------------------------------------------------------------
     @asynccontextmanager
-    async def lease(self, tenant_id: uuid.UUID) -> AsyncIterator[Any]:
+    async def lease(self, tenant_id: uuid.UUID, *,
+                    suspended_ok: bool = False) -> AsyncIterator[Any]:
         """A connection to the tenant's database for the body of `async with`.
 
         Raises TenantNotFound/TenantSuspended/TenantSchemaOutdated (gating), TenantUnavailable
         (breaker open, connection failed) or TenantCapacity (no room, pool busy); never waits
-        longer than the lease and connect timeouts.
+        longer than the lease and connect timeouts. `suspended_ok`: lease a suspended church
+        too (see directory.gate).
         """
         t0 = self.clock()
-        actor, conn = await self._acquire(tenant_id)
+        actor, conn = await self._acquire(tenant_id, suspended_ok)
         self.metrics.lease_wait.observe(self.clock() - t0)
         stats = self.stats.touch(tenant_id)
         stats.leases += 1
@@ -112,11 +114,12 @@ class PoolSupervisor(Roster):
         finally:
             await actor.release(conn)
 
-    async def _acquire(self, tenant_id: uuid.UUID) -> tuple[TenantPool, Any]:
+    async def _acquire(self, tenant_id: uuid.UUID,
+                       suspended_ok: bool = False) -> tuple[TenantPool, Any]:
         s = self.settings
         try:
             for _attempt in range(2):  # once more if the actor began draining meanwhile
-                actor = await self._actor_for(tenant_id)
+                actor = await self._actor_for(tenant_id, suspended_ok)
                 actor.pending += 1  # not evictable while we wait for it to start
                 try:
                     await self._wait_started(actor)
@@ -142,7 +145,7 @@ class PoolSupervisor(Roster):
             self._refused(tenant_id, exc)
             raise
 
-    async def _actor_for(self, tenant_id: uuid.UUID) -> TenantPool:
+    async def _actor_for(self, tenant_id: uuid.UUID, suspended_ok: bool = False) -> TenantPool:
         """The tenant's actor (perhaps still starting), or a new one: gating and breakers
         first; no await between finding an actor and returning it."""
         if self._closed:
@@ -152,7 +155,7 @@ class PoolSupervisor(Roster):
         except Exception as exc:  # the registry is down or slow: bounded, then 503
             raise DatabaseUnavailable("the registry cannot be reached",
                                       headers={"Retry-After": "1"}) from exc
-        info = gate(found, self.need_version)
+        info = gate(found, self.need_version, suspended_ok=suspended_ok)
         self.shares.note_server(info.server_id, info.server_name, info.conn_budget)
         if self.shares.is_down(info.server_id):  # fresher than the cached row (heartbeat)
             raise TenantUnavailable("the church's database server is down",
