@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from ywmessaging.config import REPO_ROOT
 
@@ -34,6 +34,9 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 
 __all__ = ["browser", "failure_artifacts", "needs_chromium", "new_page"]
+# A page's assertions wait up to 15 s (Playwright's default is 5 s): on two busy cores a
+# receipt or a worker's send can take longer than that.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture
@@ -52,7 +55,7 @@ async def browser() -> AsyncIterator[Browser]:
 async def new_page(browser: Browser) -> tuple[Page, list[str]]:
     """A page in a fresh context, and the list its console errors are appended to."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(15_000)
     page = await context.new_page()
     await page.add_init_script(WATCH_POLICY)
     errors: list[str] = []
