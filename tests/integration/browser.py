@@ -23,7 +23,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium; "
-                             ".ci/run installs it when it runs as root)")
+                             ".ci/run installs it as root or through sudo)")
 # Collects the page's Content-Security-Policy violations (an init script runs outside the
 # page's policy, before the page's own scripts).
 WATCH_POLICY = """
