@@ -45,7 +45,7 @@ async def test_threads_show_texts_both_ways_with_their_status(
     threads = (await _sim(sim, "GET", "/sim/threads"))[1]["data"]
     assert [t["member"] for t in threads] == [C, B]            # the latest activity first
     assert threads[0]["messages"] == [{"id": quiet.carrier_message_id, "direction": "outbound",
-                                       "text": "Hi", "status": "queued",
+                                       "text": "Hi", "status": "queued", "church": A,
                                        "at": threads[0]["messages"][0]["at"]}]
     b = threads[1]
     assert b["church_number"] == A

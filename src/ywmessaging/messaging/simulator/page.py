@@ -46,26 +46,23 @@ async def asset(request: web.Request) -> web.FileResponse:
 def threads(state: SimState) -> list[dict[str, Any]]:
     """One thread per member number: the church's texts to it (with the last status a receipt
     told the service, `queued` before any) and the member's texts back, oldest first; the
-    thread with the latest text first."""
-    out: dict[str, dict[str, Any]] = {}
-
-    def thread(member: str, church: str) -> dict[str, Any]:
-        found = out.setdefault(member, {"member": member, "messages": []})
-        found["church_number"] = church   # the number the member answers: the latest one
-        return found
-
+    thread with the latest text first. `church` is the church's number of each text."""
+    out: dict[str, list[dict[str, Any]]] = {}
     for m in state.messages:
-        thread(m["to"][0]["phone_number"], m["from"]["phone_number"])["messages"].append({
-            "id": m["id"], "direction": "outbound", "text": m["text"],
-            "at": m["received_at"], "status": state.told.get(m["id"], "queued")})
+        out.setdefault(m["to"][0]["phone_number"], []).append({
+            "id": m["id"], "direction": "outbound", "text": m["text"], "at": m["received_at"],
+            "status": state.told.get(m["id"], "queued"), "church": m["from"]["phone_number"]})
     for m in state.inbound:   # `sending` until the service answered its webhook
-        thread(m["from"], m["to"])["messages"].append({
+        out.setdefault(m["from"], []).append({
             "id": m["id"], "direction": "inbound", "text": m["text"], "at": m["received_at"],
-            "status": m["status"]})
-    for found in out.values():
-        found["messages"].sort(key=lambda m: m["at"])
-        found["last_at"] = found["messages"][-1]["at"]
-    return sorted(out.values(), key=lambda t: t["last_at"], reverse=True)
+            "status": m["status"], "church": m["to"]})
+    found = []
+    for member, messages in out.items():
+        messages.sort(key=lambda m: m["at"])
+        # the number the member answers: the church's side of the latest text
+        found.append({"member": member, "church_number": messages[-1]["church"],
+                      "messages": messages, "last_at": messages[-1]["at"]})
+    return sorted(found, key=lambda t: t["last_at"], reverse=True)
 
 
 async def get_threads(request: web.Request) -> web.Response:
