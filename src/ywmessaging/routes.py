@@ -31,6 +31,7 @@ from .api import (
     church,
     compliance,
     conversations,
+    docs,
     groups,
     health,
     imports,
@@ -83,6 +84,9 @@ ROOT: tuple[Root, ...] = (
     Root("GET", "/readyz", health.readyz, OPEN, "readyz"),
     Root("GET", "/metrics", health.metrics, OPEN, "metrics"),
     Root("GET", "/openapi.yaml", health.openapi, OPEN, "openapi"),
+    # The contract, browsable: api/docs.py (Swagger UI's files from the swagger-ui-py package)
+    Root("GET", "/docs", docs.docs_page, OPEN, "docs"),
+    Root("GET", "/docs/{asset}", docs.docs_asset, OPEN, "docs_asset"),
     # Operators: api/ops.py → tenants/status.py (this process's pool; no SQL)
     Root("GET", "/ops/tenants/{id}/pool", ops.tenant_pool, ops.operator_token,
          "ops_tenant_pool"),

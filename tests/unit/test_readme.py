@@ -28,3 +28,6 @@ def test_the_tour_shows_the_authorization_header_and_the_simulator() -> None:
     assert '-H "$AUTH"' in tour
     for path in ("/sim/messages", "/sim/inbound"):
         assert f"localhost:8081{path}" in tour
+    # the two pages a reader keeps open: the API docs and the simulator's phones page
+    assert "http://127.0.0.1:8080/docs" in tour
+    assert "http://127.0.0.1:8081/" in tour

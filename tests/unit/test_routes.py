@@ -41,4 +41,4 @@ def test_root_guards() -> None:
     assert guards["ops_tenant_pool"] is ops.operator_token
     assert guards["webhooks_telnyx"] is webhooks.carrier_signature
     assert {name for name, guard in guards.items() if guard is routes.OPEN} == {
-        "healthz", "readyz", "metrics", "openapi"}
+        "healthz", "readyz", "metrics", "openapi", "docs", "docs_asset"}

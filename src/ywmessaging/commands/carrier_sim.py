@@ -161,6 +161,7 @@ def dev_ctx(settings: Settings) -> CleanupCtx:
                                  f"{settings.carrier_sim_host}:{settings.carrier_sim_port}: "
                                  f"{exc.strerror or exc}") from exc
         say(f"listening on {sim.base_url}, webhooks to {settings.carrier_sim_webhook_url}")
+        say(f"the members' phones: open {sim.base_url}/ in a browser")
         adopted = await adopt_registry_numbers(sim, app[REGISTRY_POOL], settings)
         if adopted:
             say(f"the account owns the registry's {adopted} number(s)")
@@ -187,6 +188,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                                 api_key=args.api_key,
                                 order_delay=settings.carrier_sim_order_delay)
     say(f"listening on {sim.base_url}; webhooks to {settings.carrier_sim_webhook_url}")
+    say(f"the members' phones: open {sim.base_url}/ in a browser")
     say(f"the service needs TELNYX_API_BASE={sim.base_url} TELNYX_PUBLIC_KEY={sim.public_key}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -161,9 +161,8 @@ def _bootstrap_and_serve(args: argparse.Namespace, settings: Settings) -> int:
     add_dev_services(app, settings)
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    return run_server(
-        app, settings, host, port, loop, on_listening=lambda url: say(f"serving on {url}")
-    )
+    return run_server(app, settings, host, port, loop,
+                      on_listening=lambda url: say(f"serving on {url} (API docs: {url}/docs)"))
 
 
 def register(sub: Any) -> None:

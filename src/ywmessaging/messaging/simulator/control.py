@@ -38,10 +38,12 @@ async def get_messages(request: web.Request) -> web.Response:
 
 
 async def reset_messages(request: web.Request) -> web.Response:
-    """DELETE /sim/messages: forget sent messages and delivery records."""
+    """DELETE /sim/messages: forget sent messages, the members' texts and delivery records."""
     state = request.app[SIM_STATE]
     state.messages.clear()
     state.deliveries.clear()
+    state.told.clear()
+    state.inbound.clear()
     return web.Response(status=204)
 
 
@@ -54,7 +56,13 @@ async def post_inbound(request: web.Request) -> web.Response:
         return telnyx_error(422, "10015", detail="from and to must be +E.164 and text a string")
     event = envelope("message.received", inbound_payload(frm, to, text),
                      event_id=doc.get("event_id"), occurred_at=doc.get("occurred_at"))
+    payload = event["data"]["payload"]
+    shown = {"id": payload["id"], "from": frm, "to": to, "text": text,
+             "received_at": payload["received_at"], "status": "sending"}
+    request.app[SIM_STATE].inbound.append(shown)
     status = await request.app[SIM_SENDER].deliver(event)
+    shown["status"] = "received" if status is not None and 200 <= status < 300 \
+        else "not_received"
     return ok({"event_id": event["data"]["id"], "message_id": event["data"]["payload"]["id"],
                "status": status})
 

@@ -57,6 +57,9 @@ class WebhookSender:
         self._state.counters["webhooks_ok" if ok else "webhooks_failed"] += 1
         self._state.deliveries.append({"event_id": event["data"]["id"], "status": status,
                                        "event_type": event["data"]["event_type"], "url": url})
+        if ok and event["data"]["event_type"] in ("message.sent", "message.finalized"):
+            payload = event["data"]["payload"]
+            self._state.told[payload["id"]] = payload["to"][0]["status"]
         return status
 
     def deliver_later(self, *events: dict[str, Any], url: str | None = None) -> None:

@@ -11,6 +11,7 @@ from ..signature import generate_seed, private_key, public_key_b64
 from .api import add_api_routes
 from .control import add_control_routes
 from .delivery import WebhookSender
+from .page import add_page_routes
 from .replies import SIM_SENDER, SIM_STATE, telnyx_errors
 from .state import DEFAULT_ORDER_DELAY, SimState
 
@@ -37,6 +38,7 @@ def build_sim_app(state: SimState) -> web.Application:
     app.cleanup_ctx.append(sender_ctx)
     add_api_routes(app)
     add_control_routes(app)
+    add_page_routes(app)
     return app
 
 

@@ -81,6 +81,10 @@ class SimState:
     # message id → its current record as GET /v2/messages/{id} answers (the final status)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    # message id → the last status a receipt webhook told the service (the phones page shows it)
+    told: dict[str, str] = field(default_factory=dict)
+    # the members' texts sent with POST /sim/inbound, oldest first, with their webhook's status
+    inbound: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     # phone number id → the number's record (GET /v2/phone_numbers), in the order they came
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
