@@ -13,8 +13,8 @@ days at that URL).
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..errors import ValidationFailed
 
@@ -28,13 +28,15 @@ MEDIA_TYPES = {
     "mp3": "audio/mpeg", "m4a": "audio/mp4", "amr": "audio/amr", "wav": "audio/wav",
     "vcf": "text/vcard", "ics": "text/calendar", "txt": "text/plain", "pdf": "application/pdf",
 }
+_EXTS = "|".join(f"{e}|{e.upper()}" for e in sorted(MEDIA_TYPES))
+# The same rule as openapi.yaml's MediaUrls pattern (an extension in lower or upper case).
+MEDIA_URL = re.compile(r"^https://[^/?#\s]+/[^?#\s]*\.(" + _EXTS + r")([?#]\S*)?$")
 
 
 def content_type_of(url: str) -> str | None:
     """The content type a media URL's extension names (None: not one we send)."""
-    path = urlsplit(url).path
-    _, dot, ext = path.rpartition(".")
-    return MEDIA_TYPES.get(ext.lower()) if dot else None
+    found = MEDIA_URL.match(url)
+    return MEDIA_TYPES[found.group(1).lower()] if found else None
 
 
 def media_urls(name: str, value: Any) -> tuple[str, ...] | None:
@@ -47,15 +49,14 @@ def media_urls(name: str, value: Any) -> tuple[str, ...] | None:
         if not isinstance(url, str) or len(url) > MAX_URL_CHARS:
             raise ValidationFailed(f"{name} must hold URLs of at most {MAX_URL_CHARS} "
                                    "characters", field=name)
-        parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.netloc:
+        if not url.startswith("https://"):
             raise ValidationFailed(f"{name} must hold https URLs", field=name,
                                    error_code="media_not_https")
         if content_type_of(url) is None:
             raise ValidationFailed(
-                f"{name}: {parts.path.rpartition('/')[2][:80]!r} is not a media type sent by "
-                "MMS (jpg, png, gif, webp, mp4, 3gp, mov, mp3, m4a, amr, wav, vcf, ics, txt, "
-                "pdf)", field=name, error_code="media_type_unsupported")
+                f"{name}: {url[:120]!r} does not end in the extension of a media type sent by "
+                "MMS (jpg, jpeg, png, gif, bmp, webp, mp4, 3gp, mov, mp3, m4a, amr, wav, vcf, "
+                "ics, txt, pdf)", field=name, error_code="media_type_unsupported")
     return tuple(value)
 
 
