@@ -296,3 +296,35 @@ async def test_dev_simulator_adopts_the_registry_numbers(
     finally:
         await fresh.stop()
         await registry_conn.execute("DELETE FROM phone_numbers WHERE e164 = $1", pending)
+
+
+async def test_several_numbers_the_first_is_the_default(
+        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
+    church = await register(msg_client)
+    first = await _buy_some(msg_client, church)
+    second = await _buy_some(msg_client, church)
+
+    async def both_active() -> bool:
+        return sorted(await _numbers(msg_client, church)) == sorted(
+            [(first, "active"), (second, "active")])
+
+    await wait_until(both_active)
+    # the first to complete is the default sender; the other does not take it over
+    default = await _sender(pg_admin, registry_conn, church)
+    assert default in (first, second)
+    other = second if default == first else first
+    listed = (await (await msg_client.get("/api/v1/numbers", headers=church.auth)).json())
+    assert {n["phone_number"]: n["default"] for n in listed["numbers"]} == {
+        default: True, other: False}
+    made = await msg_client.patch(f"/api/v1/numbers/{other}", headers=church.auth,
+                                  json={"default": True})
+    assert made.status == 200 and (await made.json())["default"] is True
+    assert await _sender(pg_admin, registry_conn, church) == other
+    actions = await _actions(pg_admin, registry_conn, church)
+    assert actions.count(("number.active", "carrier")) == 2
+    assert ("number.assign", "admin") in actions
+    # not another church's number
+    stranger = await register(msg_client)
+    resp = await msg_client.patch(f"/api/v1/numbers/{other}", headers=stranger.auth,
+                                  json={"branch_id": None})
+    await problem(resp, 404, "number_not_found")
