@@ -172,6 +172,19 @@ async def test_a_second_number_serves_its_branch(sending: Sending,
             "SELECT branch_id FROM members WHERE phone = $1", stranger))
     assert str(joined) == branch["id"]
 
+    # deleting a branch frees its number (GET shows no branch); assign it again
+    other = await _call(sending, church, "POST", "/api/v1/branches", 201,
+                        json={"name": "Old annex"})
+    await _call(sending, church, "PATCH", f"/api/v1/numbers/{second}",
+                json={"branch_id": other["id"]})
+    resp = await sending.client.delete(f"/api/v1/branches/{other['id']}", headers=church.auth)
+    assert resp.status == 204, await resp.text()
+    listed = {n["phone_number"]: n for n in
+              (await _call(sending, church, "GET", "/api/v1/numbers"))["numbers"]}
+    assert listed[second]["branch_id"] is None
+    await _call(sending, church, "PATCH", f"/api/v1/numbers/{second}",
+                json={"branch_id": branch["id"]})
+
     # releasing the branch's number leaves the main one alone
     resp = await sending.client.delete(f"/api/v1/numbers/{second}", headers=church.auth)
     assert resp.status == 204
