@@ -237,6 +237,12 @@ class Settings:
         "subscription that becomes active again resumes it. 0: never suspend automatically.")
     cost_per_segment: float = setting("YWM_COST_PER_SEGMENT", 0.004,
         "Estimated carrier cost per SMS segment in USD, shown by the broadcast preview.")
+    cost_per_mms: float = setting("YWM_COST_PER_MMS", 0.015,
+        "Estimated carrier cost per MMS in USD (an MMS is one message whatever its text), "
+        "shown by the broadcast preview.")
+    numbers_per_church: int = setting("YWM_NUMBERS_PER_CHURCH", 5,
+        "Phone numbers one church may hold at once (pending and active ones; archived ones "
+        "do not count). Not a plan limit: every plan may use them, each number is billed.")
     send_rate_per_number: float = setting("YWM_SEND_RATE_PER_NUMBER", 1.0,
         "Messages per second one sender number may send (token bucket). 0: unpaced.")
     send_rate_per_church: float = setting("YWM_SEND_RATE_PER_CHURCH", 10.0,
@@ -428,10 +434,12 @@ class Settings:
                 ("YWM_SEND_BATCH_SIZE", self.send_batch_size, 1, 1000),
                 ("YWM_SEND_CONCURRENCY", self.send_concurrency, 1, 64),
                 ("YWM_WORKER_CONCURRENCY", self.worker_concurrency, 1, 64),
+                ("YWM_NUMBERS_PER_CHURCH", self.numbers_per_church, 1, 100),
                 ("YWM_WORKER_METRICS_PORT", self.worker_metrics_port, 0, 65535)):
             if not low <= value <= high:
                 raise ConfigError(f"{name} must be between {low} and {high}")
         for name, fvalue in (("YWM_COST_PER_SEGMENT", self.cost_per_segment),
+                             ("YWM_COST_PER_MMS", self.cost_per_mms),
                              ("YWM_SEND_RATE_PER_NUMBER", self.send_rate_per_number),
                              ("YWM_SEND_RATE_PER_CHURCH", self.send_rate_per_church),
                              ("YWM_RECURRING_GRACE_SECONDS", self.recurring_grace_seconds),

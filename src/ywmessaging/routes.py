@@ -131,6 +131,7 @@ API_V1: tuple[Api, ...] = (
     Api("GET", "/numbers/available", numbers.available, P.NUMBERS_MANAGE, "numbers_available"),
     Api("GET", "/numbers", numbers.list_numbers, P.CHURCH_READ, "numbers_list"),
     Api("POST", "/numbers", numbers.buy, P.NUMBERS_MANAGE, "numbers_buy"),
+    Api("PATCH", "/numbers/{id:\\+[0-9]+}", numbers.update, P.NUMBERS_MANAGE, "numbers_update"),
     Api("DELETE", "/numbers/{id:\\+[0-9]+}", numbers.release, P.NUMBERS_MANAGE, "numbers_release"),
     Api("POST", "/numbers/{id:\\+[0-9]+}/recover", numbers.recover, P.NUMBERS_MANAGE,
         "numbers_recover"),
@@ -212,6 +213,7 @@ API_V1: tuple[Api, ...] = (
     Api("GET", "/onboarding", onboarding.onboarding, P.CHURCH_READ, "onboarding_get"),
     # NPS: api/nps.py → church/nps.py; SQL tenant nps.sql
     Api("POST", "/nps", nps.submit, P.NPS_SUBMIT, "nps_submit"),
+    Api("GET", "/nps", nps.list_responses, P.ANALYTICS_READ, "nps_list"),
     Api("GET", "/nps/summary", nps.summary, P.ANALYTICS_READ, "nps_summary"),
     # Audit log: api/audit_log.py → church/audit_log.py; SQL tenant audit_read.sql
     Api("GET", "/audit-log", audit_log.list_audit_log, P.AUDIT_READ, "audit_log_list"),
@@ -238,6 +240,7 @@ API_V1: tuple[Api, ...] = (
     # SQL tenant conversations.sql
     Api("GET", "/conversations", conversations.list_conversations, P.MESSAGES_READ,
         "conversations_list"),
+    Api("POST", "/conversations", conversations.start, P.MESSAGES_SEND, "conversations_start"),
     Api("GET", "/conversations/{id}", conversations.get, P.MESSAGES_READ, "conversations_get"),
     Api("PATCH", "/conversations/{id}", conversations.update, P.MESSAGES_SEND,
         "conversations_update"),

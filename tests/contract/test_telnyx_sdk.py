@@ -304,6 +304,20 @@ async def test_messages_sms_and_mms_from_an_owned_number_only(
     [received] = await hooks.wait_for("message.received")
     inbound = strict(InboundMessageWebhookEvent, received)
     assert inbound.data and inbound.data.payload and inbound.data.payload.text == "STOP"
+    # an inbound MMS: media items as Telnyx describes them (url, content_type, size, hash_sha256)
+    async with aiohttp.ClientSession() as s, s.post(f"{sim.base_url}/sim/inbound", json={
+            "from": OTHER, "to": ours, "text": "", "media": [
+                "https://example.org/in.png",
+                {"url": "https://example.org/in.mp4", "content_type": "video/mp4",
+                 "size": 99}]}) as r:
+        assert r.status == 200
+    mms_in = strict(InboundMessageWebhookEvent, (await hooks.wait_for("message.received", 2))[1])
+    payload = mms_in.data.payload if mms_in.data else None
+    assert payload is not None and payload.type == "MMS" and payload.media
+    assert [(m.url, m.content_type, m.size) for m in payload.media] == [
+        ("https://example.org/in.png", "image/png", 48213),
+        ("https://example.org/in.mp4", "video/mp4", 99)]
+    assert all(m.hash_sha256 and len(m.hash_sha256) == 64 for m in payload.media)
 
 
 async def test_release_and_the_errors_telnyx_answers(

@@ -144,7 +144,9 @@ async def test_reply_refusals_and_isolation(sending: Sending) -> None:
                                          headers=church.auth, json={"body": "Still there?"})
         await problem(resp, 409, "member_opted_out")
         await db.execute("UPDATE members SET opt_in = 'opted_in'")
+        # no number at all (as after releasing the last one: conversations lose theirs too)
         await db.execute("UPDATE settings SET sender_number = NULL")
+        await db.execute("UPDATE conversations SET church_number = NULL")
         resp = await sending.client.post(f"/api/v1/conversations/{cid}/messages",
                                          headers=church.auth, json={"body": "Hello?"})
         await problem(resp, 409, "no_sender_number")

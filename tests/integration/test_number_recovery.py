@@ -11,6 +11,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.integration.sending_fixtures import *  # noqa: F403
 from tests.integration.sending_fixtures import (
     Sending,
@@ -24,6 +26,12 @@ from tests.integration.sending_fixtures import (
     wait_until,
 )
 from ywmessaging.config import Settings
+
+
+@pytest.fixture
+def send_overrides() -> dict[str, Any]:
+    """One number per church (YWM_NUMBERS_PER_CHURCH=1): the limit a recovery must respect."""
+    return {"numbers_per_church": 1}
 
 
 async def _done(registry_conn: Any, event_id: str) -> Any:

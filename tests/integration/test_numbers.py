@@ -9,6 +9,8 @@ import secrets
 import uuid
 from typing import Any
 
+import pytest
+
 from tests.integration.carrier_sim_fixtures import *  # noqa: F403
 from tests.integration.carrier_sim_fixtures import (
     inbox_row,
@@ -102,15 +104,25 @@ async def test_search_validates_the_area_code(msg_client: Any, sim: Any) -> None
     await problem(resp, 401, "unauthorized")
 
 
+@pytest.fixture
+async def one_number_client(make_api_client: Any, msg_settings: Any, sim: Any) -> Any:
+    """The app allowing one number per church (YWM_NUMBERS_PER_CHURCH=1)."""
+    client = await make_api_client(msg_settings.with_(numbers_per_church=1))
+    sim.set_webhook_url(str(client.make_url("/webhooks/telnyx")))
+    return client
+
+
 async def test_buy_limits_routing_and_release(
-        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
+        one_number_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
+    msg_client = one_number_client
     church = await register(msg_client)
     other = await register(msg_client)
     number = await _buy_some(msg_client, church)
     await _until_status(msg_client, church, number, "active")
     assert sim.state.owns(number)
     assert await _sender(pg_admin, registry_conn, church) == number
-    # one number per church; another church cannot take it; neither sees the other's
+    # YWM_NUMBERS_PER_CHURCH numbers per church (1 here); another church cannot take it;
+    # neither sees the other's
     again = await msg_client.post("/api/v1/numbers", headers=church.auth,
                                   json={"phone_number": random_number()})
     await problem(again, 409, "number_limit")
@@ -284,3 +296,35 @@ async def test_dev_simulator_adopts_the_registry_numbers(
     finally:
         await fresh.stop()
         await registry_conn.execute("DELETE FROM phone_numbers WHERE e164 = $1", pending)
+
+
+async def test_several_numbers_the_first_is_the_default(
+        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget) -> None:
+    church = await register(msg_client)
+    first = await _buy_some(msg_client, church)
+    second = await _buy_some(msg_client, church)
+
+    async def both_active() -> bool:
+        return sorted(await _numbers(msg_client, church)) == sorted(
+            [(first, "active"), (second, "active")])
+
+    await wait_until(both_active)
+    # the first to complete is the default sender; the other does not take it over
+    default = await _sender(pg_admin, registry_conn, church)
+    assert default in (first, second)
+    other = second if default == first else first
+    listed = (await (await msg_client.get("/api/v1/numbers", headers=church.auth)).json())
+    assert {n["phone_number"]: n["default"] for n in listed["numbers"]} == {
+        default: True, other: False}
+    made = await msg_client.patch(f"/api/v1/numbers/{other}", headers=church.auth,
+                                  json={"default": True})
+    assert made.status == 200 and (await made.json())["default"] is True
+    assert await _sender(pg_admin, registry_conn, church) == other
+    actions = await _actions(pg_admin, registry_conn, church)
+    assert actions.count(("number.active", "carrier")) == 2
+    assert ("number.assign", "admin") in actions
+    # not another church's number
+    stranger = await register(msg_client)
+    resp = await msg_client.patch(f"/api/v1/numbers/{other}", headers=stranger.auth,
+                                  json={"branch_id": None})
+    await problem(resp, 404, "number_not_found")

@@ -141,6 +141,8 @@ class Seeder:
         members += [i["id"] for i in listed["items"] if i["phone"] == s.phones[2]]
         template = (await self.post(c, "/templates", {"name": f"{m} Template",
                                                       "body": f"{m} hello"}))["id"]
+        for score in (9, 4):   # two NPS answers: the list has a second page
+            await self.post(c, "/nps", {"score": score, "comment": f"{m} says {score}"})
         s.objects.update(branch=[branch], group=[group], member=members,
                          import_=[imported["id"]], template=[template])
         s.objects["import"] = s.objects.pop("import_")

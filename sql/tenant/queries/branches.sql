@@ -41,10 +41,15 @@ WHERE id = $1 AND deleted_at IS NULL
 RETURNING id;
 
 -- name: soft_delete_branch :val
--- Mark a live branch deleted (NULL if there is none).
-UPDATE branches SET deleted_at = now(), updated_at = now()
-WHERE id = $1 AND deleted_at IS NULL
-RETURNING id;
+-- Mark a live branch deleted, its phone number no longer assigned to it (NULL if there is none).
+WITH b AS (
+    UPDATE branches SET deleted_at = now(), updated_at = now()
+    WHERE id = $1 AND deleted_at IS NULL
+    RETURNING id
+), n AS (
+    DELETE FROM number_branches WHERE branch_id IN (SELECT id FROM b)
+)
+SELECT id FROM b;
 
 -- name: clear_branch_members :val
 -- Take every member out of a deleted branch; how many there were.

@@ -37,19 +37,20 @@ RETURNING body;
 SELECT body FROM templates WHERE id = $1;
 
 -- name: bc_insert :one
--- Create a broadcast; a recurring occurrence that already has one is not created twice (no row).
+-- Create a broadcast (media URLs $12, NULL: an SMS); a recurring occurrence that already has one is not created twice (no row).
 INSERT INTO broadcasts (body, target, target_kind, status, send_at, template_id, created_by,
-                        segments, encoding, recurring_id, occurrence_at)
-VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                        segments, encoding, recurring_id, occurrence_at, media_urls)
+VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text[])
 ON CONFLICT (recurring_id, occurrence_at) DO NOTHING
 RETURNING *;
 
 -- name: bc_queue_recipients :one
--- Resolve the recipients of broadcast $1 once (target kind $2, ids $3; opted-in only), write one outbox row each due at $4, and mark it queued (or sent when nobody is reached).
+-- Resolve the recipients of broadcast $1 once (target kind $2, ids $3; opted-in only), write one outbox row each due at $4 (with the broadcast's media; a branch broadcast from the member's branch's number when it has one, else the default sender), and mark it queued (or sent when nobody is reached).
 WITH ins AS (
     INSERT INTO outbox (broadcast_id, member_id, to_phone, body, segments, next_attempt_at,
-                        queued_at)
-    SELECT b.id, m.id, m.phone, b.body, b.segments, $4, $4
+                        queued_at, media_urls, from_phone)
+    SELECT b.id, m.id, m.phone, b.body, b.segments, $4, $4, b.media_urls,
+           CASE WHEN $2 = 'branches' THEN nb.e164 END
     FROM broadcasts b
     JOIN members m ON m.opt_in = 'opted_in' AND (
         $2::text = 'all'
@@ -58,6 +59,7 @@ WITH ins AS (
                                       WHERE gm.member_id = m.id
                                         AND gm.group_id = ANY($3::uuid[])))
         OR ($2 = 'members' AND m.id = ANY($3::uuid[])))
+    LEFT JOIN number_branches nb ON nb.branch_id = m.branch_id
     WHERE b.id = $1
     ON CONFLICT (broadcast_id, member_id) DO NOTHING
     RETURNING 1

@@ -14,7 +14,7 @@ SET church_name = $1, time_zone = $2, default_region = $3,
     help_reply = $6, stop_reply = $7, start_reply = $8,
     legal_name = $9, ein_encrypted = $10, ein_last4 = $11, website = $12,
     address_line1 = $13, address_line2 = $14, city = $15, state = $16, postal_code = $17,
-    updated_at = now()
+    welcome_enabled = $18, welcome_message = $19, updated_at = now()
 WHERE id
 RETURNING *;
 

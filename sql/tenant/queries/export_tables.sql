@@ -13,7 +13,8 @@
 -- The church's settings (the one row), without the sealed EIN.
 SELECT church_name, time_zone, default_region, quiet_hours_start, quiet_hours_end, help_reply,
        stop_reply, start_reply, sender_number, legal_name, ein_last4, website, address_line1,
-       address_line2, city, state, postal_code, brand_status, updated_at
+       address_line2, city, state, postal_code, brand_status, welcome_enabled, welcome_message,
+       updated_at
 FROM settings;
 
 -- name: export_table_admins :many
@@ -64,27 +65,37 @@ FROM recurring_messages;
 -- Broadcasts.
 SELECT id, body, target, target_kind, status, send_at, template_id, created_by, recipient_count,
        segments, encoding, recurring_id, occurrence_at, created_at, updated_at, queued_at,
-       completed_at
+       completed_at, media_urls
 FROM broadcasts;
 
 -- name: export_table_outbox :many
 -- Every outbound message per recipient and its delivery state (without the worker's lease bookkeeping).
 SELECT id, broadcast_id, conversation_message_id, member_id, to_phone, from_phone, body, segments,
        state, attempts, carrier_message_id, error_code, error_detail, queued_at, sent_at,
-       delivered_at, failed_at, updated_at
+       delivered_at, failed_at, updated_at, media_urls, welcome
 FROM outbox;
 
 -- name: export_table_conversations :many
 -- One-to-one conversations.
 SELECT id, member_id, status, last_message_at, last_message_preview, unread_count, created_at,
-       updated_at
+       updated_at, church_number
 FROM conversations;
 
 -- name: export_table_conversation_messages :many
 -- The messages of conversations, both directions.
 SELECT id, conversation_id, direction, body, carrier_message_id, delivery_status, sent_by,
-       created_at
+       created_at, media, church_number
 FROM conversation_messages;
+
+-- name: export_table_number_branches :many
+-- Which branch each phone number is assigned to.
+SELECT e164, branch_id, assigned_at
+FROM number_branches;
+
+-- name: export_table_welcome_texts :many
+-- Members who were sent the welcome text, and when it was queued.
+SELECT member_id, queued_at
+FROM welcome_texts;
 
 -- name: export_table_audit_log :many
 -- The audit log.

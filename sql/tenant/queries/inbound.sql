@@ -10,9 +10,10 @@ RETURNING true;
 SELECT id, opt_in, opt_in_changed_at FROM members WHERE phone = $1;
 
 -- name: inbound_create_member :one
--- Record an unknown sender as a member with only a phone; consent starts just before $2.
-INSERT INTO members (phone, opt_in, opt_in_changed_at, notes)
-VALUES ($1, 'opted_in', $2::timestamptz - interval '1 millisecond', $3)
+-- Record an unknown sender as a member with only a phone, in the branch of the number they texted ($4) if it has one; consent starts just before $2.
+INSERT INTO members (phone, opt_in, opt_in_changed_at, notes, branch_id)
+VALUES ($1, 'opted_in', $2::timestamptz - interval '1 millisecond', $3,
+        (SELECT branch_id FROM number_branches WHERE e164 = $4))
 ON CONFLICT (phone) DO UPDATE SET phone = EXCLUDED.phone
 RETURNING id, opt_in, opt_in_changed_at, (xmax = 0) AS created;
 
@@ -57,11 +58,13 @@ VALUES ($1, $2, $3, $4, $5)
 RETURNING id;
 
 -- name: inbound_upsert_conversation :one
--- The member's conversation with one more unread inbound message (reopened if closed).
-INSERT INTO conversations (member_id, status, last_message_at, last_message_preview, unread_count)
-VALUES ($1, 'open', $2, $3, 1)
+-- The member's conversation with one more unread inbound message (reopened if closed); a new one runs on the number texted ($4), an existing one keeps its number.
+INSERT INTO conversations (member_id, status, last_message_at, last_message_preview, unread_count,
+                           church_number)
+VALUES ($1, 'open', $2, $3, 1, $4)
 ON CONFLICT (member_id) DO UPDATE
 SET unread_count = conversations.unread_count + 1,
+    church_number = COALESCE(conversations.church_number, EXCLUDED.church_number),
     status = 'open',
     last_message_preview = CASE WHEN EXCLUDED.last_message_at >= conversations.last_message_at
                                 THEN EXCLUDED.last_message_preview
@@ -71,10 +74,10 @@ SET unread_count = conversations.unread_count + 1,
 RETURNING id, unread_count;
 
 -- name: inbound_insert_message :val
--- Append an inbound message to a conversation; NULL when this carrier message was stored before.
+-- Append an inbound message (media $5, texted to number $6) to a conversation; NULL when this carrier message was stored before.
 INSERT INTO conversation_messages (conversation_id, direction, body, carrier_message_id,
-                                   delivery_status, created_at)
-VALUES ($1, 'inbound', $2, $3, 'received', $4)
+                                   delivery_status, created_at, media, church_number)
+VALUES ($1, 'inbound', $2, $3, 'received', $4, $5::jsonb, $6)
 ON CONFLICT (carrier_message_id) WHERE carrier_message_id IS NOT NULL DO NOTHING
 RETURNING id;
 

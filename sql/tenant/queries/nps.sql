@@ -18,3 +18,13 @@ FROM nps_responses
 WHERE created_at >= now() - make_interval(days => $1::int)
 GROUP BY ROLLUP (category)
 ORDER BY category NULLS FIRST;
+
+-- name: nps_page :many
+-- Answers newest first, keyset after ($1 created_at, $2 id), up to $3 rows, optionally of category $4.
+SELECT id, score, category, comment, admin_id, created_at
+FROM nps_responses
+WHERE (created_at, id) < (COALESCE($1::timestamptz, 'infinity'),
+                          COALESCE($2::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
+  AND ($4::text IS NULL OR category = $4)
+ORDER BY created_at DESC, id DESC
+LIMIT $3;

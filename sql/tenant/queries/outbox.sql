@@ -19,28 +19,29 @@ WITH lost AS (
 SELECT (SELECT count(*) FROM lost)::int AS expired, (SELECT count(*) FROM back)::int AS requeued;
 
 -- name: ob_defer_quiet :val
--- Quiet hours at $1: due broadcast rows wait until $2 (replies and keyword answers do not).
+-- Quiet hours at $1: due broadcast and welcome rows wait until $2 (replies and keyword answers do not).
 WITH d AS (
     UPDATE outbox SET next_attempt_at = $2, updated_at = now()
-    WHERE state = 'queued' AND broadcast_id IS NOT NULL AND next_attempt_at <= $1
+    WHERE state = 'queued' AND (broadcast_id IS NOT NULL OR welcome) AND next_attempt_at <= $1
     RETURNING 1
 )
 SELECT count(*)::int FROM d;
 
 -- name: ob_claim :many
--- Claim up to $2 due rows for sender $3 until $1 + $4 s: they stay `queued` (nothing sent yet) under the lease; rows whose member opted out become skipped; broadcast rows are left alone when $5 (quiet hours), broadcast and conversation rows when $6 (the church may not send: only STOP/START/HELP replies go).
+-- Claim up to $2 due rows for sender $3 until $1 + $4 s: they stay `queued` (nothing sent yet) under the lease; rows whose member opted out become skipped; broadcast and welcome rows are left alone when $5 (quiet hours), broadcast, conversation and welcome rows when $6 (the church may not send: only STOP/START/HELP replies go).
 WITH picked AS (
     SELECT o.id,
            COALESCE(m.opt_in = 'opted_out'
-                    AND (o.broadcast_id IS NOT NULL OR o.conversation_message_id IS NOT NULL),
+                    AND (o.broadcast_id IS NOT NULL OR o.conversation_message_id IS NOT NULL
+                         OR o.welcome),
                     false) AS opted_out
     FROM outbox o
     LEFT JOIN members m ON m.id = o.member_id
     WHERE o.state = 'queued' AND o.next_attempt_at <= $1
       AND (o.lease_expires_at IS NULL OR o.lease_expires_at < $1)
-      AND NOT ($5::boolean AND o.broadcast_id IS NOT NULL)
+      AND NOT ($5::boolean AND (o.broadcast_id IS NOT NULL OR o.welcome))
       AND NOT ($6::boolean AND (o.broadcast_id IS NOT NULL
-                                OR o.conversation_message_id IS NOT NULL))
+                                OR o.conversation_message_id IS NOT NULL OR o.welcome))
     ORDER BY o.next_attempt_at, o.id
     LIMIT $2
     FOR UPDATE OF o SKIP LOCKED
@@ -55,7 +56,7 @@ SET state = CASE WHEN p.opted_out THEN 'skipped' ELSE 'queued' END,
 FROM picked p
 WHERE o.id = p.id
 RETURNING o.id, o.state, o.broadcast_id, o.conversation_message_id, o.member_id, o.to_phone,
-          o.from_phone, o.body, o.attempts;
+          o.from_phone, o.body, o.media_urls, o.attempts;
 
 -- name: ob_begin_send :val
 -- Just before its carrier call: claimed row $1 of sender $2 becomes `sending` (attempts + 1) while the lease still runs at $3; NULL when it is no longer ours to send.

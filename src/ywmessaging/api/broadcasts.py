@@ -12,6 +12,7 @@ from ..auth.state import principal, registry_pool
 from ..church import rows_json
 from ..church.pagination import decode_cursor, page, parse_limit
 from ..messaging import broadcasts as data
+from ..messaging.media import media_urls
 from ..tenants.middleware import tenant_conn
 from ..values import Check, boolean, future_instant, message_body, uuid_value
 from .context import actor_of, entitlement_of, settings_of, utc_now
@@ -40,8 +41,9 @@ def broadcast_json(row: Any) -> dict[str, Any]:
 def _draft(body: dict[str, Any]) -> data.Draft:
     got = fields(body, required={"target": target()},
                  optional={"body": message_body(), "send_at": future_instant(),
-                           "template_id": uuid_value()})
-    return data.Draft(got["body"], got["target"], got["send_at"], got["template_id"])
+                           "template_id": uuid_value(), "media_urls": media_urls})
+    return data.Draft(got["body"], got["target"], got["send_at"], got["template_id"],
+                      got["media_urls"])
 
 
 async def create(request: web.Request) -> web.Response:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
+from ..auth.state import principal, registry_pool
 from ..church import members as data
 from ..church.pagination import parse_limit
 from ..errors import ValidationFailed
+from ..messaging.welcome import welcome_member
 from ..tenants.middleware import tenant_conn
 from ..values import spec_email, text, uuid_list, uuid_value
-from .context import actor_of, entitlement_of, settings_of
+from .context import actor_of, entitlement_of, settings_of, utc_now
 from .responses import json_response, page_response
 from .validation import cleared, fields, json_body, query_choice, query_params, uuid_path
 
@@ -41,6 +45,14 @@ async def list_members(request: web.Request) -> web.Response:
     return page_response(items, next_cursor)
 
 
+async def _welcome(request: web.Request, member: dict[str, Any]) -> None:
+    """The church's welcome text to a member just added or opted in (if it sends them)."""
+    if member.get("opt_in") == "opted_in":
+        await welcome_member(tenant_conn(request), registry_pool(request), settings_of(request),
+                             principal(request).tenant_id, uuid.UUID(str(member["id"])),
+                             utc_now())
+
+
 async def create_member(request: web.Request) -> web.Response:
     """Create a member; 201 with it, 409 `member_exists` when the phone is taken."""
     body = fields(await json_body(request),
@@ -54,6 +66,7 @@ async def create_member(request: web.Request) -> web.Response:
         first_name=body["first_name"], last_name=body["last_name"], phone=body["phone"],
         email=body["email"], branch_id=body["branch_id"], group_ids=body["group_ids"] or (),
     )
+    await _welcome(request, member)
     return json_response(member, status=201)
 
 
@@ -94,6 +107,8 @@ async def _consent(request: web.Request, *, opt_in: bool) -> web.Response:
     member = await data.set_consent(tenant_conn(request), settings_of(request),
                                     actor_of(request), member_id, opt_in=opt_in,
                                     reason=body["reason"])
+    if opt_in:
+        await _welcome(request, member)
     return json_response(member)
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..church import nps as data
+from ..church import rows_json
 from ..church.analytics import parse_days
+from ..church.pagination import decode_cursor, page, parse_limit
 from ..church.templates import message_text
 from ..tenants.middleware import tenant_conn
 from ..values import choice, integer
 from .context import actor_of, settings_of
 from .responses import json_response
-from .validation import fields, json_body, query_params
+from .validation import fields, json_body, query_choice, query_params
 
 _score = integer()   # 0..10, bounded by the spec
 
@@ -31,3 +33,17 @@ async def summary(request: web.Request) -> web.Response:
     """NPS over the last `days` days (default 30), overall and by category."""
     days = parse_days(query_params(request).get("days"))
     return json_response(await data.summary(tenant_conn(request), settings_of(request), days))
+
+
+async def list_responses(request: web.Request) -> web.Response:
+    """The church's answers, newest first, optionally of one category (keyset cursor)."""
+    params = query_params(request)
+    category = query_choice(params, "category", data.CATEGORIES, None)
+    limit = parse_limit(params.get("limit"))
+    after = (decode_cursor(params["cursor"], data.LIST_KIND, ("timestamp", "uuid"))
+             if "cursor" in params else None)
+    rows = await data.list_page(tenant_conn(request), settings_of(request), category=category,
+                                after=after, limit=limit)
+    items, cursor = page(rows, limit, data.LIST_KIND, lambda r: (r["created_at"], r["id"]))
+    return json_response({"items": [rows_json(r, ("id", "admin_id")) for r in items],
+                          "next_cursor": cursor})

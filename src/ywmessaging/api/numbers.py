@@ -1,5 +1,5 @@
-"""`/api/v1/numbers`: the church's phone number — search, buy, list, release (archived for the
-recovery window), recover."""
+"""`/api/v1/numbers`: the church's phone numbers — search, buy, list, assign to a branch or make
+the default sender, release (archived for the recovery window), recover."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..messaging import number_release
 from ..messaging import numbers_service as numbers
 from ..messaging.keys import CARRIER
 from ..tenants.middleware import tenant_conn
-from ..values import text
+from ..values import boolean, text, uuid_value
 from .responses import json_response
 from .validation import fields, json_body, query_params
 
@@ -36,7 +36,8 @@ async def available(request: web.Request) -> web.Response:
 async def list_numbers(request: web.Request) -> web.Response:
     """The church's numbers (archived ones with `release_after`); `status` filters."""
     status = query_params(request).get("status")   # one of the states (422 otherwise)
-    rows = await numbers.list_numbers(registry_pool(request), request.config_dict[SETTINGS],
+    rows = await numbers.list_numbers(tenant_conn(request), registry_pool(request),
+                                      request.config_dict[SETTINGS],
                                       principal(request).tenant_id, status)
     return json_response({"numbers": rows})
 
@@ -70,4 +71,23 @@ async def recover(request: web.Request) -> web.Response:
                                        request.config_dict[CARRIER],
                                        request.config_dict[SETTINGS], tenant_id=who.tenant_id,
                                        admin_id=who.admin_id, e164=e164)
+    return json_response(row)
+
+
+async def update(request: web.Request) -> web.Response:
+    """Assign a number to a branch (`branch_id`, null: to none) and/or make it the church's
+    default sender (`default: true`); 200 with the number."""
+    raw = await json_body(request)
+    got = fields(raw, optional={"branch_id": uuid_value(), "default": boolean()})
+    if not raw:
+        raise ValidationFailed("give branch_id and/or default", field="branch_id")
+    if got["default"] is False:
+        raise ValidationFailed("default can only be set to true (make another number the "
+                               "default instead)", field="default")
+    who = principal(request)
+    row = await numbers.assign(tenant_conn(request), registry_pool(request),
+                               request.config_dict[SETTINGS], tenant_id=who.tenant_id,
+                               admin_id=who.admin_id, e164=_e164("id", request.match_info["id"]),
+                               branch_id=got["branch_id"], change_branch="branch_id" in raw,
+                               make_default=bool(got["default"]))
     return json_response(row)

@@ -38,3 +38,15 @@ async def summary(conn: Any, settings: Settings, days: int) -> dict[str, Any]:
     total = next(r for r in rows if r["category"] is None)
     return {"days": days, **_score(total),
             "by_category": {r["category"]: _score(r) for r in rows if r["category"]}}
+
+
+LIST_KIND = "nps:created:desc"
+
+
+async def list_page(conn: Any, settings: Settings, *, category: str | None,
+                    after: tuple[Any, ...] | None, limit: int) -> list[Any]:
+    """`limit + 1` answers, newest first, after the cursor position."""
+    at, last_id = after if after else (None, None)
+    rows: list[Any] = await tq(settings.sql_dir).nps_page(conn, at, last_id, limit + 1,
+                                                          category)
+    return rows

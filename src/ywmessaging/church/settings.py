@@ -32,11 +32,12 @@ _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 _EIN = re.compile(r"^([0-9]{2})-?([0-9]{7})$")
 _WEBSITE = re.compile(r"^(https?://)?[^\s/$.?#][^\s]*\.[^\s]+$", re.IGNORECASE)
 TOP_FIELDS = ("name", "timezone", "default_region", "quiet_hours", "help_reply", "stop_reply",
-              "start_reply", "brand")
+              "start_reply", "brand", "welcome_enabled", "welcome_message")
 BRAND_LIMITS = {"legal_name": 200, "website": 200, "address_line1": 200,
                 "address_line2": 200, "city": 100, "state": 50, "postal_code": 20}
 BRAND_FIELDS = ("legal_name", "ein", *tuple(k for k in BRAND_LIMITS if k != "legal_name"))
-REPLIES = {"help_reply": "help_reply", "stop_reply": "stop_reply", "start_reply": "start_reply"}
+REPLIES = {"help_reply": "help_reply", "stop_reply": "stop_reply", "start_reply": "start_reply",
+           "welcome_message": "welcome_message"}
 
 
 _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
@@ -127,6 +128,10 @@ def merge(body: dict[str, Any], row: Any, box: SecretBox) -> tuple[dict[str, Any
             current["quiet_hours_start"], current["quiet_hours_end"] = hours or (None, None)
         elif key in REPLIES:
             current[REPLIES[key]] = message_text(key, value, REPLY_MAX)
+        elif key == "welcome_enabled":
+            if not isinstance(value, bool):
+                raise ValidationFailed(f"{key} must be true or false", field=key)
+            current["welcome_enabled"] = value
         else:
             _brand(value, current, box)
     if not body:
@@ -145,6 +150,7 @@ def profile_json(row: Any, tenant_id: uuid.UUID) -> dict[str, Any]:
                                                    "end": end.strftime("%H:%M")},
         "help_reply": row["help_reply"], "stop_reply": row["stop_reply"],
         "start_reply": row["start_reply"], "sender_number": row["sender_number"],
+        "welcome_enabled": row["welcome_enabled"], "welcome_message": row["welcome_message"],
         "brand": {
             "legal_name": row["legal_name"],
             "ein": None if last4 is None else f"**-***{last4}",
@@ -175,7 +181,8 @@ async def update_profile(conn: Any, settings: Settings, box: SecretBox, actor: A
             current["stop_reply"], current["start_reply"], current["legal_name"],
             current["ein_encrypted"], current["ein_last4"], current["website"],
             current["address_line1"], current["address_line2"], current["city"],
-            current["state"], current["postal_code"])
+            current["state"], current["postal_code"], current["welcome_enabled"],
+            current["welcome_message"])
         brand = sorted(body["brand"]) if isinstance(body.get("brand"), dict) else []
         await audit(conn, settings, actor, "church.update", "church", tenant_id,
                     {"fields": changed, **({"brand_fields": brand} if brand else {})})

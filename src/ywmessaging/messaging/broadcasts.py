@@ -92,12 +92,14 @@ class Target:
 
 @dataclass(frozen=True)
 class Draft:
-    """A broadcast as asked for: body (or a template's), target, optional send time."""
+    """A broadcast as asked for: body (or a template's), target, optional send time and
+    media (an MMS: one message of its own price, whatever the body's length)."""
 
     body: str | None
     target: Target
     send_at: datetime | None = None
     template_id: uuid.UUID | None = None
+    media_urls: tuple[str, ...] | None = None
 
 
 def parse_counts(stored: Any) -> dict[str, int]:
@@ -176,7 +178,8 @@ async def create(conn: Any, registry_pool: Any, settings: Settings, tenant_id: u
         row = await q.bc_insert(
             conn, body, orjson.dumps(draft.target.as_json()).decode(), draft.target.kind,
             "scheduled" if scheduled else "draft", draft.send_at, draft.template_id,
-            actor.admin_id, segments, encoding, None, None)
+            actor.admin_id, segments, encoding, None, None,
+            list(draft.media_urls) if draft.media_urls else None)
         if not scheduled:
             row = await queue_rows(conn, settings, ent, row, church["time_zone"], now)
         await audit(conn, settings, actor, "broadcast.create", "broadcast", row["id"],
@@ -199,10 +202,14 @@ async def preview(conn: Any, settings: Settings, ent: Entitlement, draft: Draft,
     waits = quiet_until(at, church["quiet_hours_start"], church["quiet_hours_end"],
                         church["time_zone"])
     used = await quota.usage(conn, settings, ent, church["time_zone"], now)
+    mms = bool(draft.media_urls)
+    each = settings.cost_per_mms if mms else info.segments * settings.cost_per_segment
     return {
         "recipient_count": reach, "segments": info.segments, "encoding": info.encoding,
         "characters": len(body), "units": info.units, "remaining_in_segment": info.remaining,
-        "estimated_cost": round(reach * info.segments * settings.cost_per_segment, 4),
+        "message_type": "mms" if mms else "sms", "media_count": len(draft.media_urls or ()),
+        "messages": reach,
+        "estimated_cost": round(reach * each, 4),
         "currency": "USD", "sender_number": church["sender_number"],
         "quiet_hours": {"in_quiet_hours": waits is not None,
                         "sends_at": waits.isoformat() if waits else None},

@@ -18,13 +18,15 @@ ORDER_STATUSES = ("pending", "success", "failure")
 
 @dataclass(frozen=True)
 class SendRequest:
-    """One SMS to send: sender and recipient in E.164, the body, optional profile and webhook."""
+    """One SMS (or MMS with `media_urls`) to send: sender and recipient in E.164, the body,
+    optional media, profile and webhook."""
 
     from_number: str
     to_number: str
     text: str
     messaging_profile_id: str | None = None
     webhook_url: str | None = None
+    media_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,8 @@ async def _save_brand(conn: Any, settings: Settings, box: SecretBox, actor: Acto
             c["quiet_hours_start"], c["quiet_hours_end"], c["help_reply"], c["stop_reply"],
             c["start_reply"], form["legal_name"], box.seal(form["ein"], EIN_PURPOSE),
             form["ein"][-4:], form["website"], form["address_line1"], form["address_line2"],
-            form["city"], form["state"], form["postal_code"])
+            form["city"], form["state"], form["postal_code"], c["welcome_enabled"],
+            c["welcome_message"])
         await q.cp_begin_brand(conn, form["entity_type"], form["vertical"],
                                form["display_name"], form["email"], form["phone"])
         await audit(conn, settings, actor, "compliance.brand_submit", "church", tenant_id,

@@ -4,6 +4,10 @@ In one transaction: claim the event id (a replay changes nothing), find the send
 members (an unknown sender is recorded as a member with only a phone), then either apply a
 keyword — consent by `occurred_at`, so a late old STOP never undoes a newer START — with at most
 one automatic reply queued in the outbox, or append the message to the member's conversation.
+
+Several numbers: the number texted (`to`) is recorded on the message; a new conversation runs
+on it (replies go from it), an existing one keeps its number; an unknown sender is put in the
+branch that number is assigned to. MMS media is stored on the message as Telnyx described it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from ..config import Settings
 from ..sqlq import tenant as tq
 from .keywords import Keyword, KeywordKind, classify, possible_revocation
 from .segments import count_segments
+from .welcome import queue_welcome
 
 UNKNOWN_SENDER_NOTE = "Added automatically: this number texted the church."
 MAX_INBOUND_BODY = 10_000
@@ -35,6 +40,7 @@ class InboundMessage:
     to_number: str
     text: str
     carrier_message_id: str | None
+    media: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ async def apply_inbound(conn: Any, settings: Settings, msg: InboundMessage, *,
         created = False
         if member is None:
             member = await q.inbound_create_member(conn, msg.from_number, msg.occurred_at,
-                                                   UNKNOWN_SENDER_NOTE)
+                                                   UNKNOWN_SENDER_NOTE, msg.to_number)
             created = bool(member["created"])
         keyword = classify(msg.text, opted_out=member["opt_in"] == "opted_out")
         if keyword is None:
@@ -91,6 +97,8 @@ async def _keyword(conn: Any, settings: Settings, msg: InboundMessage, keyword: 
         return InboundResult("unchanged_keyword", member_id, created)
     reply_id = None if quiet else await _queue_reply(conn, settings, msg, member_id,
                                                      keyword.kind)
+    if keyword.kind is KeywordKind.OPT_IN and not quiet:   # nothing is sent while suspended
+        await queue_welcome(conn, settings, member_id)
     outcome = {KeywordKind.OPT_OUT: "opted_out", KeywordKind.OPT_IN: "opted_in",
                KeywordKind.HELP: "help"}[keyword.kind]
     return InboundResult(outcome, member_id, created, reply_id)
@@ -113,10 +121,12 @@ async def _append(conn: Any, settings: Settings, msg: InboundMessage, member_id:
                   created: bool) -> InboundResult:
     q = tq(settings.sql_dir)
     body = msg.text[:MAX_INBOUND_BODY]
-    conv = await q.inbound_upsert_conversation(conn, member_id, msg.occurred_at,
-                                               body[:PREVIEW_CHARS])
+    preview = body[:PREVIEW_CHARS] or (f"[{len(msg.media)} attachment(s)]" if msg.media else "")
+    conv = await q.inbound_upsert_conversation(conn, member_id, msg.occurred_at, preview,
+                                               msg.to_number)
     await q.inbound_insert_message(conn, conv["id"], body, msg.carrier_message_id,
-                                   msg.occurred_at)
+                                   msg.occurred_at, orjson.dumps(list(msg.media)).decode(),
+                                   msg.to_number)
     if possible_revocation(body):
         detail = orjson.dumps({"event_id": msg.event_id, "text": body[:200]}).decode()
         await q.inbound_audit(conn, "inbound.possible_opt_out", str(member_id), detail)

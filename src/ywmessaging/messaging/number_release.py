@@ -1,14 +1,17 @@
 """Releasing a phone number: archived for a recovery window, recovered, or released for good.
 
 `DELETE /api/v1/numbers/{e164}` archives an active number: the registry row turns `archived`
-with `release_after` (now + YWM_NUMBER_RECOVERY_DAYS) and the church's `sender_number` is
-cleared. Meanwhile the number stays on the carrier account (still billed, never sent from
+with `release_after` (now + YWM_NUMBER_RECOVERY_DAYS); if it was the church's default sender,
+its oldest other active number becomes the default; its branch assignment is removed and the
+conversations that ran on it fall back to the default sender. The church's other numbers are
+left as they are. Meanwhile the number stays on the carrier account (still billed, never sent from
 except the automatic STOP/START/HELP answers to a member who texts it), stays mapped to its
 church (inbound keywords are honoured, other texts reach its conversations), no other church
 can buy it, and it does not count toward the church's number limit.
 
-`POST /api/v1/numbers/{e164}/recover` makes it `active` and the sending number again, while
-the window lasts and if the church has room for it. After the window, `sweep` (the worker)
+`POST /api/v1/numbers/{e164}/recover` makes it `active` again (and the default sender if the
+church has none), while the window lasts and if the church has room for it; its branch
+assignment is not restored. After the window, `sweep` (the worker)
 claims it (`releasing`, held for CLAIM_HOLD_S), releases it at the carrier (a number the
 carrier no longer lists counts as released), writes `number.released` in the church's audit
 log (once per archiving) and deletes the row. A carrier fault or an unreachable church
@@ -31,7 +34,6 @@ from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
 from .carrier import Carrier, CarrierError
 from .numbers_service import (
-    MAX_NUMBERS_PER_CHURCH,
     REGISTRY_TIMEOUT,
     STALE_RESERVATION_S,
     Lease,
@@ -90,8 +92,13 @@ async def archive(conn: Any, registry_pool: Any, settings: Settings, *,
             raise NumberPending()
         action = "number.release_reservation"
     detail = {"archived_at": _iso(row["archived_at"]), "release_after": _iso(row["release_after"])}
+    others = await q.numbers_of_tenant(registry_pool, tenant_id, "active",
+                                       timeout=REGISTRY_TIMEOUT)
     async with conn.transaction():
         await t.numbers_clear_sender(conn, e164)
+        await t.numbers_forget(conn, e164)
+        if others:   # the church keeps a default sender: its oldest active number
+            await t.numbers_adopt_sender(conn, others[0]["e164"])
         await t.numbers_audit(conn, admin_id, action, e164, orjson.dumps(detail).decode())
     log.info("number_archived", tenant_id=str(tenant_id), release_after=detail["release_after"])
 
@@ -125,7 +132,7 @@ async def recover(conn: Any, registry_pool: Any, carrier: Carrier, settings: Set
         now = await q.number_of_tenant(rconn, e164, tenant_id)
         if now is not None and now["status"] == "active":   # a concurrent recovery won
             return number_json(now)
-        if await q.count_tenant_numbers(rconn, tenant_id) >= MAX_NUMBERS_PER_CHURCH:
+        if await q.count_tenant_numbers(rconn, tenant_id) >= settings.numbers_per_church:
             raise NumberLimit()
         recovered = await q.recover_number(rconn, e164, tenant_id, timeout=REGISTRY_TIMEOUT)
         if recovered is None:   # the window closed (or the sweep took it) meanwhile

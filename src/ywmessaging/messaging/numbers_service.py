@@ -3,11 +3,14 @@ recovery window: number_release.py).
 
 The registry's `phone_numbers` is the routing table for inbound SMS (E.164 → church). A number's
 life there (`status`):
-- `pending`: reserved for the church (under a per-church lock, so the one-number limit holds)
-  and ordered. Telnyx answers an order `pending`; the number is not the church's until the
-  order completes, so it routes nothing and is not the sending number yet.
+- `pending`: reserved for the church (under a per-church lock, so the limit of
+  YWM_NUMBERS_PER_CHURCH numbers holds) and ordered. Telnyx answers an order `pending`; the
+  number is not the church's until the order completes, so it routes nothing and is not a
+  sending number yet.
 - `active`: the order completed (`number_order.complete` webhook, or the worker's poll of the
-  order). It routes inbound texts and is the church's `settings.sender_number`.
+  order). It routes inbound texts; the church's first becomes its default sender
+  (`settings.sender_number`), later ones may be assigned to a branch (`number_branches`: that
+  branch's broadcasts go from it) or made the default (PATCH /api/v1/numbers/{e164}).
 - `archived`: released by the church, recoverable until `release_after`; still ours at the
   carrier and still routing to the church, but not its sender and not counted in its limit.
 - `releasing`: the window is over; the worker's sweep gives it back to the carrier (asked by
@@ -27,7 +30,7 @@ import orjson
 import structlog
 
 from ..config import Settings
-from ..errors import AppError, Conflict, NotFound
+from ..errors import AppError, Conflict, NotFound, ValidationFailed
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
 from .carrier import Carrier, CarrierError, NumberOrder
@@ -35,7 +38,6 @@ from .telnyx import parse_number_order
 
 log = structlog.get_logger("ywm.numbers")
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-MAX_NUMBERS_PER_CHURCH = 1
 REGISTRY_TIMEOUT = 5.0
 ORDER_EVENT = "number_order.complete"
 POLL_BATCH = 50
@@ -49,7 +51,7 @@ class NumberTaken(Conflict):
 
 
 class NumberLimit(Conflict):
-    code, title = "number_limit", "This church already has its phone number"
+    code, title = "number_limit", "This church already has as many numbers as it may hold"
 
 
 class NumberUnavailable(Conflict):
@@ -58,6 +60,10 @@ class NumberUnavailable(Conflict):
 
 class NumberPending(Conflict):
     code, title = "number_pending", "The carrier has not completed this number's order yet"
+
+
+class NumberNotActive(Conflict):
+    code, title = "number_not_active", "This number is archived; recover it first"
 
 
 class NumberNotFound(NotFound):
@@ -96,12 +102,61 @@ async def search(carrier: Carrier, *, area_code: str | None, limit: int) -> list
         raise carrier_failure(exc) from exc
 
 
-async def list_numbers(registry_pool: Any, settings: Settings, tenant_id: uuid.UUID,
-                       status: str | None = None) -> list[dict[str, Any]]:
-    """The church's numbers (in one `status` when given)."""
+async def _uses(conn: Any, settings: Settings) -> tuple[dict[str, str], str | None]:
+    """(number → its branch id, the default sender) from the church's database."""
+    t = tq(settings.sql_dir)
+    branches = {r["e164"]: str(r["branch_id"]) for r in await t.numbers_branch_map(conn)}
+    church = await t.get_settings(conn)
+    return branches, church["sender_number"]
+
+
+def _with_uses(row: Any, branches: dict[str, str], default: str | None) -> dict[str, Any]:
+    out = number_json(row)
+    out["branch_id"] = branches.get(row["e164"])
+    out["default"] = row["e164"] == default
+    return out
+
+
+async def list_numbers(conn: Any, registry_pool: Any, settings: Settings,
+                       tenant_id: uuid.UUID, status: str | None = None) -> list[dict[str, Any]]:
+    """The church's numbers (in one `status` when given), each with its branch and whether it
+    is the default sender."""
     rows = await rq(settings.sql_dir).numbers_of_tenant(registry_pool, tenant_id, status,
                                                         timeout=REGISTRY_TIMEOUT)
-    return [number_json(r) for r in rows]
+    branches, default = await _uses(conn, settings)
+    return [_with_uses(r, branches, default) for r in rows]
+
+
+async def assign(conn: Any, registry_pool: Any, settings: Settings, *, tenant_id: uuid.UUID,
+                 admin_id: uuid.UUID, e164: str, branch_id: uuid.UUID | None,
+                 change_branch: bool, make_default: bool) -> dict[str, Any]:
+    """Assign an active number to a branch (or to none), and/or make it the default sender.
+    404 not this church's number; 409 `number_pending` / `number_not_active`; 422 no such
+    branch."""
+    row = await rq(settings.sql_dir).number_of_tenant(registry_pool, e164, tenant_id,
+                                                      timeout=REGISTRY_TIMEOUT)
+    if row is None:
+        raise NumberNotFound()
+    if row["status"] == "pending":
+        raise NumberPending()
+    if row["status"] != "active":
+        raise NumberNotActive()
+    t = tq(settings.sql_dir)
+    async with conn.transaction():
+        if change_branch:
+            if branch_id is not None and await t.numbers_branch_live(conn, branch_id) is None:
+                raise ValidationFailed("no such branch", field="branch_id",
+                                       error_code="not_found")
+            await t.numbers_unassign_branch(conn, e164, branch_id)
+            if branch_id is not None:
+                await t.numbers_assign_branch(conn, e164, branch_id)
+        if make_default:
+            await t.numbers_make_default(conn, e164)
+        await t.numbers_audit(conn, admin_id, "number.assign", e164, _json(
+            {"branch_id": str(branch_id) if branch_id else None, "changed_branch": change_branch,
+             "default": make_default}))
+    branches, default = await _uses(conn, settings)
+    return _with_uses(row, branches, default)
 
 
 async def _reserve(registry_pool: Any, settings: Settings, tenant_id: uuid.UUID,
@@ -109,7 +164,7 @@ async def _reserve(registry_pool: Any, settings: Settings, tenant_id: uuid.UUID,
     q = rq(settings.sql_dir)
     async with registry_pool.acquire(timeout=REGISTRY_TIMEOUT) as conn, conn.transaction():
         await q.lock_tenant_numbers(conn, tenant_id, timeout=REGISTRY_TIMEOUT)
-        if await q.count_tenant_numbers(conn, tenant_id) >= MAX_NUMBERS_PER_CHURCH:
+        if await q.count_tenant_numbers(conn, tenant_id) >= settings.numbers_per_church:
             raise NumberLimit()
         if await q.reserve_number(conn, e164, tenant_id) is None:
             raise NumberTaken()
@@ -177,9 +232,9 @@ async def settle(registry_pool: Any, settings: Settings, lease: Lease,
         return "pending", tenant_id
     detail = _json({"carrier_order_id": order.order_id})
     async with lease(tenant_id) as conn, conn.transaction():
-        if outcome == "success":
-            if await t.numbers_adopt_sender(conn, e164) is not None:
-                await t.numbers_carrier_audit(conn, "number.active", e164, detail)
+        if outcome == "success":   # the default sender only if the church has none
+            await t.numbers_adopt_sender(conn, e164)
+            await t.numbers_active_audit(conn, e164, detail)
         else:
             await t.numbers_clear_sender(conn, e164)
             await t.numbers_carrier_audit(conn, "number.order_failed", e164, detail)

@@ -213,8 +213,9 @@ class Drain:
             row = {**dict(row), "attempts": attempts}
             self._in_flight += 1
             try:
-                result = await self.s.carrier.send(SendRequest(number, row["to_phone"],
-                                                               row["body"]))
+                result = await self.s.carrier.send(SendRequest(
+                    number, row["to_phone"], row["body"],
+                    media_urls=tuple(row["media_urls"] or ())))
             except CarrierError as err:
                 await self._failed_send(row, number, err)
                 return

@@ -189,7 +189,7 @@ async def _materialize(conn: Any, settings: Settings, ent: Entitlement, row: Any
     segments, encoding = encoding_of(row["body"])
     created = await q.bc_insert(conn, row["body"], row["target"], row["target_kind"], "draft",
                                 None, None, row["created_by"], segments, encoding, row["id"],
-                                occurrence)
+                                occurrence, None)
     if created is None:  # this occurrence already has its broadcast
         log.info("recurring_occurrence_exists", rule_id=str(row["id"]),
                  occurrence=occurrence.isoformat())

@@ -160,6 +160,8 @@ class TelnyxCarrier(TenDlcApi):
             body["messaging_profile_id"] = profile
         if req.webhook_url:
             body["webhook_url"] = req.webhook_url
+        if req.media_urls:
+            body["type"], body["media_urls"] = "MMS", list(req.media_urls)
         doc = await self._call("POST", "/v2/messages", body=body, operation="send",
                                unknown_after_send=True)
         data = doc.get("data") or {}

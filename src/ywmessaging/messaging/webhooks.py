@@ -24,6 +24,7 @@ from ..observability.metrics import Metrics
 from ..sqlq import registry as rq
 from . import compliance_sync, tendlc
 from .inbound import InboundMessage, apply_inbound
+from .media import inbound_media
 from .numbers_service import ORDER_EVENT, OrderNotYetKnown, settle_order_event
 from .queue import enqueue
 from .receipts import ReceiptNotYetKnown, apply_receipt, receipt_from_payload
@@ -149,7 +150,8 @@ def _inbound(row: Any, occurred_at: datetime, payload: dict[str, Any]) -> Inboun
     msg_id = payload.get("id")
     return InboundMessage(row["event_id"], occurred_at, sender, str(to.get("phone_number")),
                           text if isinstance(text, str) else "",
-                          msg_id[:128] if isinstance(msg_id, str) else None)
+                          msg_id[:128] if isinstance(msg_id, str) else None,
+                          tuple(inbound_media(payload)))
 
 
 async def _apply(conn: Any, settings: Settings, row: Any, payload: dict[str, Any], *,

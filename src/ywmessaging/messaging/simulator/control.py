@@ -48,13 +48,17 @@ async def reset_messages(request: web.Request) -> web.Response:
 
 
 async def post_inbound(request: web.Request) -> web.Response:
-    """POST /sim/inbound {from, to, text, occurred_at?, event_id?}: deliver message.received."""
+    """POST /sim/inbound {from, to, text, media?, occurred_at?, event_id?}: deliver
+    message.received; `media` lists up to 10 items `{url, content_type?, size?, hash_sha256?}`
+    (or bare URL strings), sent as an MMS."""
     doc = await _json(request)
-    frm, to, text = doc.get("from"), doc.get("to"), doc.get("text")
+    frm, to, text = doc.get("from"), doc.get("to"), doc.get("text", "")
+    media = _media(doc.get("media"))
     if not (isinstance(frm, str) and E164.match(frm) and isinstance(to, str) and E164.match(to)
-            and isinstance(text, str)):
-        return telnyx_error(422, "10015", detail="from and to must be +E.164 and text a string")
-    event = envelope("message.received", inbound_payload(frm, to, text),
+            and isinstance(text, str)) or media is None or not (text or media):
+        return telnyx_error(422, "10015", detail="from and to must be +E.164, text a string, "
+                            "media up to 10 items with a url; text or media needed")
+    event = envelope("message.received", inbound_payload(frm, to, text, media),
                      event_id=doc.get("event_id"), occurred_at=doc.get("occurred_at"))
     payload = event["data"]["payload"]
     shown = {"id": payload["id"], "from": frm, "to": to, "text": text,
@@ -65,6 +69,19 @@ async def post_inbound(request: web.Request) -> web.Response:
         else "not_received"
     return ok({"event_id": event["data"]["id"], "message_id": event["data"]["payload"]["id"],
                "status": status})
+
+
+def _media(raw: Any) -> list[dict[str, Any]] | None:
+    """The media a test asked for, or None when it is malformed."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > 10:
+        return None
+    items = [{"url": r} if isinstance(r, str) else r for r in raw]
+    if not all(isinstance(i, dict) and isinstance(i.get("url"), str) and i["url"]
+               for i in items):
+        return None
+    return items
 
 
 async def post_receipt(request: web.Request) -> web.Response:

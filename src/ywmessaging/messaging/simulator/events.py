@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -54,15 +55,34 @@ def status_payload(message: dict[str, Any], status: str,
     return payload
 
 
-def inbound_payload(from_number: str, to_number: str, text: str) -> dict[str, Any]:
-    """The payload of a message.received event."""
+def inbound_media(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Telnyx's inbound media items ({url, content_type, size, hash_sha256}) for what a test
+    asked for (a URL alone gets a content type from its extension, a made-up size and hash)."""
+    out = []
+    for item in items:
+        url = str(item["url"])
+        ext = url.rpartition(".")[2].lower()
+        guessed = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
+                   "gif": "image/gif", "mp4": "video/mp4"}.get(ext, "application/octet-stream")
+        out.append({"url": url, "content_type": item.get("content_type") or guessed,
+                    "size": item.get("size") if isinstance(item.get("size"), int) else 48213,
+                    "hash_sha256": item.get("hash_sha256")
+                    or hashlib.sha256(url.encode()).hexdigest()})
+    return out
+
+
+def inbound_payload(from_number: str, to_number: str, text: str,
+                    media: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The payload of a message.received event (MMS when it has media)."""
     seg = count_segments(text)
+    items = inbound_media(media or [])
     return {
         "record_type": "message", "direction": "inbound", "id": str(uuid.uuid4()),
-        "type": "SMS", "messaging_profile_id": None, "organization_id": "sim-org",
+        "type": "MMS" if items else "SMS", "messaging_profile_id": None,
+        "organization_id": "sim-org",
         "from": _party(from_number), "to": [_party(to_number, "webhook_delivered")],
-        "cc": [], "text": text, "subject": None, "media": [], "encoding": seg.encoding,
-        "parts": seg.segments, "tags": [], "received_at": iso_now(),
+        "cc": [], "text": text, "subject": None, "media": items, "encoding": seg.encoding,
+        "parts": 1 if items else seg.segments, "tags": [], "received_at": iso_now(),
         "cost": None,
     }
 
