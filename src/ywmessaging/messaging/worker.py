@@ -35,6 +35,7 @@ from ..billing import notices
 from ..billing.state import entitlement
 from ..config import Settings
 from ..errors import AppError
+from ..events.publisher import Publisher
 from ..observability.metrics import Metrics
 from ..ops import housekeeping
 from ..sqlq import registry as rq
@@ -87,14 +88,15 @@ class Worker:
                  carrier: Carrier, *, owner: str | None = None,
                  clock: Callable[[], datetime] = utc_now,
                  inbox_sweep: Callable[[], Any] | None = None,
-                 metrics: Metrics | None = None, emails: EmailSender | None = None) -> None:
+                 metrics: Metrics | None = None, emails: EmailSender | None = None,
+                 events: Publisher | None = None) -> None:
         self.settings = settings
         self.registry_pool = registry_pool
         self.supervisor = supervisor
         self.owner = owner or default_owner()
         self.clock = clock
         self.carrier = carrier
-        self.sender = Sender(settings, carrier, registry_pool, self.owner, clock)
+        self.sender = Sender(settings, carrier, registry_pool, self.owner, clock, events=events)
         self.stats = DrainStats()
         self.inbox_sweep = inbox_sweep
         self.metrics = metrics
