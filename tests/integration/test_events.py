@@ -197,3 +197,18 @@ async def test_a_slow_client_is_closed_not_buffered(
     dropped = app.app[EVENTS].hub.metrics.events_dropped.labels("slow")._value.get()
     assert dropped == 1
     assert await close_code(ws) == SLOW   # read now: the frames sent before, then the close
+
+
+async def test_an_office_opt_out_reaches_the_other_process(two: tuple[Client, Client]) -> None:
+    a, b = two
+    church = await register(a)
+    resp = await a.post("/api/v1/members", headers=church.auth, json={
+        "first_name": "Ruth", "last_name": "Moab", "phone": random_number()})
+    assert resp.status == 201, await resp.text()
+    member = await resp.json()
+    ws = await b.ws_connect("/api/v1/events", headers=church.auth)
+    out = await a.post(f"/api/v1/members/{member['id']}/opt-out", headers=church.auth, json={})
+    assert out.status == 200
+    event = await next_event(ws)
+    assert (event["type"], event["data"]["member_id"]) == ("member.opted_out", member["id"])
+    await ws.close()

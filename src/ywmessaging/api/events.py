@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -40,6 +41,14 @@ class InvalidTicket(InvalidToken):
 
 class NotWebSocket(BadRequest):
     code, title = "websocket_expected", "This route is a WebSocket: send an upgrade request"
+
+
+def emit(request: web.Request, event_type: str, data: dict[str, Any]) -> None:
+    """Publish one of the request's church's events in the background (after the handler's
+    change committed; a process started without live events publishes nothing)."""
+    runtime = request.config_dict.get(EVENTS)
+    if runtime is not None:
+        runtime.publisher.emit(principal(request).tenant_id, event_type, data)
 
 
 async def ticket(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from ..errors import ValidationFailed
 from ..tenants.middleware import tenant_conn
 from ..values import spec_email, text, uuid_list, uuid_value
 from .context import actor_of, entitlement_of, settings_of
+from .events import emit
 from .responses import json_response, page_response
 from .validation import cleared, fields, json_body, query_choice, query_params, uuid_path
 
@@ -94,6 +95,8 @@ async def _consent(request: web.Request, *, opt_in: bool) -> web.Response:
     member = await data.set_consent(tenant_conn(request), settings_of(request),
                                     actor_of(request), member_id, opt_in=opt_in,
                                     reason=body["reason"])
+    emit(request, "member.opted_in" if opt_in else "member.opted_out",
+         {"member_id": member_id, "via": "office"})
     return json_response(member)
 
 

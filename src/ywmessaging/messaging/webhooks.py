@@ -28,6 +28,7 @@ from .inbound import InboundMessage, apply_inbound, inbound_events
 from .numbers_service import ORDER_EVENT, OrderNotYetKnown, settle_order_event
 from .queue import enqueue
 from .receipts import ReceiptNotYetKnown, apply_receipt, receipt_from_payload
+from .telnyx import parse_number_order
 
 # inbound outcomes that queue an automatic reply (STOP/START/HELP)
 REPLY_OUTCOMES = frozenset({"opted_out", "opted_in", "help"})
@@ -185,7 +186,7 @@ async def _publish(events: Publisher | None, tenant_id: uuid.UUID, occurred_at: 
 
 
 async def _number_order(registry_pool: Any, supervisor: Any, settings: Settings, row: Any,
-                        payload: dict[str, Any]) -> Outcome:
+                        payload: dict[str, Any], events: Publisher | None = None) -> Outcome:
     """`number_order.complete`: the order's number becomes active, or is freed if it failed."""
     try:
         result, tenant = await settle_order_event(registry_pool, settings,
@@ -194,8 +195,14 @@ async def _number_order(registry_pool: Any, supervisor: Any, settings: Settings,
         return Outcome("ignored", "tenant_not_active")
     except AppError as exc:   # the church's database cannot be used now: later
         return Outcome("retry", exc.code, None, backoff(row["attempts"]))
-    return Outcome("done" if result in ("activated", "order_failed") else "ignored",
-                   result, tenant)
+    settled = result in ("activated", "order_failed")
+    if settled and tenant is not None and events is not None:
+        order = parse_number_order(payload)
+        await events.publish(tenant, "number.status", {
+            "order_id": order.order_id if order else None,
+            "numbers": [{"number": n, "status": s} for n, s in (order.numbers if order else ())],
+            "status": "active" if result == "activated" else "failed"}, row["occurred_at"])
+    return Outcome("done" if settled else "ignored", result, tenant)
 
 
 async def _tendlc(registry_pool: Any, supervisor: Any, settings: Settings, row: Any,
@@ -219,7 +226,7 @@ async def _process(registry_pool: Any, supervisor: Any, settings: Settings,
     doc = orjson.loads(row["payload"])
     payload = doc.get("data", {}).get("payload") or {}
     if row["event_type"] == ORDER_EVENT:
-        return await _number_order(registry_pool, supervisor, settings, row, payload)
+        return await _number_order(registry_pool, supervisor, settings, row, payload, events)
     if row["event_type"] in tendlc.EVENTS:
         return await _tendlc(registry_pool, supervisor, settings, row, payload)
     if row["event_type"] not in ("message.received", *RECEIPT_EVENTS):
