@@ -13,7 +13,6 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.integration.carrier_sim_fixtures import *  # noqa: F403
 from tests.integration.carrier_sim_fixtures import (
     Client,
     bearer,
@@ -23,6 +22,11 @@ from tests.integration.carrier_sim_fixtures import (
     random_number,
     register,
     wait_until,
+)
+from tests.integration.sending_fixtures import *  # noqa: F403
+from tests.integration.sending_fixtures import (
+    Sending,
+    running_worker,
 )
 from ywmessaging.config import Settings
 from ywmessaging.events.hub import REVOKED, SLOW
@@ -203,7 +207,7 @@ async def test_an_office_opt_out_reaches_the_other_process(two: tuple[Client, Cl
     a, b = two
     church = await register(a)
     resp = await a.post("/api/v1/members", headers=church.auth, json={
-        "first_name": "Ruth", "last_name": "Moab", "phone": random_number()})
+        "first_name": "Ruth", "last_name": "Moab", "phone": "+12025550173"})
     assert resp.status == 201, await resp.text()
     member = await resp.json()
     ws = await b.ws_connect("/api/v1/events", headers=church.auth)
@@ -211,4 +215,39 @@ async def test_an_office_opt_out_reaches_the_other_process(two: tuple[Client, Cl
     assert out.status == 200
     event = await next_event(ws)
     assert (event["type"], event["data"]["member_id"]) == ("member.opted_out", member["id"])
+    await ws.close()
+
+
+async def test_a_broadcast_reports_progress_statuses_and_completion(sending: Sending) -> None:
+    church, _number, phones = await sending.church(members=3)
+    ws = await sending.client.ws_connect("/api/v1/events", headers=church.auth)
+    created = await sending.broadcast(church, {"body": "Choir at 7", "target": {"all": True}})
+    events = sending.client.app[EVENTS].publisher
+    seen: dict[str, list[dict[str, Any]]] = {}
+    async with running_worker(sending.client, sending.settings, events=events):
+        while not ("broadcast.completed" in seen and sum(
+                len(e["data"]["statuses"]) for e in seen.get("delivery.status", [])) >= 3):
+            event = await next_event(ws, timeout=10)
+            seen.setdefault(event["type"], []).append(event)
+    done = seen["broadcast.completed"][0]["data"]
+    assert (done["broadcast_id"], done["status"], done["pending"]) == (created["id"], "sent", 0)
+    assert seen["broadcast.progress"][-1]["id"] < seen["broadcast.completed"][0]["id"]
+    statuses = [s for e in seen["delivery.status"] for s in e["data"]["statuses"]]
+    assert [s["status"] for s in statuses] == ["delivered"] * len(phones)
+    assert {s["broadcast_id"] for s in statuses} == {created["id"]}
+    await ws.close()
+
+
+async def test_delivery_statuses_are_batched(two: tuple[Client, Client]) -> None:
+    a, b = two
+    church = await register(a)
+    ws = await b.ws_connect("/api/v1/events", headers=church.auth)
+    publisher = a.app[EVENTS].publisher
+    for n in range(5):
+        publisher.status(uuid.UUID(church.tenant_id), {"outbox_id": n, "status": "delivered"})
+    event = await next_event(ws)
+    assert event["type"] == "delivery.status"
+    assert [s["outbox_id"] for s in event["data"]["statuses"]] == [0, 1, 2, 3, 4]
+    with pytest.raises(TimeoutError):
+        await ws.receive(timeout=0.4)
     await ws.close()

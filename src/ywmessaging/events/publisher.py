@@ -69,6 +69,16 @@ class Publisher:
         """Publish in the background (for callers that must not wait for the registry)."""
         self._spawn(self.publish(tenant_id, event_type, data, occurred_at))
 
+    def emit_in_order(self, tenant_id: uuid.UUID,
+                      events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish several events in the background, one after another (ids in this order)."""
+
+        async def publish_all() -> None:
+            for event_type, data in events:
+                await self.publish(tenant_id, event_type, data)
+
+        self._spawn(publish_all())
+
     def status(self, tenant_id: uuid.UUID, item: dict[str, Any]) -> None:
         """Add one delivery status to the church's next `delivery.status` event."""
         pending = self._statuses.get(tenant_id)

@@ -186,28 +186,30 @@ class Drain:
             await self.q.ob_release(self.conn, unsent, self.s.owner, at)
             self.stats.released += len(unsent)
         if broadcasts:
-            await self.q.bc_finish(self.conn, broadcasts, self.s.clock())
-            await self._progress(broadcasts)
+            finished = await self.q.bc_finish(self.conn, broadcasts, self.s.clock())
+            await self._progress(broadcasts, {r["id"] for r in finished})
         return True
 
-    async def _progress(self, broadcasts: list[uuid.UUID]) -> None:
+    async def _progress(self, broadcasts: list[uuid.UUID], finished: set[uuid.UUID]) -> None:
         """Publish `broadcast.progress` (at most every PROGRESS_EVERY_S per broadcast) and
-        `broadcast.completed` for the broadcasts this batch touched."""
+        `broadcast.completed` for the broadcasts this batch touched (counting a broadcast's
+        rows costs a scan of them: not after every batch)."""
         events = self.s.events
         if events is None:
             return
         now = time.monotonic()
-        for row in await self.q.ev_broadcast_progress(self.conn, broadcasts):
-            done = row["status"] != "sending" and row["pending"] == 0
-            if not done and now - self._progress_at.get(row["id"], 0.0) < PROGRESS_EVERY_S:
-                continue
+        due = [b for b in broadcasts if b in finished
+               or now - self._progress_at.get(b, -PROGRESS_EVERY_S) >= PROGRESS_EVERY_S]
+        if not due:
+            return
+        for row in await self.q.ev_broadcast_progress(self.conn, due):
+            done = row["id"] in finished
             self._progress_at[row["id"]] = now
             data = {k: row[k] for k in ("status", "recipient_count", "pending", "sent",
                                         "delivered", "failed", "other")}
             data["broadcast_id"] = row["id"]
-            events.emit(self.tenant_id, "broadcast.progress", data)
-            if done:
-                events.emit(self.tenant_id, "broadcast.completed", data)
+            events.emit_in_order(self.tenant_id, [("broadcast.progress", data)] + (
+                [("broadcast.completed", data)] if done else []))
 
     def _any_number(self, rows: list[Any]) -> str:
         return str(rows[0]["from_phone"] or self._church["sender_number"] or "")
