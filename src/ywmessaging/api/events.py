@@ -101,6 +101,8 @@ async def events_socket(request: web.Request) -> web.StreamResponse:
         await ws.prepare(request)
         for frame in replay:
             await ws.send_str(frame)
+        if replay and runtime.hub.metrics is not None:
+            runtime.hub.metrics.events_sent.inc(len(replay))
         sock.writer = asyncio.get_running_loop().create_task(
             sock.write(runtime.hub.metrics), name="events_writer")
         async for msg in ws:   # clients have nothing to say; this waits for the close

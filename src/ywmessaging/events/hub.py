@@ -56,12 +56,16 @@ class Socket:
         self.closer: asyncio.Task[None] | None = None   # the server's close, when it closes
 
     async def write(self, metrics: Any) -> None:
-        """Send queued frames in order until cancelled (frames already sent are skipped)."""
+        """Send queued frames in order until cancelled or the connection is gone (frames
+        already sent are skipped; the handler's read loop sees the connection end)."""
         while True:
             event_id, frame = await self.queue.get()
             if event_id <= self.last_id:
                 continue
-            await self.ws.send_str(frame)
+            try:
+                await self.ws.send_str(frame)
+            except (ConnectionError, RuntimeError):   # closed under us: nothing more to send
+                return
             self.last_id = event_id
             if metrics is not None:
                 metrics.events_sent.inc()
