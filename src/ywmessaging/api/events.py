@@ -22,7 +22,7 @@ from ..auth.permissions import Permission, allowed
 from ..auth.state import principal, registry_pool, services
 from ..auth.tokens import AccessClaims
 from ..cors import OriginNotAllowed
-from ..errors import BadRequest, Forbidden
+from ..errors import BadRequest, Forbidden, ServiceUnavailable
 from ..events import tickets
 from ..events.hub import Socket, join
 from ..events.plugins import EVENTS
@@ -37,6 +37,10 @@ MAX_CLIENT_MESSAGE = 4096
 
 class InvalidTicket(InvalidToken):
     code, title = "invalid_ticket", "The ticket is unknown, used or expired"
+
+
+class EventsUnavailable(ServiceUnavailable):
+    code, title = "events_unavailable", "Live events cannot be read now; reconnect soon"
 
 
 class NotWebSocket(BadRequest):
@@ -96,8 +100,11 @@ async def events_socket(request: web.Request) -> web.StreamResponse:
     runtime = request.config_dict[EVENTS]
     sock = Socket(ws, request.transport, claims, settings.events_queue_size)
     try:
-        replay = await join(runtime.hub, sock, int(last) if last is not None else None,
-                            MAX_REPLAY)
+        try:
+            replay = await join(runtime.hub, sock, int(last) if last is not None else None,
+                                MAX_REPLAY)
+        except Exception as exc:   # the registry cannot answer: before the upgrade, a 503
+            raise EventsUnavailable(headers={"Retry-After": "2"}) from exc
         await ws.prepare(request)
         for frame in replay:
             await ws.send_str(frame)
