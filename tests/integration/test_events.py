@@ -6,6 +6,7 @@ church's events never arrive; a client too slow to read is cut off."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -29,8 +30,8 @@ from tests.integration.sending_fixtures import (
     running_worker,
 )
 from ywmessaging.config import Settings
-from ywmessaging.events.hub import REVOKED, SLOW
-from ywmessaging.events.plugins import EVENTS
+from ywmessaging.events.hub import EXPIRED, REVOKED, SLOW
+from ywmessaging.events.keys import EVENTS
 
 ORIGIN = "https://app.example.org"
 WAIT = 5.0
@@ -168,6 +169,18 @@ async def test_a_revoked_token_closes_its_sockets(two: tuple[Client, Client]) ->
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await b.ws_connect("/api/v1/events", headers=church.auth)
     assert refused.value.status == 401
+
+
+async def test_an_expired_token_closes_its_socket(two: tuple[Client, Client]) -> None:
+    a, _ = two
+    church = await register(a)
+    ws = await a.ws_connect("/api/v1/events", headers=church.auth)
+    await publish(a, church.tenant_id, 1)
+    assert (await next_event(ws))["data"] == {"n": 1}
+    hub = a.app[EVENTS].hub
+    assert hub.sweep(now=time.time()) == 0              # still valid: nothing closes
+    assert hub.sweep(now=time.time() + 3600) == 1       # the sweep after its exp
+    assert await close_code(ws) == EXPIRED
 
 
 async def test_another_churchs_events_never_arrive(two: tuple[Client, Client]) -> None:

@@ -25,7 +25,7 @@ from ..cors import OriginNotAllowed
 from ..errors import BadRequest, Forbidden, ServiceUnavailable
 from ..events import tickets
 from ..events.hub import Socket, join
-from ..events.plugins import EVENTS
+from ..events.keys import EVENTS
 from ..time_limits import UNLIMITED, time_limit
 from .context import settings_of
 from .responses import json_response

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
@@ -21,6 +20,7 @@ from ..keys import METRICS, REGISTRY_POOL, SETTINGS
 from ..sqlq import registry as rq
 from ..tenants.keys import SUPERVISOR
 from .hub import Hub
+from .keys import EVENTS, LiveEvents
 from .publisher import CHANNEL, Publisher
 
 log = structlog.get_logger("ywm.events")
@@ -29,17 +29,6 @@ SWEEP_S = 5.0          # expired tokens are cut off within this
 PRUNE_S = 60.0
 PRUNE_TIMEOUT_S = 30.0
 
-
-@dataclass
-class LiveEvents:
-    """The publisher, the hub and the origins a cookie-authenticated socket may come from."""
-
-    publisher: Publisher
-    hub: Hub
-    origins: frozenset[str]
-
-
-EVENTS = web.AppKey("live_events", LiveEvents)
 
 
 async def live_events(app: web.Application) -> AsyncIterator[None]:
