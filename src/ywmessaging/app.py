@@ -16,6 +16,7 @@ from .config import Settings
 from .cors import BrowserPolicy, parse_origins
 from .db import migrations, pg
 from .db.dsn import PgTarget
+from .events.plugins import close_sockets, live_events
 from .forwarded import forwarded_middleware, parse_trusted
 from .messaging.plugins import carrier_client, carrier_webhooks
 from .middlewares import root_middlewares
@@ -31,8 +32,8 @@ POOL_CLOSE_TIMEOUT = 10.0
 # named queries, the registry pool, the tenant pool supervisor), never another plug-in, so
 # their order is free. Routes and the `/api/v1` middlewares are in routes.py.
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
-PLUGINS: tuple[CleanupCtx, ...] = (auth_services, carrier_client, carrier_webhooks, import_jobs,
-                                   export_jobs, stripe_billing)
+PLUGINS: tuple[CleanupCtx, ...] = (auth_services, live_events, carrier_client, carrier_webhooks,
+                                   import_jobs, export_jobs, stripe_billing)
 
 log = structlog.get_logger("ywmessaging.app")
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings,
     app.cleanup_ctx.extend([logging_ctx, queries_ctx, registry_pool_ctx, tenant_pools])
     app.cleanup_ctx.extend(plugins)
     app.on_shutdown.append(start_draining)
+    app.on_shutdown.append(close_sockets)   # open WebSockets would hold graceful shutdown up
     routes.add_root_routes(app)
     app[keys.API_V1] = routes.build_api_v1()
     app.add_subapp("/api/v1", app[keys.API_V1])

@@ -138,6 +138,15 @@ class Settings:
         "and streamed downloads such as the member export excepted).")
     import_timeout: float = setting("YWM_IMPORT_TIMEOUT", 300.0,
         "The same limit for `POST /api/v1/members/import` (a large CSV on a slow line).")
+    events_replay_seconds: float = setting("YWM_EVENTS_REPLAY_SECONDS", 600.0,
+        "How long a church's live events are kept for replay: a client reconnecting to "
+        "`/api/v1/events` with its last event id gets what it missed within this window.")
+    events_queue_size: int = setting("YWM_EVENTS_QUEUE_SIZE", 256,
+        "Events waiting to be sent per live-events socket; a client that falls this far behind "
+        "is disconnected with close code 4008 (it reconnects with its last event id).")
+    events_heartbeat: float = setting("YWM_EVENTS_HEARTBEAT", 20.0,
+        "Seconds between WebSocket pings on `/api/v1/events`; a client that does not answer "
+        "within half of it is disconnected.")
     smtp_url: str | None = setting("SMTP_URL", None,
         "Where account emails go: smtp://user:password@host:587 (STARTTLS when the server offers "
         "it; ?starttls=require to insist) or smtps://…:465 (TLS). Unset: written as .eml files "

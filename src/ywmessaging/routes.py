@@ -32,6 +32,7 @@ from .api import (
     compliance,
     conversations,
     docs,
+    events,
     groups,
     health,
     imports,
@@ -250,6 +251,11 @@ API_V1: tuple[Api, ...] = (
         "conversations_reply"),
     Api("POST", "/conversations/{id}/read", conversations.mark_read, P.MESSAGES_SEND,
         "conversations_read"),
+    # Live events: api/events.py → events/ (hub.py, tickets.py); SQL registry events.sql.
+    # The socket is PUBLIC here because its handler authenticates itself (ticket, Bearer, or
+    # the access cookie from a configured Origin) and holds no tenant lease.
+    Api("GET", "/events", events.events_socket, PUBLIC, "events_socket"),
+    Api("POST", "/events/ticket", events.ticket, P.MESSAGES_READ, "events_ticket"),
 )
 
 

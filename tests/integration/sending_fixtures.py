@@ -158,12 +158,14 @@ async def outbox_states(db: Any, broadcast_id: str | None = None) -> dict[str, i
 @asynccontextmanager
 async def running_worker(client: Client, settings: Settings, *,
                          clock: Callable[[], datetime] | None = None,
-                         run: bool = True) -> AsyncIterator[Worker]:
+                         run: bool = True, events: Any = None) -> AsyncIterator[Worker]:
     """A Worker sharing the app's registry pool and tenant supervisor; running in the
     background unless `run` is False (then drive it with `step()` / `drain_all()`)."""
     app = client.server.app
     carrier = carrier_from_settings(settings)
     kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
+    if events is not None:   # a Publisher: broadcast progress to the live events
+        kwargs["events"] = events
     worker = Worker(settings, app[REGISTRY_POOL], app[SUPERVISOR].supervisor, carrier, **kwargs)
     task = asyncio.create_task(worker.run()) if run else None
     try:

@@ -161,8 +161,9 @@ async def test_plug_ins_need_only_the_core(aiohttp_client: MakeClient, settings:
     from ywmessaging.app import PLUGINS
     from ywmessaging.auth.state import AUTH
     from ywmessaging.church.keys import IMPORT_RUNNER
+    from ywmessaging.events.keys import EVENTS
     from ywmessaging.messaging.keys import CARRIER, WEBHOOKS
 
     client = await aiohttp_client(create_app(settings, tuple(reversed(PLUGINS))))
     assert (await client.get("/readyz")).status == 200
-    assert all(key in client.app for key in (AUTH, IMPORT_RUNNER, CARRIER, WEBHOOKS))
+    assert all(key in client.app for key in (AUTH, IMPORT_RUNNER, CARRIER, WEBHOOKS, EVENTS))

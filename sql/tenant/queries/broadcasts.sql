@@ -163,9 +163,10 @@ WITH f AS (
 )
 SELECT count(*)::int FROM f;
 
--- name: bc_finish :exec
--- Broadcasts among $1 with no row left to send are sent (completed at $2).
+-- name: bc_finish :many
+-- Broadcasts among $1 with no row left to send are sent (completed at $2); their ids.
 UPDATE broadcasts b SET status = 'sent', completed_at = $2, updated_at = now()
 WHERE b.id = ANY($1::uuid[]) AND b.status IN ('queued', 'sending')
   AND NOT EXISTS (SELECT 1 FROM outbox o
-                  WHERE o.broadcast_id = b.id AND o.state IN ('queued', 'sending'));
+                  WHERE o.broadcast_id = b.id AND o.state IN ('queued', 'sending'))
+RETURNING b.id;

@@ -22,7 +22,7 @@ SET state = $2,
 WHERE carrier_message_id = $1
   AND (state IN ('queued', 'sending', 'unknown')
        OR (state = 'sent' AND $2 IN ('delivered', 'failed')))
-RETURNING id, state, conversation_message_id;
+RETURNING id, state, conversation_message_id, broadcast_id, member_id;
 
 -- name: receipt_outbox_state :val
 -- The state of the outbox row of carrier message $1 (NULL: no such row yet).

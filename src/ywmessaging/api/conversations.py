@@ -19,6 +19,7 @@ from ..messaging.numbers_service import E164
 from ..tenants.middleware import tenant_conn
 from ..values import choice, message_body, uuid_value
 from .context import actor_of, settings_of, utc_now
+from .events import emit
 from .responses import json_response
 from .validation import fields, json_body, query_choice, query_params, uuid_path
 
@@ -113,6 +114,7 @@ async def reply(request: web.Request) -> web.Response:
     row = await data.reply(tenant_conn(request), registry_pool(request), settings_of(request),
                            principal(request).tenant_id, actor_of(request), conversation_id,
                            got["body"], utc_now(), got["media_urls"])
+    emit(request, "message.sent", {"conversation_id": conversation_id, **message_json(row)})
     return json_response(message_json(row), status=201)
 
 

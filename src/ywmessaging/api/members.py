@@ -16,6 +16,7 @@ from ..messaging.welcome import welcome_member
 from ..tenants.middleware import tenant_conn
 from ..values import spec_email, text, uuid_list, uuid_value
 from .context import actor_of, entitlement_of, settings_of, utc_now
+from .events import emit
 from .responses import json_response, page_response
 from .validation import cleared, fields, json_body, query_choice, query_params, uuid_path
 
@@ -109,6 +110,8 @@ async def _consent(request: web.Request, *, opt_in: bool) -> web.Response:
                                     reason=body["reason"])
     if opt_in:
         await _welcome(request, member)
+    emit(request, "member.opted_in" if opt_in else "member.opted_out",
+         {"member_id": member_id, "via": "office"})
     return json_response(member)
 
 

@@ -13,6 +13,7 @@ from ..messaging import numbers_service as numbers
 from ..messaging.keys import CARRIER
 from ..tenants.middleware import tenant_conn
 from ..values import boolean, text, uuid_value
+from .events import emit
 from .responses import json_response
 from .validation import fields, json_body, query_params
 
@@ -60,6 +61,7 @@ async def release(request: web.Request) -> web.Response:
     await number_release.archive(tenant_conn(request), registry_pool(request),
                                  request.config_dict[SETTINGS], tenant_id=who.tenant_id,
                                  admin_id=who.admin_id, e164=e164)
+    emit(request, "number.status", {"number": e164, "status": "archived"})
     return web.Response(status=204)
 
 
@@ -71,6 +73,7 @@ async def recover(request: web.Request) -> web.Response:
                                        request.config_dict[CARRIER],
                                        request.config_dict[SETTINGS], tenant_id=who.tenant_id,
                                        admin_id=who.admin_id, e164=e164)
+    emit(request, "number.status", {"number": e164, "status": "active"})
     return json_response(row)
 
 

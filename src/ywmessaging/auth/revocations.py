@@ -121,16 +121,24 @@ class Revocations:
         self.listening: Callable[[], bool] = lambda: False
         self.catch_ups = 0
         self.loaded = False
+        # called after revocations were applied (live-events sockets close theirs at once)
+        self.watchers: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        for watcher in self.watchers:
+            watcher()
 
     async def session(self, tenant_id: uuid.UUID, session_id: uuid.UUID) -> None:
         """Revoke one session everywhere (call inside the tenant transaction that revokes it)."""
         await self._push(tenant_id, "session", session_id, None)
         self.deny.revoke_session(session_id, time.time() + self.ttl_s)
+        self._changed()
 
     async def admin(self, tenant_id: uuid.UUID, admin_id: uuid.UUID, valid_after_us: int) -> None:
         """Refuse the admin's tokens issued before `valid_after_us` everywhere."""
         await self._push(tenant_id, "admin", admin_id, valid_after_us)
         self.deny.revoke_admin(admin_id, valid_after_us, time.time() + self.ttl_s)
+        self._changed()
 
     async def removed(self, tenant_id: uuid.UUID, admin_id: uuid.UUID) -> None:
         """Refuse every token of an admin who is being removed."""
@@ -152,6 +160,8 @@ class Revocations:
             self.deny.apply(orjson.loads(payload))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("revocation_bad_payload", error=type(exc).__name__, payload=payload[:80])
+            return
+        self._changed()
 
     async def catch_up(self) -> int:
         """Read the live rows recorded since a little before the newest one seen (all live
@@ -165,6 +175,8 @@ class Revocations:
                 self.deny.newest = row["created_at"]
         self.catch_ups += 1
         self.loaded = True
+        if rows:
+            self._changed()
         return len(rows)
 
     def check(self, claims: AccessClaims) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -117,9 +118,37 @@ def resumable(job: dict[str, Any], now_age_s: float) -> bool:
     return job["status"] == "queued" or (job["status"] == "running" and now_age_s > STALE_S)
 
 
+PROGRESS_EVERY_S = 1.0   # import.progress events at most this often per job
+
+
+def _every(seconds: float, call: Callable[[Tally], None]) -> Callable[[Tally], None]:
+    """`call`, skipped when it ran less than `seconds` ago."""
+    last = [-seconds]
+
+    def maybe(tally: Tally) -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            last[0] = now
+            call(tally)
+
+    return maybe
+
+
+# What a background job reports to the church's live events: (event type, data).
+Report = Callable[[str, dict[str, Any]], None]
+
+
+def _report(report: Report | None, import_id: uuid.UUID, status: str, tally: Tally) -> None:
+    if report is not None:
+        report("import.progress" if status == "running" else "import.completed", {
+            "import_id": import_id, "status": status, "rows": tally.processed,
+            "created": tally.created, "updated": tally.updated, "skipped": tally.skipped})
+
+
 async def run_job(lease: Lease, settings: Settings, ent: Entitlement,
-                  import_id: uuid.UUID) -> None:
-    """Claim a stored job and import it; a cancelled job stays running (resumable)."""
+                  import_id: uuid.UUID, report: Report | None = None) -> None:
+    """Claim a stored job and import it; a cancelled job stays running (resumable).
+    Progress after each batch and the end go to `report` (the church's live events)."""
     q = tq(settings.sql_dir)
     async with lease() as conn:
         claim = await q.claim_import(conn, import_id, STALE_S)
@@ -137,16 +166,20 @@ async def run_job(lease: Lease, settings: Settings, ent: Entitlement,
         tally = Tally(claim["processed_rows"], claim["created"], claim["updated"],
                       claim["skipped"], claim["error_count"])
         tally = await run(lease, settings, ent, source, import_id=import_id,
-                          admin_id=claim["created_by"], tally=tally)
+                          admin_id=claim["created_by"], tally=tally,
+                          progress=_every(PROGRESS_EVERY_S, lambda t: _report(
+                              report, import_id, "running", t)))
         async with lease() as conn, conn.transaction():
             row = await q.finish_import(conn, import_id, "done", "[]")
             await _system_audit(conn, settings, claim["created_by"], import_id,
                                 _counts(row["filename"], tally))
         log.info("import_done", import_id=str(import_id), rows=tally.processed)
+        _report(report, import_id, "done", tally)
     except Exception as exc:
         log.exception("import_failed", import_id=str(import_id))
         async with lease() as conn:
             await _fail(conn, settings, import_id, f"the import stopped: {type(exc).__name__}")
+        _report(report, import_id, "failed", Tally())
     finally:
         if file is not None:
             file.close()

@@ -8,6 +8,8 @@ import uuid
 from typing import Any
 
 from ..billing.state import entitlement
+from ..config import Settings
+from ..events.publisher import Publisher
 from . import import_jobs
 from .job_runner import JobRunner
 
@@ -21,6 +23,10 @@ class ImportRunner(JobRunner):
 
     kind = "import"
 
+    def __init__(self, settings: Settings, supervisor: Any, registry_pool: Any) -> None:
+        super().__init__(settings, supervisor, registry_pool)
+        self.events = Publisher(registry_pool, settings)   # progress to the live events
+
     def resume_if_abandoned(self, tenant_id: uuid.UUID, job: dict[str, Any]) -> None:
         """Start a job nobody seems to run (queued, or running without progress)."""
         if self.running(tenant_id, job["id"]):
@@ -33,4 +39,6 @@ class ImportRunner(JobRunner):
         """Import one stored job under the church's current plan."""
         ent = await entitlement(self._registry, self.settings, tenant_id,
                                 datetime.datetime.now(datetime.UTC))
-        await import_jobs.run_job(lambda: self.lease(tenant_id), self.settings, ent, job_id)
+        await import_jobs.run_job(
+            lambda: self.lease(tenant_id), self.settings, ent, job_id,
+            lambda event_type, data: self.events.emit(tenant_id, event_type, data))

@@ -100,8 +100,10 @@ async def skip(source: ImportSource, records: int) -> None:
 
 
 async def run(lease: Lease, settings: Settings, ent: Entitlement, source: ImportSource, *,
-              import_id: uuid.UUID, admin_id: uuid.UUID | None, tally: Tally) -> Tally:
-    """Apply every remaining batch; each commits together with the job's progress row.
+              import_id: uuid.UUID, admin_id: uuid.UUID | None, tally: Tally,
+              progress: Callable[[Tally], None] | None = None) -> Tally:
+    """Apply every remaining batch; each commits together with the job's progress row
+    (then `progress` hears the tally so far).
 
     The next batch is parsed (in a thread) while the database applies this one.
     """
@@ -117,6 +119,8 @@ async def run(lease: Lease, settings: Settings, ent: Entitlement, source: Import
             tally.updated += done.updated
             tally.skipped += done.skipped
             tally.errors_kept += done.errors_kept
+            if progress is not None:
+                progress(tally)
         return tally
     finally:
         if not pending.done():  # let the thread finish with the file before it is closed

@@ -15,6 +15,7 @@ from ..config import Settings
 from ..crypto import SecretBox
 from ..db import pg
 from ..db.dsn import PgTarget
+from ..events.publisher import Publisher
 from ..messaging.telnyx import carrier_from_settings
 from ..messaging.webhooks import observe_backlog, process_due
 from ..messaging.worker import Worker
@@ -39,13 +40,15 @@ async def run_worker(settings: Settings) -> int:
                                         registry, kind="worker")
         sup = runtime.supervisor
 
+        events = Publisher(registry, settings, metrics)   # the churches' live events
+
         async def sweep_inbox() -> None:
-            await process_due(registry, sup, settings, metrics=metrics)
+            await process_due(registry, sup, settings, metrics=metrics, events=events)
             await observe_backlog(registry, settings, metrics)
 
         emails = email_sender(settings)
         worker = Worker(settings, registry, sup, carrier, inbox_sweep=sweep_inbox,
-                        metrics=metrics, emails=emails)
+                        metrics=metrics, emails=emails, events=events)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
@@ -55,6 +58,7 @@ async def run_worker(settings: Settings) -> int:
         finally:
             if site is not None:
                 await site.cleanup()
+            await events.close()
             closer = getattr(emails, "close", None)
             if closer is not None:  # SMTP: deliver what is queued
                 await closer()

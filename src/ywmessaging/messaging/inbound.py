@@ -53,6 +53,7 @@ class InboundResult:
     member_created: bool = False
     reply_id: uuid.UUID | None = None
     conversation_id: uuid.UUID | None = None
+    message_id: uuid.UUID | None = None
 
 
 async def apply_inbound(conn: Any, settings: Settings, msg: InboundMessage, *,
@@ -124,10 +125,26 @@ async def _append(conn: Any, settings: Settings, msg: InboundMessage, member_id:
     preview = body[:PREVIEW_CHARS] or (f"[{len(msg.media)} attachment(s)]" if msg.media else "")
     conv = await q.inbound_upsert_conversation(conn, member_id, msg.occurred_at, preview,
                                                msg.to_number)
-    await q.inbound_insert_message(conn, conv["id"], body, msg.carrier_message_id,
-                                   msg.occurred_at, orjson.dumps(list(msg.media)).decode(),
-                                   msg.to_number)
+    message_id = await q.inbound_insert_message(conn, conv["id"], body, msg.carrier_message_id,
+                                                msg.occurred_at,
+                                                orjson.dumps(list(msg.media)).decode(),
+                                                msg.to_number)
     if possible_revocation(body):
         detail = orjson.dumps({"event_id": msg.event_id, "text": body[:200]}).decode()
         await q.inbound_audit(conn, "inbound.possible_opt_out", str(member_id), detail)
-    return InboundResult("appended", member_id, created, conversation_id=conv["id"])
+    return InboundResult("appended", member_id, created, conversation_id=conv["id"],
+                         message_id=message_id)
+
+
+def inbound_events(msg: InboundMessage, result: InboundResult) -> list[tuple[str, dict[str, Any]]]:
+    """The live events an applied inbound message makes (type, data)."""
+    if result.outcome == "appended" and result.message_id is not None:
+        return [("message.received", {
+            "conversation_id": result.conversation_id, "message_id": result.message_id,
+            "member_id": result.member_id, "from": msg.from_number, "to": msg.to_number,
+            "body": msg.text[:MAX_INBOUND_BODY], "member_created": result.member_created})]
+    if result.outcome in ("opted_out", "opted_in"):
+        return [(f"member.{result.outcome}", {
+            "member_id": result.member_id, "phone": msg.from_number, "via": "sms",
+            "member_created": result.member_created})]
+    return []

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import structlog
 
 from ..config import Settings
+from ..events.publisher import Publisher
 from .carrier import Carrier, CarrierError
 from .receipts import apply_receipt, receipt_from_payload
 from .webhooks import parse_time
@@ -36,6 +37,8 @@ class _Sender(Protocol):
     def carrier(self) -> Carrier: ...
     @property
     def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def events(self) -> Publisher | None: ...
 
 
 class _Counts(Protocol):
@@ -102,10 +105,14 @@ async def _settle(d: Drain, row: Any, record: dict[str, Any] | None) -> None:
         f"lookup:{hashlib.sha256(cid.encode()).hexdigest()}"
     receipt = None if record is None else receipt_from_payload(
         event_id, "carrier.lookup", occurred, record)
+    statuses: list[dict[str, Any]] = []
     async with d.db_lock:
         if receipt is not None and receipt.state in ("delivered", "failed") and \
-                await apply_receipt(d.conn, d.settings, receipt) == "applied":
+                await apply_receipt(d.conn, d.settings, receipt, statuses) == "applied":
             d.stats.settled += 1
+            if d.s.events is not None:   # the church's live events hear it like a receipt
+                for status in statuses:
+                    d.s.events.status(d.tenant_id, status)
             return
         await d.q.ob_status_checked(d.conn, row["id"], d.settings.receipt_check_after,
                                     STATUS_CHECKS_MAX)

@@ -35,6 +35,7 @@ from typing import Any
 import structlog
 
 from ..config import Settings
+from ..events.publisher import Publisher
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
 from .carrier import Carrier, CarrierError, SendRequest, SendResult
@@ -49,6 +50,7 @@ INDEX_TIMEOUT_S = 5.0
 # when this many are waiting, when they have waited this long, or when no send is in flight.
 FLUSH_ROWS = 16
 FLUSH_AGE_S = 0.05
+PROGRESS_EVERY_S = 1.0   # broadcast.progress events per broadcast at most this often
 
 
 @dataclass
@@ -86,6 +88,7 @@ class Sender:
     clock: Callable[[], datetime]
     pacers: dict[uuid.UUID, Pacer] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
+    events: Publisher | None = None   # broadcast progress to the church's live events
 
     def pacer(self, tenant_id: uuid.UUID) -> Pacer:
         """The church's buckets (kept between drains: a worker owns a church while it drains)."""
@@ -127,6 +130,7 @@ class Drain:
         self._sent: list[tuple[uuid.UUID, str]] = []   # accepted, not yet recorded
         self._sent_since = 0.0
         self._in_flight = 0
+        self._progress_at: dict[uuid.UUID, float] = {}
 
     async def run(self, slice_s: float) -> DrainStats:
         """Send batches until nothing is due, the time slice ends, or shutdown begins."""
@@ -182,8 +186,30 @@ class Drain:
             await self.q.ob_release(self.conn, unsent, self.s.owner, at)
             self.stats.released += len(unsent)
         if broadcasts:
-            await self.q.bc_finish(self.conn, broadcasts, self.s.clock())
+            finished = await self.q.bc_finish(self.conn, broadcasts, self.s.clock())
+            await self._progress(broadcasts, {r["id"] for r in finished})
         return True
+
+    async def _progress(self, broadcasts: list[uuid.UUID], finished: set[uuid.UUID]) -> None:
+        """Publish `broadcast.progress` (at most every PROGRESS_EVERY_S per broadcast) and
+        `broadcast.completed` for the broadcasts this batch touched (counting a broadcast's
+        rows costs a scan of them: not after every batch)."""
+        events = self.s.events
+        if events is None:
+            return
+        now = time.monotonic()
+        due = [b for b in broadcasts if b in finished
+               or now - self._progress_at.get(b, -PROGRESS_EVERY_S) >= PROGRESS_EVERY_S]
+        if not due:
+            return
+        for row in await self.q.ev_broadcast_progress(self.conn, due):
+            done = row["id"] in finished
+            self._progress_at[row["id"]] = now
+            data = {k: row[k] for k in ("status", "recipient_count", "pending", "sent",
+                                        "delivered", "failed", "other")}
+            data["broadcast_id"] = row["id"]
+            events.emit_in_order(self.tenant_id, [("broadcast.progress", data)] + (
+                [("broadcast.completed", data)] if done else []))
 
     def _any_number(self, rows: list[Any]) -> str:
         return str(rows[0]["from_phone"] or self._church["sender_number"] or "")

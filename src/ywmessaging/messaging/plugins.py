@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from ..auth.plugins import email_sender
+from ..events.publisher import Publisher
 from ..keys import METRICS, REGISTRY_POOL, SETTINGS
 from ..tenants.keys import SUPERVISOR
 from .dispatcher import WebhookConfig, WebhookDispatcher
@@ -40,7 +41,8 @@ async def carrier_webhooks(app: web.Application) -> AsyncIterator[None]:
     """The verification key of `POST /webhooks/telnyx` and the processors and sweeper of the
     events it stores (stopped before the tenant supervisor they use)."""
     settings = app[SETTINGS]
-    inbox = CarrierInbox(app[REGISTRY_POOL], app[SUPERVISOR], settings, app[METRICS])
+    events = Publisher(app[REGISTRY_POOL], settings, app[METRICS])  # the churches' live events
+    inbox = CarrierInbox(app[REGISTRY_POOL], app[SUPERVISOR], settings, app[METRICS], events)
     dispatcher = WebhookDispatcher(inbox, settings.webhook_sweep_interval, "telnyx_webhook")
     app[WEBHOOKS] = WebhookConfig(load_public_key(settings.telnyx_public_key), dispatcher)
     if settings.telnyx_public_key is None:
@@ -48,6 +50,7 @@ async def carrier_webhooks(app: web.Application) -> AsyncIterator[None]:
     dispatcher.start()
     yield
     await dispatcher.close()
+    await events.close()
 
 
 async def sending(app: web.Application) -> AsyncIterator[None]:
@@ -60,8 +63,9 @@ async def sending(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     carrier = carrier_from_settings(settings, app[METRICS])
     emails = email_sender(settings)   # billing notices from the housekeeping round
+    events = Publisher(app[REGISTRY_POOL], settings, app[METRICS])
     worker = Worker(settings, app[REGISTRY_POOL], app[SUPERVISOR].supervisor, carrier,
-                    metrics=app[METRICS], emails=emails)
+                    metrics=app[METRICS], emails=emails, events=events)
     task = asyncio.create_task(worker.run(), name="dev-worker")
     yield
     worker.stop()
@@ -72,6 +76,7 @@ async def sending(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+    await events.close()
     await carrier.close()
     closer = getattr(emails, "close", None)
     if closer is not None:  # SMTP: deliver what is queued

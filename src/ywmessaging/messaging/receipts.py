@@ -58,8 +58,18 @@ def receipt_from_payload(event_id: str, event_type: str, occurred_at: datetime,
                    code or (f"telnyx_{status}" if state == "failed" else None), detail)
 
 
-async def apply_receipt(conn: Any, settings: Settings, r: Receipt) -> str:
-    """Apply once: `applied`, `stale` (row already further on) or `duplicate`.
+def status_event(row: Any, r: Receipt) -> dict[str, Any]:
+    """One recipient's new status, as a `delivery.status` event lists it."""
+    return {"outbox_id": row["id"], "broadcast_id": row["broadcast_id"],
+            "member_id": row["member_id"],
+            "conversation_message_id": row["conversation_message_id"], "status": r.state,
+            "error_code": r.error_code, "at": r.occurred_at}
+
+
+async def apply_receipt(conn: Any, settings: Settings, r: Receipt,
+                        statuses: list[dict[str, Any]] | None = None) -> str:
+    """Apply once: `applied`, `stale` (row already further on) or `duplicate` (an applied
+    status is appended to `statuses`, for the live events, once committed).
 
     Raises ReceiptNotYetKnown (nothing written) when no outbox row has this carrier id yet.
     """
@@ -75,4 +85,6 @@ async def apply_receipt(conn: Any, settings: Settings, r: Receipt) -> str:
             return "stale"
         if row["conversation_message_id"] is not None:
             await q.receipt_mirror_conversation(conn, row["conversation_message_id"], r.state)
-        return "applied"
+    if statuses is not None:
+        statuses.append(status_event(row, r))
+    return "applied"

@@ -20,14 +20,16 @@ import structlog
 
 from ..config import Settings
 from ..errors import AppError, BadRequest, TenantNotFound, TenantSuspended
+from ..events.publisher import Publisher
 from ..observability.metrics import Metrics
 from ..sqlq import registry as rq
 from . import compliance_sync, tendlc
-from .inbound import InboundMessage, apply_inbound
+from .inbound import InboundMessage, apply_inbound, inbound_events
 from .media import inbound_media
 from .numbers_service import ORDER_EVENT, OrderNotYetKnown, settle_order_event
 from .queue import enqueue
 from .receipts import ReceiptNotYetKnown, apply_receipt, receipt_from_payload
+from .telnyx import parse_number_order
 
 # inbound outcomes that queue an automatic reply (STOP/START/HELP)
 REPLY_OUTCOMES = frozenset({"opted_out", "opted_in", "help"})
@@ -154,22 +156,39 @@ def _inbound(row: Any, occurred_at: datetime, payload: dict[str, Any]) -> Inboun
                           tuple(inbound_media(payload)))
 
 
-async def _apply(conn: Any, settings: Settings, row: Any, payload: dict[str, Any], *,
-                 quiet: bool = False) -> str:
+# What applying an event gives the live events: (type, data) to publish, delivery statuses.
+Emitted = tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]
+
+
+async def _apply(conn: Any, settings: Settings, row: Any, payload: dict[str, Any],
+                 emitted: Emitted, *, quiet: bool = False) -> str:
     occurred_at = row["occurred_at"] or datetime.now(UTC)
     if row["event_type"] == "message.received":
         msg = _inbound(row, occurred_at, payload)
         if msg is None:
             return "ignored:malformed_inbound"
-        return (await apply_inbound(conn, settings, msg, quiet=quiet)).outcome
+        result = await apply_inbound(conn, settings, msg, quiet=quiet)
+        emitted[0].extend(inbound_events(msg, result))
+        return result.outcome
     receipt = receipt_from_payload(row["event_id"], row["event_type"], occurred_at, payload)
     if receipt is None:
         return "ignored:no_status"
-    return await apply_receipt(conn, settings, receipt)
+    return await apply_receipt(conn, settings, receipt, emitted[1])
+
+
+async def _publish(events: Publisher | None, tenant_id: uuid.UUID, occurred_at: datetime | None,
+                   emitted: Emitted) -> None:
+    """Publish what the applied event changed (after its transaction committed)."""
+    if events is None:
+        return
+    for event_type, data in emitted[0]:
+        await events.publish(tenant_id, event_type, data, occurred_at)
+    for status in emitted[1]:
+        events.status(tenant_id, status)
 
 
 async def _number_order(registry_pool: Any, supervisor: Any, settings: Settings, row: Any,
-                        payload: dict[str, Any]) -> Outcome:
+                        payload: dict[str, Any], events: Publisher | None = None) -> Outcome:
     """`number_order.complete`: the order's number becomes active, or is freed if it failed."""
     try:
         result, tenant = await settle_order_event(registry_pool, settings,
@@ -178,8 +197,14 @@ async def _number_order(registry_pool: Any, supervisor: Any, settings: Settings,
         return Outcome("ignored", "tenant_not_active")
     except AppError as exc:   # the church's database cannot be used now: later
         return Outcome("retry", exc.code, None, backoff(row["attempts"]))
-    return Outcome("done" if result in ("activated", "order_failed") else "ignored",
-                   result, tenant)
+    settled = result in ("activated", "order_failed")
+    if settled and tenant is not None and events is not None:
+        order = parse_number_order(payload)
+        await events.publish(tenant, "number.status", {
+            "order_id": order.order_id if order else None,
+            "numbers": [{"number": n, "status": s} for n, s in (order.numbers if order else ())],
+            "status": "active" if result == "activated" else "failed"}, row["occurred_at"])
+    return Outcome("done" if settled else "ignored", result, tenant)
 
 
 async def _tendlc(registry_pool: Any, supervisor: Any, settings: Settings, row: Any,
@@ -199,11 +224,11 @@ async def _tendlc(registry_pool: Any, supervisor: Any, settings: Settings, row: 
 
 
 async def _process(registry_pool: Any, supervisor: Any, settings: Settings,
-                   row: Any) -> Outcome:
+                   row: Any, events: Publisher | None = None) -> Outcome:
     doc = orjson.loads(row["payload"])
     payload = doc.get("data", {}).get("payload") or {}
     if row["event_type"] == ORDER_EVENT:
-        return await _number_order(registry_pool, supervisor, settings, row, payload)
+        return await _number_order(registry_pool, supervisor, settings, row, payload, events)
     if row["event_type"] in tendlc.EVENTS:
         return await _tendlc(registry_pool, supervisor, settings, row, payload)
     if row["event_type"] not in ("message.received", *RECEIPT_EVENTS):
@@ -213,15 +238,16 @@ async def _process(registry_pool: Any, supervisor: Any, settings: Settings,
         raise ReceiptNotYetKnown(str(payload.get("id")))
     if isinstance(route, str):
         return Outcome("ignored", route)
+    emitted: Emitted = ([], [])
     try:
         try:
             async with _leaser(supervisor).lease(route) as conn:
-                result = await _apply(conn, settings, row, payload)
+                result = await _apply(conn, settings, row, payload, emitted)
         except TenantSuspended:
             # A suspended church still honours STOP/START/HELP and records texts and
             # receipts, but sends nothing: no keyword reply is queued (runbook-lifecycle.md).
             async with _leaser(supervisor).lease(route, suspended_ok=True) as conn:
-                result = await _apply(conn, settings, row, payload, quiet=True)
+                result = await _apply(conn, settings, row, payload, emitted, quiet=True)
     except ReceiptNotYetKnown:
         raise
     except TenantNotFound:
@@ -230,6 +256,7 @@ async def _process(registry_pool: Any, supervisor: Any, settings: Settings,
         return Outcome("retry", exc.code, route, backoff(row["attempts"]))
     if result.startswith("ignored:"):
         return Outcome("ignored", result.split(":", 1)[1], route)
+    await _publish(events, route, row["occurred_at"], emitted)
     if result in REPLY_OUTCOMES:
         # a keyword reply was queued: wake a worker now rather than at the next sweep
         await enqueue(registry_pool, settings, route, datetime.now(UTC))
@@ -237,11 +264,13 @@ async def _process(registry_pool: Any, supervisor: Any, settings: Settings,
 
 
 async def process_inbox_row(registry_pool: Any, supervisor: Any, settings: Settings,
-                            row: Any, metrics: Metrics | None = None) -> Outcome:
-    """Process one claimed row and record how it ended (retry with backoff when due later)."""
+                            row: Any, metrics: Metrics | None = None,
+                            events: Publisher | None = None) -> Outcome:
+    """Process one claimed row and record how it ended (retry with backoff when due later);
+    what it changed is published to the church's live events through `events`."""
     try:
         async with asyncio.timeout(PROCESS_TIMEOUT):
-            outcome = await _process(registry_pool, supervisor, settings, row)
+            outcome = await _process(registry_pool, supervisor, settings, row, events)
     except (ReceiptNotYetKnown, OrderNotYetKnown,
             compliance_sync.RegistrationNotYetKnown) as exc:
         # the sender (or the purchase, or the registration) has not recorded the id yet:
@@ -313,19 +342,21 @@ async def claim_and_process_due(registry_pool: Any, settings: Settings, provider
 
 
 async def process_by_id(registry_pool: Any, supervisor: Any, settings: Settings,
-                        row_id: int, metrics: Metrics | None = None) -> Outcome | None:
+                        row_id: int, metrics: Metrics | None = None,
+                        events: Publisher | None = None) -> Outcome | None:
     """Claim and process one stored carrier event (None when someone else has it or it is
     done)."""
     return await claim_and_process(registry_pool, settings, row_id, lambda row: (
-        process_inbox_row(registry_pool, supervisor, settings, row, metrics)))
+        process_inbox_row(registry_pool, supervisor, settings, row, metrics, events)))
 
 
 async def process_due(registry_pool: Any, supervisor: Any, settings: Settings,
-                      limit: int = 100, metrics: Metrics | None = None) -> int:
+                      limit: int = 100, metrics: Metrics | None = None,
+                      events: Publisher | None = None) -> int:
     """Reclaim stale claims, then process up to `limit` due carrier events; how many were
     processed."""
     return await claim_and_process_due(registry_pool, settings, PROVIDER, limit, lambda row: (
-        process_inbox_row(registry_pool, supervisor, settings, row, metrics)))
+        process_inbox_row(registry_pool, supervisor, settings, row, metrics, events)))
 
 
 @dataclass
@@ -336,16 +367,17 @@ class CarrierInbox:
     supervisor: Any
     settings: Settings
     metrics: Metrics | None = None
+    events: Publisher | None = None
 
     async def process_by_id(self, row_id: int) -> Outcome | None:
         """Process one stored event now."""
         return await process_by_id(self.registry_pool, self.supervisor, self.settings, row_id,
-                                   self.metrics)
+                                   self.metrics, self.events)
 
     async def process_due(self, limit: int) -> int:
         """Process up to `limit` due events."""
         return await process_due(self.registry_pool, self.supervisor, self.settings, limit,
-                                 self.metrics)
+                                 self.metrics, self.events)
 
     async def after_sweep(self) -> None:
         """Refresh the backlog gauges (every provider's)."""

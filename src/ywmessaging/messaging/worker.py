@@ -37,6 +37,7 @@ from ..billing.stripe_client import StripeBilling
 from ..config import Settings
 from ..crypto import SecretBox
 from ..errors import AppError, TenantSuspended
+from ..events.publisher import Publisher
 from ..observability.metrics import Metrics
 from ..ops import housekeeping, lifecycle_rounds
 from ..ops.teardown import StepHook, Teardown
@@ -90,14 +91,15 @@ class Worker:
                  carrier: Carrier, *, owner: str | None = None,
                  clock: Callable[[], datetime] = utc_now,
                  inbox_sweep: Callable[[], Any] | None = None,
-                 metrics: Metrics | None = None, emails: EmailSender | None = None) -> None:
+                 metrics: Metrics | None = None, emails: EmailSender | None = None,
+                 events: Publisher | None = None) -> None:
         self.settings = settings
         self.registry_pool = registry_pool
         self.supervisor = supervisor
         self.owner = owner or default_owner()
         self.clock = clock
         self.carrier = carrier
-        self.sender = Sender(settings, carrier, registry_pool, self.owner, clock)
+        self.sender = Sender(settings, carrier, registry_pool, self.owner, clock, events=events)
         self.stats = DrainStats()
         self.inbox_sweep = inbox_sweep
         self.metrics = metrics

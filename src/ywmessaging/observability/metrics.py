@@ -109,6 +109,25 @@ class Metrics:
         # routes are templates, methods and statuses few).
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
+        self.events_connections = Gauge(
+            "ywm_events_connections", "Live-events WebSockets open on this process.",
+            registry=self.registry,
+        )
+        self.events_published = Counter(
+            "ywm_events_published_total",
+            "Church events this process published through the registry, by type and outcome "
+            "(published, publish_failed).", ["type", "outcome"], registry=self.registry,
+        )
+        self.events_sent = Counter(
+            "ywm_events_sent_total", "Event frames sent to live-events sockets.",
+            registry=self.registry,
+        )
+        self.events_dropped = Counter(
+            "ywm_events_dropped_total",
+            "Live-events sockets closed by the server, by reason (slow, revoked, expired, "
+            "shutdown).", ["reason"], registry=self.registry,
+        )
+
         self.housekeeping = Counter(
             "ywm_housekeeping_deleted_rows_total",
             "Rows the housekeeping round deleted from church databases, by kind.",
@@ -121,6 +140,10 @@ class Metrics:
             value = getattr(stats, outcome)
             if value:
                 self.outbox.labels(outcome).inc(value)
+
+    def observe_event_published(self, event_type: str, outcome: str) -> None:
+        """Count one published event (`event_type` is one of events.publisher.TYPES)."""
+        self.events_published.labels(event_type, outcome).inc()
 
     def observe_carrier(self, operation: str, result: str, seconds: float) -> None:
         """Time one carrier call (`result`: HTTP status or a transport error name)."""
