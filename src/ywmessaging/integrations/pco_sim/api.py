@@ -74,15 +74,16 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
 
 async def authorize(request: web.Request) -> web.Response:
     """GET /oauth/authorize: the organization's admin approves at once (no login page) and
-    the browser goes back to redirect_uri with a code and the state."""
+    the browser goes back to redirect_uri with a code and the state. A `code_challenge`
+    (S256) binds the code to its PKCE verifier."""
     state, q = state_of(request), request.query
     if q.get("client_id") != state.client_id or q.get("response_type") != "code":
         return error(400, "invalid_request", "unknown client_id or response_type")
-    if q.get("code_challenge_method", "S256") != "S256" or not q.get("code_challenge"):
-        return error(400, "invalid_request", "PKCE with S256 is required")
+    if q.get("code_challenge") and q.get("code_challenge_method", "S256") != "S256":
+        return error(400, "invalid_request", "PKCE supports S256 only")
     code = secrets.token_hex(16)
     state.codes[code] = {"redirect_uri": q.get("redirect_uri", ""), "scope": q.get("scope", ""),
-                         "challenge": q["code_challenge"], "expires": time.time() + 600}
+                         "challenge": q.get("code_challenge"), "expires": time.time() + 600}
     sep = "&" if "?" in q.get("redirect_uri", "") else "?"
     back = urlencode({"code": code, "state": q.get("state", "")})
     target = f"{q.get('redirect_uri', '')}{sep}{back}"
@@ -115,7 +116,8 @@ async def token(request: web.Request) -> web.Response:
             hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         if (code is None or code["expires"] < time.time()
                 or code["redirect_uri"] != form.get("redirect_uri")
-                or not hmac.compare_digest(challenge, code["challenge"])):
+                or (code["challenge"] is not None   # PKCE is optional, as at Planning Center
+                    and not hmac.compare_digest(challenge, code["challenge"]))):
             return web.json_response({"error": "invalid_grant"}, status=400)
         tok = state.issue(code["scope"])
     elif grant == "refresh_token":
