@@ -32,6 +32,7 @@ STATEFUL_PROBLEMS = frozenset({
     "too_many_rows",
     "invalid_phone",         # phonenumbers' numbering plan decides
     "export_in_progress",    # one full export at a time: the previous call's may still run
+    "pco_not_connected",     # Planning Center sync and disconnect need a connection first
 })
 # `errors[].code`s of 422 `validation_failed` that depend on state or on the server's tables.
 STATEFUL_FIELD_CODES = frozenset({

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import orjson
 
 from tests.integration.auth_fixtures import *  # noqa: F403
@@ -292,3 +293,42 @@ async def test_new_members_over_the_plan_limit_are_reported_per_person(
     run = status["last_run"]
     assert (run["status"], run["created"], run["skipped"]) == ("done", 3, 2), run
     assert [e["code"] for e in run["errors"]] == ["plan_limit_reached"] * 2
+
+
+def test_dev_talks_to_its_own_planning_center_simulator() -> None:
+    from ywmessaging.commands import pco_sim as command
+
+    dev = command.dev_settings(Settings(), "0.0.0.0", 8090)
+    assert dev.pco_api_base == "http://127.0.0.1:8083"
+    assert dev.pco_redirect_url == \
+        "http://127.0.0.1:8090/api/v1/integrations/planning-center/callback"
+    assert dev.pco_webhook_url == "http://127.0.0.1:8090/webhooks/planning-center"
+    real = Settings(pco_api_base="https://api.planningcenteronline.com")
+    assert command.dev_settings(real, "127.0.0.1", 8080) == real
+
+
+async def test_dev_starts_the_planning_center_simulator() -> None:
+    import socket
+
+    from aiohttp import web
+
+    from ywmessaging.commands import pco_sim as command
+    from ywmessaging.commands.dev import add_dev_services
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s = Settings(pco_api_base=f"http://127.0.0.1:{port}", pco_sim_port=port)
+    app = web.Application()
+    app.cleanup_ctx.append(command.dev_ctx(s))
+    runner = web.AppRunner(app)
+    await runner.setup()             # runs the cleanup context: the simulator listens
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"{s.pco_api_base}/") as resp:
+            assert (await resp.json())["simulator"] == "planning-center"
+    finally:
+        await runner.cleanup()
+    dev_app = web.Application()
+    add_dev_services(dev_app, Settings())
+    names = [getattr(c, "__qualname__", "") for c in dev_app.cleanup_ctx]
+    assert any("pco_sim" in getattr(c, "__module__", "") for c in dev_app.cleanup_ctx), names
