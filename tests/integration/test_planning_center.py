@@ -117,6 +117,8 @@ async def test_a_change_there_shows_up_here_and_a_removal_marks_the_member(
 
     m = await wait_for(changed)       # the signed webhook made the sync run at once
     assert m["email"] == "ann@example.org"
+    last = (await (await pco_app.get(PCO, headers=church.auth)).json())["last_run"]
+    assert (last["kind"], last["trigger"]) == ("incremental", "webhook")
     assert m["opt_in"] == "opted_out"           # a sync never opts anyone back in
     # Eve is removed there: marked here, kept with her consent history
     await sim_call(pco_sim, "DELETE", f"/sim/people/{eve}", expect=204)

@@ -19,29 +19,33 @@ DELETE FROM pco_links WHERE tenant_id = $1;
 SELECT tenant_id, webhook_secrets FROM pco_links WHERE organization_id = $1;
 
 -- name: pco_sync_soon :exec
--- Church $1's sync is due now (a webhook or a request); person ids $2 were removed there.
+-- Church $1's sync is due now (a webhook); person ids $2 were removed there.
 UPDATE pco_links
-SET next_sync_at = now(),
+SET next_sync_at = now(), due_reason = 'webhook',
     removed_ids = ARRAY(SELECT DISTINCT unnest(removed_ids || $2::text[]))
 WHERE tenant_id = $1;
 
 -- name: pco_claim_due :many
--- Up to $1 churches whose sync is due and unclaimed: held for $2 seconds, next due in $3 seconds.
-UPDATE pco_links
-SET claimed_until = now() + make_interval(secs => $2::float8),
-    next_sync_at = now() + make_interval(secs => $3::float8)
-WHERE tenant_id IN (
-    SELECT tenant_id FROM pco_links
+-- Up to $1 churches whose sync is due and unclaimed, with why (schedule or webhook): held for $2 seconds, next due in $3 seconds.
+WITH due AS (
+    SELECT tenant_id, due_reason FROM pco_links
     WHERE next_sync_at <= now() AND (claimed_until IS NULL OR claimed_until < now())
     ORDER BY next_sync_at
     LIMIT $1
-    FOR UPDATE SKIP LOCKED)
-RETURNING tenant_id;
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE pco_links AS p
+SET claimed_until = now() + make_interval(secs => $2::float8),
+    next_sync_at = now() + make_interval(secs => $3::float8), due_reason = 'schedule'
+FROM due
+WHERE p.tenant_id = due.tenant_id
+RETURNING p.tenant_id, due.due_reason;
 
 -- name: pco_defer :exec
--- Church $1 was due while a run was already going: due again in $2 seconds, unclaimed.
+-- Church $1 was due (for reason $3) while a run was already going: due again in $2 seconds, unclaimed.
 UPDATE pco_links
-SET next_sync_at = now() + make_interval(secs => $2::float8), claimed_until = NULL
+SET next_sync_at = now() + make_interval(secs => $2::float8), claimed_until = NULL,
+    due_reason = $3
 WHERE tenant_id = $1;
 
 -- name: pco_release :exec

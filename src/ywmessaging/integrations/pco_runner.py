@@ -83,10 +83,10 @@ class PcoRunner(JobRunner):
         for row in due:
             try:
                 async with self.lease(row["tenant_id"]) as conn:
-                    run = await queue_run(conn, self.settings, "schedule")
+                    run = await queue_run(conn, self.settings, row["due_reason"])
                 if run["status"] == "running":   # a change may come after its page: again soon
                     await rq(self.settings.sql_dir).pco_defer(self._registry, row["tenant_id"],
-                                                              DEFER_S)
+                                                              DEFER_S, row["due_reason"])
                 self.start_run(row["tenant_id"], run)
             except Exception:
                 log.exception("pco_queue_failed", tenant_id=str(row["tenant_id"]))
