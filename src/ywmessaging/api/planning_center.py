@@ -4,8 +4,10 @@ status and options, sync on demand, disconnect; and `POST /webhooks/planning-cen
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlencode
 
+import asyncpg
 from aiohttp import web
 
 from ..auth.state import lease, principal
@@ -18,6 +20,7 @@ from ..tenants.middleware import tenant_conn
 from .context import actor_of, settings_of
 from .responses import json_response
 from .validation import json_body, query_params
+from .webhooks import STORE_TIMEOUT, WebhookStoreUnavailable
 
 FRONTEND_PATH = "/settings/integrations"
 PCO_EVENT = web.RequestKey("pco_event", pco_webhooks.PcoEvent)
@@ -99,6 +102,10 @@ async def pco_signature(request: web.Request) -> None:
 async def webhook(request: web.Request) -> web.Response:
     """Make the church's sync due (durably), kick the runner, answer."""
     event = request[PCO_EVENT]
-    await pco_webhooks.accept(request.app[PCO], event)
+    try:
+        async with asyncio.timeout(STORE_TIMEOUT):
+            await pco_webhooks.accept(request.app[PCO], event)
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise WebhookStoreUnavailable(headers={"Retry-After": "1"}) from exc
     request.app[PCO_RUNNER].kick()
     return json_response({"status": "accepted"})
