@@ -5,6 +5,7 @@ revokes."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -334,3 +335,27 @@ async def test_dev_starts_the_planning_center_simulator() -> None:
     add_dev_services(dev_app, Settings())
     names = [getattr(c, "__qualname__", "") for c in dev_app.cleanup_ctx]
     assert any("pco_sim" in getattr(c, "__module__", "") for c in dev_app.cleanup_ctx), names
+
+
+async def test_the_schedule_syncs_a_church_whose_turn_has_come(
+    pco_app: Client, pco_sim: RunningPcoSim, pg_admin: PgTarget, settings: Settings,
+    registry_conn: Any,
+) -> None:
+    from ywmessaging.integrations.keys import PCO_RUNNER
+
+    church, status = await connect(pco_app, pco_sim)
+    due = await registry_conn.fetchval(
+        "SELECT next_sync_at > now() + interval '10 minutes' FROM pco_links "
+        "WHERE tenant_id = $1", uuid.UUID(church.tenant_id))
+    assert due is True                      # the connection's own sync counts: next in an hour
+    pco_sim.state.subscriptions.clear()     # no webhook: only the schedule can bring Ann
+    ann, = await _people(pco_sim, {"first_name": "Ann", "last_name": "Lee",
+                                   "phone": "+12025550161"})
+    await registry_conn.execute(
+        "UPDATE pco_links SET next_sync_at = now() - interval '1 second' WHERE tenant_id = $1",
+        uuid.UUID(church.tenant_id))
+    assert pco_app.app is not None
+    pco_app.app[PCO_RUNNER].kick()
+    run = (await synced(church, after=status["last_run"]["id"]))["last_run"]
+    assert (run["trigger"], run["status"], run["created"]) == ("schedule", "done", 1)
+    assert ann in await _members(pg_admin, settings, church.tenant_id)
