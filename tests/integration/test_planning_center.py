@@ -359,3 +359,20 @@ async def test_the_schedule_syncs_a_church_whose_turn_has_come(
     run = (await synced(church, after=status["last_run"]["id"]))["last_run"]
     assert (run["trigger"], run["status"], run["created"]) == ("schedule", "done", 1)
     assert ann in await _members(pg_admin, settings, church.tenant_id)
+
+
+async def test_a_full_sync_finds_a_removal_whose_webhook_was_lost(
+    pco_app: Client, pco_sim: RunningPcoSim, pg_admin: PgTarget, settings: Settings,
+) -> None:
+    ann, bob = await _people(
+        pco_sim, {"first_name": "Ann", "last_name": "Lee", "phone": "+12025550171"},
+        {"first_name": "Bob", "last_name": "Ray", "phone": "+12025550172"})
+    church, status = await connect(pco_app, pco_sim)
+    pco_sim.state.subscriptions.clear()               # the webhook never comes
+    await sim_call(pco_sim, "DELETE", f"/sim/people/{bob}", expect=204)
+    resp = await pco_app.post(f"{PCO}/sync", headers=church.auth, json={"full": True})
+    assert resp.status == 202
+    run = (await synced(church, after=status["last_run"]["id"]))["last_run"]
+    assert (run["status"], run["fetched"], run["removed"]) == ("done", 1, 1)
+    members = await _members(pg_admin, settings, church.tenant_id)
+    assert members[bob]["pco_removed_at"] is not None and members[ann]["pco_removed_at"] is None
