@@ -141,3 +141,12 @@ def test_people_are_matched_by_id_then_by_an_unlinked_same_name_number() -> None
     assert [r.person_id for r in plan.create] == ["p5"]
     assert plan.skips == [Skip("p3", "phone_in_use"), Skip("p4", "phone_in_use"),
                           Skip("p6", "phone_in_use"), Skip("p7", "phone_in_use")]
+
+
+async def test_after_a_429_the_limiter_waits_its_retry_after() -> None:
+    lim = RateLimiter(limit=100, period=20)
+    await lim.acquire()
+    lim.hold(0.3)
+    t0 = time.monotonic()
+    await lim.acquire()
+    assert time.monotonic() - t0 >= 0.29

@@ -70,6 +70,7 @@ class RateLimiter:
         self.limit, self.period = limit, period
         self._sent: collections.deque[float] = collections.deque()
         self._lock = asyncio.Lock()
+        self._blocked_until = 0.0
         self.waited = 0.0
 
     def configure(self, limit: int, period: float) -> None:
@@ -85,17 +86,19 @@ class RateLimiter:
                 window = self.period + SAFETY_S
                 while self._sent and self._sent[0] <= now - window:
                     self._sent.popleft()
-                if len(self._sent) < self.limit:
+                if now < self._blocked_until:
+                    wait = self._blocked_until - now
+                elif len(self._sent) < self.limit:
                     self._sent.append(now)
                     return
-                wait = self._sent[0] + window - now
+                else:
+                    wait = self._sent[0] + window - now
                 self.waited += wait
                 await asyncio.sleep(wait)
 
     def hold(self, seconds: float) -> None:
-        """After a 429: count the window as full for `seconds`."""
-        until = time.monotonic() + seconds - self.period - SAFETY_S
-        self._sent.extend([until] * max(0, self.limit - len(self._sent)))
+        """After a 429: send nothing for `seconds` (its Retry-After)."""
+        self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
 
 
 SaveTokens = Callable[[Tokens], Awaitable[None]]
