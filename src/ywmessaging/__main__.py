@@ -19,7 +19,8 @@ from .errors import ConfigError, OperationError
 # Each module defines `register(subparsers)`, which adds its commands and sets `func` to a
 # callable `(args, settings) -> int` (sync) or a coroutine function of the same shape.
 COMMAND_MODULES = ("dev", "serve", "migrate", "tenants", "servers", "sessions", "inbox", "doctor",
-                   "env", "worker", "carrier_sim", "stripe_sim", "billing")
+                   "env", "worker", "carrier_sim", "stripe_sim", "pco_sim",
+                   "billing")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from .db import migrations, pg
 from .db.dsn import PgTarget
 from .events.plugins import close_sockets, live_events
 from .forwarded import forwarded_middleware, parse_trusted
+from .integrations.plugins import planning_center
 from .messaging.plugins import carrier_client, carrier_webhooks
 from .middlewares import root_middlewares
 from .observability.logs import logging_ctx
@@ -33,7 +34,7 @@ POOL_CLOSE_TIMEOUT = 10.0
 # their order is free. Routes and the `/api/v1` middlewares are in routes.py.
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 PLUGINS: tuple[CleanupCtx, ...] = (auth_services, live_events, carrier_client, carrier_webhooks,
-                                   import_jobs, export_jobs, stripe_billing)
+                                   import_jobs, export_jobs, stripe_billing, planning_center)
 
 log = structlog.get_logger("ywmessaging.app")
 

@@ -231,6 +231,34 @@ class Settings:
     stripe_sim_webhook_url: str = setting(
         "STRIPE_SIM_WEBHOOK_URL", "http://127.0.0.1:8080/webhooks/stripe",
         "Where the Stripe simulator delivers its signed webhooks.")
+    # Planning Center: the OAuth app, the People API (or its simulator), the sync
+    pco_client_id: str = setting("PCO_CLIENT_ID", "dev-pco-client",
+        "Client id of the Planning Center OAuth application (see "
+        "ops/runbook-planning-center.md); the simulator accepts the dev value.")
+    pco_client_secret: str = setting("PCO_CLIENT_SECRET", "dev-pco-secret",
+        "Client secret of the Planning Center OAuth application.")
+    pco_api_base: str = setting("PCO_API_BASE", "http://127.0.0.1:8083",
+        "Base URL of Planning Center (`https://api.planningcenteronline.com` in production; the "
+        "Planning Center simulator by default): OAuth, People v2, webhook subscriptions.")
+    pco_redirect_url: str = setting(
+        "PCO_REDIRECT_URL", "http://127.0.0.1:8080/api/v1/integrations/planning-center/callback",
+        "The OAuth redirect URL registered with the Planning Center app: this service's "
+        "public `GET /api/v1/integrations/planning-center/callback`.")
+    pco_webhook_url: str | None = setting(
+        "PCO_WEBHOOK_URL", "http://127.0.0.1:8080/webhooks/planning-center",
+        "Public URL of this service's `POST /webhooks/planning-center`, subscribed to person "
+        "events when a church connects; unset: no webhook subscriptions (scheduled syncs only).")
+    pco_sync_interval: float = setting("PCO_SYNC_INTERVAL", 3600.0,
+        "Seconds between a connected church's scheduled incremental Planning Center syncs.")
+    pco_full_sync_interval: float = setting("PCO_FULL_SYNC_INTERVAL", 86400.0,
+        "Seconds after which a scheduled sync is a full one again (it finds people removed "
+        "whose webhook was lost).")
+    pco_timeout: float = setting("PCO_TIMEOUT", 15.0,
+        "Seconds one Planning Center request may take before it counts as failed.")
+    pco_sim_host: str = setting("PCO_SIM_HOST", "127.0.0.1",
+        "Address the Planning Center simulator binds.")
+    pco_sim_port: int = setting("PCO_SIM_PORT", 8083,
+        "Port the Planning Center simulator binds.")
     # sending: broadcasts, quota, the outbox worker and its queue
     billing_catalogue: Path | None = setting("YWM_BILLING_CATALOGUE", None,
         "A JSON or TOML file replacing the built-in plan catalogue (prices, limits, trial; see "
@@ -348,6 +376,7 @@ class Settings:
         self._validate_messaging()
         self._validate_billing()
         self._validate_stripe()
+        self._validate_pco()
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ConfigError("YWM_SECRET_KEY must be at least 32 characters")
 
@@ -415,6 +444,20 @@ class Settings:
                             ("CARRIER_SIM_SIGNING_KEY", self.carrier_sim_signing_key)):
             if value is not None and not _is_b64_32(value):
                 raise ConfigError(f"{name} must be the base64 of exactly 32 bytes")
+
+    def _validate_pco(self) -> None:
+        for name, url in (("PCO_API_BASE", self.pco_api_base),
+                          ("PCO_REDIRECT_URL", self.pco_redirect_url),
+                          ("PCO_WEBHOOK_URL", self.pco_webhook_url or "http://unset")):
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{name} must be an http(s) URL")
+        if not 0 < self.pco_timeout <= 120:
+            raise ConfigError("PCO_TIMEOUT must be between 0 and 120 seconds")
+        if self.pco_sync_interval < 10 or self.pco_full_sync_interval < self.pco_sync_interval:
+            raise ConfigError("PCO_SYNC_INTERVAL must be at least 10 seconds and "
+                              "PCO_FULL_SYNC_INTERVAL at least as long")
+        if not 0 <= self.pco_sim_port <= 65535:
+            raise ConfigError("PCO_SIM_PORT must be between 0 and 65535")
 
     def _validate_stripe(self) -> None:
         for name, url in (("STRIPE_API_BASE", self.stripe_api_base),

@@ -41,6 +41,7 @@ from .api import (
     numbers,
     onboarding,
     ops,
+    planning_center,
     recurring,
     templates,
     webhooks,
@@ -99,6 +100,11 @@ ROOT: tuple[Root, ...] = (
     # billing.sql (stored, answered, then applied by the dispatcher of billing/plugins.py)
     Root("POST", "/webhooks/stripe", webhooks.stripe_webhook, webhooks.stripe_signature,
          "webhooks_stripe"),
+    # Planning Center's webhooks: api/planning_center.py → integrations/pco_webhooks.py; SQL
+    # registry planning_center.sql (HMAC checked against the organization's secrets, the
+    # church's sync made due, answered; the runner of integrations/plugins.py syncs)
+    Root("POST", "/webhooks/planning-center", planning_center.webhook,
+         planning_center.pco_signature, "webhooks_planning_center"),
 )
 
 API_V1: tuple[Api, ...] = (
@@ -210,6 +216,22 @@ API_V1: tuple[Api, ...] = (
     Api("POST", "/billing/checkout", billing.checkout, P.BILLING_MANAGE, "billing_checkout"),
     Api("POST", "/billing/portal", billing.portal, P.BILLING_MANAGE, "billing_portal"),
     Api("GET", "/billing/invoices", billing.invoices, P.BILLING_MANAGE, "billing_invoices"),
+    # Planning Center: api/planning_center.py → integrations/ (pco_connection.py: OAuth with
+    # PKCE, sealed tokens; pco_runner.py, pco_sync.py, pco_people.py: the sync);
+    # SQL tenant planning_center.sql, registry planning_center.sql. The callback is reached by
+    # the browser without a token: the signed, stored `state` names the church and the admin.
+    Api("GET", "/integrations/planning-center", planning_center.get_status, P.CHURCH_READ,
+        "pco_get"),
+    Api("PATCH", "/integrations/planning-center", planning_center.update, P.CHURCH_MANAGE,
+        "pco_update"),
+    Api("DELETE", "/integrations/planning-center", planning_center.disconnect, P.CHURCH_MANAGE,
+        "pco_disconnect"),
+    Api("POST", "/integrations/planning-center/connect", planning_center.connect,
+        P.CHURCH_MANAGE, "pco_connect"),
+    Api("GET", "/integrations/planning-center/callback", planning_center.callback, PUBLIC,
+        "pco_callback"),
+    Api("POST", "/integrations/planning-center/sync", planning_center.sync, P.MEMBERS_WRITE,
+        "pco_sync"),
     # Onboarding: api/onboarding.py → church/onboarding.py; SQL tenant church.sql
     Api("GET", "/onboarding", onboarding.onboarding, P.CHURCH_READ, "onboarding_get"),
     # NPS: api/nps.py → church/nps.py; SQL tenant nps.sql

@@ -33,6 +33,7 @@ STATEFUL_PROBLEMS = frozenset({
     "invalid_phone",         # phonenumbers' numbering plan decides
     "export_in_progress",    # one full export at a time: the previous call's may still run
     "deletion_not_scheduled",  # cancelling a deletion needs one scheduled before
+    "pco_not_connected",     # Planning Center sync and disconnect need a connection first
 })
 # `errors[].code`s of 422 `validation_failed` that depend on state or on the server's tables.
 STATEFUL_FIELD_CODES = frozenset({

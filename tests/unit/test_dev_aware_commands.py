@@ -7,7 +7,7 @@ from ywmessaging.commands.devdeploy import DEV_AWARE_COMMANDS
 
 # Commands that never read the dev deployment: they make it, serve production, print the
 # settings table, run a simulator alone, or talk to Stripe only.
-NOT_DEV_AWARE = {"dev", "serve", "env", "carrier_sim", "stripe_sim", "billing"}
+NOT_DEV_AWARE = {"dev", "serve", "env", "carrier_sim", "stripe_sim", "pco_sim", "billing"}
 
 
 def test_every_registry_command_is_dev_aware() -> None:

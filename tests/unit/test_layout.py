@@ -19,7 +19,8 @@ from ywmessaging.config import REPO_ROOT
 SRC = REPO_ROOT / "src"
 PACKAGE = "ywmessaging"
 # Below the HTTP layer: they never import the handlers (api/), the route table or the app.
-LOWER = ("auth", "billing", "church", "messaging", "tenants", "ops", "db", "registry",
+LOWER = ("auth", "billing", "church", "integrations", "messaging", "tenants", "ops", "db",
+         "registry",
          "observability", "values", "errors", "config", "crypto", "sqlq", "contract", "keys",
          "time_limits")
 UPPER = ("api", "routes", "app", "commands", "__main__")

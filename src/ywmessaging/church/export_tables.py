@@ -20,6 +20,8 @@ EXCLUDED: dict[str, str] = {
     "password_reset_tokens": "password reset token hashes (secrets)",
     "inbound_events": "carrier event ids kept for deduplication for 30 days (plumbing)",
     "exports": "the export jobs themselves",
+    "pco_connection": "the Planning Center connection: sealed OAuth tokens (secrets)",
+    "pco_sync_runs": "Planning Center sync reports (plumbing; the members they made are exported)",
     # yoyo-migrations' own bookkeeping
     "_yoyo_log": "migration bookkeeping",
     "_yoyo_migration": "migration bookkeeping",

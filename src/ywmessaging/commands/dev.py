@@ -21,7 +21,7 @@ from ..errors import ConfigError, OperationError
 from ..messaging.plugins import sending
 from ..observability.logs import configure
 from ..ops.bootstrap import bootstrap
-from . import carrier_sim, devdeploy, stripe_sim
+from . import carrier_sim, devdeploy, pco_sim, stripe_sim
 from .serve import new_loop, run_server
 
 
@@ -60,11 +60,13 @@ def dev_cors(settings: Settings) -> Settings:
 def add_dev_services(app: web.Application, settings: Settings) -> None:
     """Companions that only `ywm dev` runs, each as a cleanup context on `app`.
 
-    The carrier simulator, the Stripe simulator and an in-process outbox worker:
+    The carrier simulator, the Stripe simulator, the Planning Center simulator and an
+    in-process outbox worker:
     `app.cleanup_ctx.append(...)` here, plus one `say(...)` line each.
     """
     app.cleanup_ctx.append(carrier_sim.dev_ctx(settings))  # carrier simulator (:8081)
     app.cleanup_ctx.append(stripe_sim.dev_ctx(settings))   # Stripe simulator (:8082)
+    app.cleanup_ctx.append(pco_sim.dev_ctx(settings))      # Planning Center simulator (:8083)
     app.cleanup_ctx.append(sending)  # the outbox worker, in-process
     say("outbox worker runs in-process (scheduled, recurring and queued messages)")
 
@@ -98,12 +100,15 @@ def check_ports(settings: Settings, host: str, port: int) -> None:
     if stripe_sim.uses_default_simulator(settings):
         wanted.append(("the Stripe simulator", settings.stripe_sim_host,
                        settings.stripe_sim_port))
+    if pco_sim.uses_default_simulator(settings):
+        wanted.append(("the Planning Center simulator", settings.pco_sim_host,
+                       settings.pco_sim_port))
     for what, where, number in wanted:
         if port_in_use(where, number):
             raise OperationError(
                 f"port {number} on {where} (for {what}) is already in use: is another "
                 f"`ywm dev` running? Stop it, or choose another port (--port, CARRIER_SIM_PORT, "
-                f"STRIPE_SIM_PORT)")
+                f"STRIPE_SIM_PORT, PCO_SIM_PORT)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -154,6 +159,8 @@ def _bootstrap_and_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = carrier_sim.dev_settings(  # the service talks to the in-process simulator
         settings, args.host or settings.host, settings.port if args.port is None else args.port)
     settings = stripe_sim.dev_settings(  # and to the in-process Stripe simulator
+        settings, args.host or settings.host, settings.port if args.port is None else args.port)
+    settings = pco_sim.dev_settings(  # and to the in-process Planning Center simulator
         settings, args.host or settings.host, settings.port if args.port is None else args.port)
     settings = dev_cors(settings)
     say(f"browser pages from {settings.cors_origins} may call the API (YWM_CORS_ORIGINS)")

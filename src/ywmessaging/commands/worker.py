@@ -16,6 +16,7 @@ from ..crypto import SecretBox
 from ..db import pg
 from ..db.dsn import PgTarget
 from ..events.publisher import Publisher
+from ..integrations.plugins import pco_runtime
 from ..messaging.telnyx import carrier_from_settings
 from ..messaging.webhooks import observe_backlog, process_due
 from ..messaging.worker import Worker
@@ -54,7 +55,10 @@ async def run_worker(settings: Settings) -> int:
             loop.add_signal_handler(sig, worker.stop)
         site = await serve_metrics(settings, metrics, worker)
         try:
-            await worker.run()
+            # Planning Center: the scheduled member syncs, claimed church by church from the
+            # registry (API processes run them too, and those a request or webhook starts)
+            async with pco_runtime(settings, sup, registry):
+                await worker.run()
         finally:
             if site is not None:
                 await site.cleanup()

@@ -1,0 +1,2 @@
+"""Integrations with the church's other systems: Planning Center (OAuth connect, People sync,
+signed webhooks) and its simulator."""
