@@ -288,10 +288,12 @@ def add_root_routes(app: web.Application) -> None:
 
 
 # What a suspended church may still do (everything else answers 423 `tenant_suspended`): pay
-# (billing), take its data away (export) and delete its account.
+# (billing), take its data away (export) and delete its account; and its owner, who may sign
+# in (auth/login.py), sees who they are.
 WHILE_SUSPENDED = frozenset(
     r.name for r in API_V1
-    if r.path.startswith(("/billing/", "/account/export", "/account/deletion")))
+    if r.path.startswith(("/billing/", "/account/export", "/account/deletion"))
+    or r.path == "/auth/me")
 
 
 def api_v1_middlewares() -> list[Middleware]:

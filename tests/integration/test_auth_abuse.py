@@ -65,9 +65,17 @@ async def test_reset_requests_per_address_are_capped(api_client: Client) -> None
 
 
 async def test_suspended_church_is_named_only_to_the_right_password(
-    api_client: Client, registry_conn: Any,
+    api_client: Client, registry_conn: Any, outbox: Path,
 ) -> None:
     church = await register(api_client)
+    coadmin = f"co-{secrets.token_hex(4)}@example.org"
+    invited = await api_client.post("/api/v1/admins", headers=church.auth, json={
+        "email": coadmin, "first_name": "Co", "last_name": "Admin", "role": "admin"})
+    assert invited.status == 201
+    accepted = await api_client.post("/api/v1/auth/invitations/accept", json={
+        "token": token_in(read_outbox(outbox, "invitation", to=coadmin)[0]),
+        "password": "co-admin passphrase 42"})
+    assert accepted.status == 200
     await registry_conn.execute("UPDATE tenants SET status = 'suspended' WHERE id = $1",
                                 uuid.UUID(church.tenant_id))
     wrong = await api_client.post("/api/v1/auth/login",
@@ -81,12 +89,23 @@ async def test_suspended_church_is_named_only_to_the_right_password(
     assert a == b
     assert await registry_conn.fetchval("SELECT failures FROM login_throttle WHERE key = $1",
                                         f"email:{church.email}") == 1
+    # A co-admin's right password names the suspension (nothing is open to them), and is not
+    # a failure: their count stays where it was.
+    await api_client.post("/api/v1/auth/login", json={"email": coadmin, "password": "wrong"})
+    refused = await api_client.post("/api/v1/auth/login", json={
+        "email": coadmin, "password": "co-admin passphrase 42"})
+    await problem(refused, 423, "tenant_suspended")
+    assert await registry_conn.fetchval("SELECT failures FROM login_throttle WHERE key = $1",
+                                        f"email:{coadmin}") == 1
+    # The owner signs in, to pay, export or delete; everything else answers 423.
     right = await api_client.post("/api/v1/auth/login",
                                   json={"email": church.email, "password": PASSWORD})
-    await problem(right, 423, "tenant_suspended")
-    # A right password is not a failure: the count stays where it was.
-    assert await registry_conn.fetchval("SELECT failures FROM login_throttle WHERE key = $1",
-                                        f"email:{church.email}") == 1
+    assert right.status == 200, await right.text()
+    owner = {"Authorization": f"Bearer {(await right.json())['access_token']}"}
+    assert (await api_client.get("/api/v1/auth/me", headers=owner)).status == 200
+    assert (await api_client.get("/api/v1/billing/plan", headers=owner)).status == 200
+    await problem(await api_client.get("/api/v1/members", headers=owner), 423,
+                  "tenant_suspended")
 
 
 async def test_expired_invitation_is_refused(

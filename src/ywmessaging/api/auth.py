@@ -75,7 +75,9 @@ async def login_route(request: web.Request) -> web.Response:
     data = fields(await json_body(request), required={"email": spec_email(), "password": secret()},
                   optional={"use_cookies": boolean()})
     svc = services(request)
-    result = await login.login(svc, registry_pool(request), functools.partial(lease, request),
+    # suspended_ok: an owner of a suspended church signs in (login.py decides who may)
+    result = await login.login(svc, registry_pool(request),
+                               functools.partial(lease, request, suspended_ok=True),
                                email=data["email"], password=data["password"],
                                client=client(request))
     if isinstance(result, login.MfaChallenge):
@@ -90,7 +92,7 @@ async def mfa_verify(request: web.Request) -> web.Response:
                   required={"mfa_token": secret(4096), "code": secret(32)},
                   optional={"use_cookies": boolean()})
     svc = services(request)
-    issued = await login.verify_mfa(svc, functools.partial(lease, request),
+    issued = await login.verify_mfa(svc, functools.partial(lease, request, suspended_ok=True),
                                     mfa_token=data["mfa_token"], code=data["code"],
                                     client=client(request))
     return tokens_response(svc, issued, cookies=bool(data["use_cookies"]))

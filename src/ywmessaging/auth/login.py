@@ -5,7 +5,8 @@ same path: one argon2id verification (a dummy hash when there is no real one), o
 counted on the email and the address, and the same 401. The attempt is counted *before* the
 hash (see throttle.py), so concurrent guesses cannot outrun the lock, and decided right after
 it (concurrent logins waiting on it go on). A suspended church is named (423) only to someone
-who gave the right password.
+who gave the right password, and its owners sign in all the same: they may still pay, export
+and delete the account (routes.WHILE_SUSPENDED; every other route answers 423).
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ async def login(svc: AuthServices, registry: Any, lease: Leaser, *, email: str, 
         await svc.throttle.failed(registry, attempt)
         await _failed(svc, lease, attempt, found if admin is not None else None, client)
         raise InvalidCredentials()
-    if found["tenant_status"] != "active":  # only now: a right password for a suspended church
+    # Only now, after a right password: a suspended church is named (423) to its co-admins;
+    # its owners sign in, to pay, export or delete (every other route answers 423).
+    if found["tenant_status"] != "active" and (found["tenant_status"] != "suspended"
+                                               or admin["role"] != "owner"):
         await svc.throttle.release(registry, attempt)
         raise TenantSuspended()
     await svc.throttle.succeeded(registry, attempt)
