@@ -31,6 +31,7 @@ from ywmessaging.config import Settings
 from ywmessaging.db.dsn import PgTarget
 from ywmessaging.messaging import signature
 from ywmessaging.messaging.carrier import SendRequest
+from ywmessaging.messaging.receipts import Receipt, apply_receipt
 from ywmessaging.messaging.telnyx import TelnyxCarrier
 from ywmessaging.messaging.webhooks import EVENT_ID_MAX
 from ywmessaging.sqlq import registry as rq
@@ -216,6 +217,49 @@ async def test_a_receipt_before_the_sender_recorded_the_id_waits_for_it(
                                                              uuid.UUID(church.tenant_id))
         await wait_until(lambda: _settled(registry_conn, early["data"]["id"]))
         assert await db.fetchval("SELECT state FROM outbox WHERE id = $1", row_id) == \
+            "delivered"
+
+
+class _AfterFirstRow:
+    """A real connection that runs `then` right after its first `fetchrow` returns: a
+    statement of another session lands between two statements of this one."""
+
+    def __init__(self, conn: Any, then: Callable[[], Awaitable[Any]]) -> None:
+        self._conn, self._then, self._done = conn, then, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    async def fetchrow(self, *args: Any, **kwargs: Any) -> Any:
+        row = await self._conn.fetchrow(*args, **kwargs)
+        if not self._done:
+            self._done = True
+            await self._then()
+        return row
+
+
+async def test_a_receipt_racing_the_senders_commit_is_applied_not_dropped(
+        msg_client: Any, sim: Any, registry_conn: Any, pg_admin: PgTarget,
+        msg_settings: Settings) -> None:
+    """The sender stores the carrier id and `sent` in a transaction that commits after the
+    receipt's UPDATE looked (no row had the id) but before its check of the row's state (which
+    then sees `sent`): the `delivered` receipt must still be applied, not called stale (a row
+    left `sent` for good, seen as a flaky killed-worker test)."""
+    church, _ = await church_with_number(msg_client, registry_conn, sim)
+    carrier_id = f"race-{uuid.uuid4()}"
+    async with tenant_db(pg_admin, registry_conn, church.tenant_id) as sender, \
+            tenant_db(pg_admin, registry_conn, church.tenant_id) as receiver:
+        row_id = await _outbox_row(sender, None, "sending", "+12065550124")
+        tx = sender.transaction()
+        await tx.start()
+        await sender.execute("UPDATE outbox SET state = 'sent', carrier_message_id = $2, "
+                             "sent_at = now() WHERE id = $1", row_id, carrier_id)
+        receipt = Receipt(f"evt-{uuid.uuid4()}", "message.finalized", datetime.now(UTC),
+                          carrier_id, "delivered")
+        outcome = await apply_receipt(_AfterFirstRow(receiver, tx.commit), msg_settings,
+                                      receipt)
+        assert outcome == "applied"
+        assert await receiver.fetchval("SELECT state FROM outbox WHERE id = $1", row_id) == \
             "delivered"
 
 

@@ -66,6 +66,13 @@ def status_event(row: Any, r: Receipt) -> dict[str, Any]:
             "error_code": r.error_code, "at": r.occurred_at}
 
 
+def advances(current: str, receipt_state: str) -> bool:
+    """Whether a receipt moves an outbox row in `current` forward (receipt_advance_outbox's
+    rule: queued, sending and unknown take any receipt; sent takes delivered or failed)."""
+    return current in ("queued", "sending", "unknown") or (
+        current == "sent" and receipt_state in ("delivered", "failed"))
+
+
 async def apply_receipt(conn: Any, settings: Settings, r: Receipt,
                         statuses: list[dict[str, Any]] | None = None) -> str:
     """Apply once: `applied`, `stale` (row already further on) or `duplicate` (an applied
@@ -80,9 +87,17 @@ async def apply_receipt(conn: Any, settings: Settings, r: Receipt,
         row = await q.receipt_advance_outbox(conn, r.carrier_message_id, r.state,
                                              r.occurred_at, r.error_code, r.error_detail)
         if row is None:
-            if await q.receipt_outbox_state(conn, r.carrier_message_id) is None:
+            state = await q.receipt_outbox_state(conn, r.carrier_message_id)
+            if state is None:
                 raise ReceiptNotYetKnown(r.carrier_message_id)
-            return "stale"
+            if not advances(state, r.state):
+                return "stale"
+            # The sender stored the id (and `sent`) after the UPDATE's snapshot and before this
+            # read's: the UPDATE saw no such row. Once more, now that the row is there.
+            row = await q.receipt_advance_outbox(conn, r.carrier_message_id, r.state,
+                                                 r.occurred_at, r.error_code, r.error_detail)
+            if row is None:
+                return "stale"
         if row["conversation_message_id"] is not None:
             await q.receipt_mirror_conversation(conn, row["conversation_message_id"], r.state)
     if statuses is not None:
