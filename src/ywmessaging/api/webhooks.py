@@ -5,6 +5,8 @@ from the registry's inbox)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -13,6 +15,7 @@ from ..billing import webhooks as stripe_events
 from ..billing.keys import STRIPE, STRIPE_EVENT, STRIPE_WEBHOOKS
 from ..errors import ServiceUnavailable
 from ..keys import METRICS, REGISTRY_POOL, SETTINGS
+from ..messaging.dispatcher import WebhookDispatcher
 from ..messaging.keys import WEBHOOK_SIGNED_AT, WEBHOOKS
 from ..messaging.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from ..messaging.webhooks import store_event
@@ -36,15 +39,22 @@ async def carrier_signature(request: web.Request) -> None:
 
 
 async def telnyx_webhook(request: web.Request) -> web.Response:
-    """Store a verified event once, acknowledge, process later."""
+    """Store a verified carrier event once, acknowledge, process later."""
     raw = await request.read()   # read once by the guard; aiohttp keeps it
-    config = request.app[WEBHOOKS]
-    signed_at = request[WEBHOOK_SIGNED_AT]
+    return await _stored(request, store_event(request.app[REGISTRY_POOL], request.app[SETTINGS],
+                                              raw, request[WEBHOOK_SIGNED_AT]),
+                         request.app[WEBHOOKS].dispatcher)
+
+
+async def _stored(request: web.Request, storing: Coroutine[Any, Any, tuple[int | None, str]],
+                  dispatcher: WebhookDispatcher) -> web.Response:
+    """Await `storing` (the event into the registry's inbox, within STORE_TIMEOUT), count it,
+    hand a new event to `dispatcher`, and answer: `stored` or `duplicate`; 503 when the
+    registry could not take it (the sender retries)."""
     metrics = request.app[METRICS]
     try:
         async with asyncio.timeout(STORE_TIMEOUT):
-            row_id, event_type = await store_event(request.app[REGISTRY_POOL],
-                                                   request.app[SETTINGS], raw, signed_at)
+            row_id, event_type = await storing
     except (TimeoutError, OSError, asyncpg.PostgresError,
             asyncpg.InterfaceError) as exc:
         metrics.observe_webhook("other", "store_failed")
@@ -53,7 +63,7 @@ async def telnyx_webhook(request: web.Request) -> web.Response:
         metrics.observe_webhook(event_type, "duplicate")
         return json_response({"status": "duplicate"})
     metrics.observe_webhook(event_type, "stored")
-    config.dispatcher.notify(row_id)
+    dispatcher.notify(row_id)
     return json_response({"status": "stored"})
 
 
@@ -68,18 +78,6 @@ async def stripe_signature(request: web.Request) -> None:
 async def stripe_webhook(request: web.Request) -> web.Response:
     """Store a verified Stripe event once, acknowledge, apply it later."""
     raw = await request.read()
-    metrics = request.app[METRICS]
-    try:
-        async with asyncio.timeout(STORE_TIMEOUT):
-            row_id, event_type = await stripe_events.store_event(
-                request.app[REGISTRY_POOL], request.app[SETTINGS], request[STRIPE_EVENT], raw)
-    except (TimeoutError, OSError, asyncpg.PostgresError,
-            asyncpg.InterfaceError) as exc:
-        metrics.observe_webhook("other", "store_failed")
-        raise WebhookStoreUnavailable(headers={"Retry-After": "1"}) from exc
-    if row_id is None:
-        metrics.observe_webhook(event_type, "duplicate")
-        return json_response({"status": "duplicate"})
-    metrics.observe_webhook(event_type, "stored")
-    request.app[STRIPE_WEBHOOKS].notify(row_id)
-    return json_response({"status": "stored"})
+    return await _stored(request, stripe_events.store_event(
+        request.app[REGISTRY_POOL], request.app[SETTINGS], request[STRIPE_EVENT], raw),
+        request.app[STRIPE_WEBHOOKS])
