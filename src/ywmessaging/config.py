@@ -518,7 +518,8 @@ class Settings:
                 "DATABASE_URL is not set: point it at the registry database "
                 "(postgresql://user:pass@host:5432/ywm_registry); with neither it nor "
                 "YWM_SECRET_KEY set, operator commands use the deployment `ywm dev` made under "
-                "YWM_DATA_DIR (run it once)"
+                f"YWM_DATA_DIR (run it once; looked in {self.data_dir}: export YWM_DATA_DIR "
+                "if `ywm dev` runs with another)"
             )
         return self.database_url
 

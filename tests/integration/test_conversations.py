@@ -73,6 +73,8 @@ async def _rest_of_the_thread(sending: Sending, church: Any, cid: str,
 
     inbox = await _get(sending, church, "/api/v1/conversations?limit=2")
     assert inbox["items"][0]["id"] == cid                      # the reply is the latest activity
+    one = await _get(sending, church, f"/api/v1/conversations/{cid}")   # reads as it is listed
+    assert one["last_message"] == inbox["items"][0]["last_message"] is not None
     rest = await _get(sending, church, f"/api/v1/conversations?limit=2&cursor="
                                        f"{inbox['next_cursor']}")
     assert len(rest["items"]) == 1 and rest["next_cursor"] is None

@@ -20,12 +20,20 @@ ORDER BY c.last_message_at DESC, c.id DESC
 LIMIT $4;
 
 -- name: cv_get :one
--- One conversation with its member.
+-- One conversation with its member and last message (as the inbox lists it).
 SELECT c.id, c.member_id, c.status, c.unread_count, c.last_message_at,
        c.last_message_preview, c.created_at, c.church_number, m.first_name, m.last_name,
-       m.phone, m.opt_in
+       m.phone, m.opt_in,
+       lm.id AS last_id, lm.direction AS last_direction, lm.body AS last_body,
+       lm.created_at AS last_created_at
 FROM conversations c
 JOIN members m ON m.id = c.member_id
+LEFT JOIN LATERAL (
+    SELECT id, direction, body, created_at FROM conversation_messages
+    WHERE conversation_id = c.id
+    ORDER BY created_at DESC, id DESC
+    LIMIT 1
+) lm ON true
 WHERE c.id = $1;
 
 -- name: cv_lock :one

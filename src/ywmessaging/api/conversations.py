@@ -41,7 +41,7 @@ def e164_value(name: str, value: Any) -> str:
 
 
 def conversation_json(row: Any) -> dict[str, Any]:
-    """A conversation with its member (and last message when listed)."""
+    """A conversation with its member and last message (null before the first)."""
     out: dict[str, Any] = {
         "id": str(row["id"]), "status": row["status"], "unread_count": row["unread_count"],
         "church_number": row["church_number"],

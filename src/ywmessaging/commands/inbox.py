@@ -31,7 +31,7 @@ async def list_(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print_table(
         ["ID", "EVENT TYPE", "STATE", "ATTEMPTS", "RECEIVED", "NEXT ATTEMPT", "CHURCH",
-         "LAST ERROR", "EVENT ID"],
+         "RESULT / ERROR", "EVENT ID"],
         [[r["id"], r["event_type"], r["state"], r["attempts"], _when(r["received_at"]),
           _when(r["next_attempt_at"]) if r["state"] in ("received", "failed") else "",
           r["tenant_id"], (r["last_error"] or "")[:60], r["event_id"]] for r in rows],

@@ -32,6 +32,10 @@ LIST_KIND = "broadcasts:created:desc"
 RECIPIENTS_KIND = "broadcast_recipients:id"
 
 
+NO_SENDER_DETAIL = ("the church has no active number: buy one (POST /api/v1/numbers), or wait "
+                    "until a pending order completes (GET /api/v1/numbers shows its status)")
+
+
 class NoSenderNumber(Conflict):
     code, title = "no_sender_number", "The church has no sending number yet"
 
@@ -167,7 +171,7 @@ async def create(conn: Any, registry_pool: Any, settings: Settings, tenant_id: u
     async with conn.transaction():
         church = await q.get_settings(conn)
         if not church["sender_number"]:
-            raise NoSenderNumber("buy or assign a number first (POST /api/v1/numbers)")
+            raise NoSenderNumber(NO_SENDER_DETAIL)
         await check_target(conn, settings, draft.target)
         body = await _body(conn, settings, draft, count_use=True)
         segments, encoding = encoding_of(body)
@@ -274,7 +278,7 @@ async def retry_failed(conn: Any, registry_pool: Any, settings: Settings,
             raise NotRetryable(f"the broadcast is {status}")
         church = await q.get_settings(conn)
         if not church["sender_number"]:
-            raise NoSenderNumber("buy or assign a number first (POST /api/v1/numbers)")
+            raise NoSenderNumber(NO_SENDER_DETAIL)
         count = await q.bc_count_retryable(conn, broadcast_id, include_unknown)
         await quota.reserve(conn, settings, ent, church["time_zone"], now, count)
         requeued = await q.bc_retry_failed(conn, broadcast_id, include_unknown, now)

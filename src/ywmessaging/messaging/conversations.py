@@ -22,7 +22,7 @@ from ..errors import Conflict, NotFound, ValidationFailed
 from ..sqlq import registry as rq
 from ..sqlq import tenant as tq
 from . import compliance, queue, quota
-from .broadcasts import NoSenderNumber, encoding_of
+from .broadcasts import NO_SENDER_DETAIL, NoSenderNumber, encoding_of
 from .media import outbound_media
 from .numbers_service import REGISTRY_TIMEOUT
 
@@ -69,7 +69,7 @@ async def _write_reply(conn: Any, settings: Settings, ent: Any, actor: Actor,
     q = tq(settings.sql_dir)
     church = await q.get_settings(conn)
     if not conv["church_number"] and not church["sender_number"]:
-        raise NoSenderNumber("buy or assign a number first (POST /api/v1/numbers)")
+        raise NoSenderNumber(NO_SENDER_DETAIL)
     await quota.reserve(conn, settings, ent, church["time_zone"], now, 1)
     segments, _ = encoding_of(body)
     media = orjson.dumps(outbound_media(media_urls)).decode()
