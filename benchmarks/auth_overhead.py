@@ -12,7 +12,6 @@ no database statement). Rounds of the two alternate so both see the same backgro
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import secrets
@@ -29,7 +28,7 @@ from ywmessaging.auth.passwords import Passwords
 from ywmessaging.auth.permissions import Permission, public, requires
 from ywmessaging.routes import api_v1_middlewares
 
-from .common import deployment, percentile, progress, target_line
+from .common import deployment, percentile, progress, quick_main, target_line
 
 PASSWORD = "benchmark passphrase 42"
 # The authenticated route does real work the open one does not: a JWT verification (cached per
@@ -175,11 +174,7 @@ async def _measure(http: aiohttp.ClientSession, base: str, logins: int, pings: i
 
 def main() -> None:
     """Parse arguments, run, print the TARGET lines."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (under a minute)")
-    args = parser.parse_args()
-    for line in asyncio.run(run(args.quick)):
-        print(line)
+    quick_main(__doc__, run)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Shared benchmark plumbing: a throwaway deployment, percentiles, and the TARGET line.
+"""Shared benchmark plumbing: a throwaway deployment, percentiles, the TARGET line, and the
+main of a benchmark whose only option is --quick.
 
 Every benchmark runs against its own registry and template under a unique prefix
 (`ywmb<hex>`), so it never touches other work on the same server, and drops all of it in
@@ -7,13 +8,14 @@ Every benchmark runs against its own registry and template under a unique prefix
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import math
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -177,3 +179,13 @@ def target_line(name: str, value: float, goal: float, op: str = "<=") -> str:
 def server_version(conn_version: str) -> str:
     """`PostgreSQL 15.20` from a `SELECT version()` string."""
     return " ".join(conn_version.split()[:2])
+
+
+def quick_main(doc: str | None, run: Callable[[bool], Coroutine[Any, Any, list[str]]],
+               quick_help: str = "small sizes (under a minute)") -> None:
+    """A benchmark's main: parse --quick, run, print the TARGET lines."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args()
+    for line in asyncio.run(run(args.quick)):
+        print(line)

@@ -14,7 +14,6 @@ and dropped at the end.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import secrets
@@ -35,7 +34,7 @@ from ywmessaging.db import pg
 from ywmessaging.sqlq import tenant as tq
 from ywmessaging.tenants.naming import tenant_db_name
 
-from .common import deployment, progress, target_line
+from .common import deployment, progress, quick_main, target_line
 
 PASSWORD = "benchmark passphrase 42"
 BROADCASTS = 10                      # outbox rows = members x broadcasts
@@ -186,11 +185,7 @@ async def _measure(dep: Any, settings: Any, http: aiohttp.ClientSession, base: s
 
 def main() -> None:
     """Parse arguments, run, print the TARGET lines."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (under a minute)")
-    args = parser.parse_args()
-    for line in asyncio.run(run(args.quick)):
-        print(line)
+    quick_main(__doc__, run)
 
 
 if __name__ == "__main__":

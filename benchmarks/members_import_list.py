@@ -14,7 +14,6 @@ the same statement (`filter_members_name_asc`) run bare through asyncpg on a war
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 import random
@@ -34,7 +33,7 @@ from ywmessaging.db import pg
 from ywmessaging.sqlq import tenant as tq
 from ywmessaging.tenants.naming import tenant_db_name
 
-from .common import deployment, percentile, progress, target_line
+from .common import deployment, percentile, progress, quick_main, target_line
 
 PASSWORD = "benchmark passphrase 42"
 LIST_MEMBERS = 100_000
@@ -214,11 +213,7 @@ async def _measure(dep: Any, http: aiohttp.ClientSession, base: str, n_import: i
 
 def main() -> None:
     """Parse arguments, run, print the TARGET lines."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (under a minute)")
-    args = parser.parse_args()
-    for line in asyncio.run(run(args.quick)):
-        print(line)
+    quick_main(__doc__, run)
 
 
 if __name__ == "__main__":

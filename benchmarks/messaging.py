@@ -17,7 +17,6 @@ simulator with pacing off, and take inbound webhooks — each against a baseline
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from datetime import UTC, datetime
@@ -49,7 +48,7 @@ from ywmessaging.messaging.webhooks import parse_envelope
 from ywmessaging.messaging.worker import Worker
 from ywmessaging.tenants.runtime import open_supervisor
 
-from .common import Deployment, deployment, progress, target_line
+from .common import Deployment, deployment, progress, quick_main, target_line
 
 # Inbound: Telnyx's default account throughput is 50 messages/s, so 100 webhooks/s verified and
 # durably stored is twice what one account can send us.
@@ -261,11 +260,7 @@ async def run(quick: bool) -> list[str]:
 
 def main() -> None:
     """Parse arguments, run, print the TARGET lines."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
-    args = parser.parse_args()
-    for line in asyncio.run(run(args.quick)):
-        print(line)
+    quick_main(__doc__, run, quick_help="smaller sizes, under a minute")
 
 
 if __name__ == "__main__":

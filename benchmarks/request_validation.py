@@ -16,7 +16,6 @@ query, and, when msgspec is installed, the same body decoded and validated by a 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import itertools
@@ -34,7 +33,7 @@ from ywmessaging import app as app_module
 from ywmessaging import contract
 from ywmessaging.errors import ValidationFailed
 
-from .common import deployment, progress, target_line
+from .common import deployment, progress, quick_main, target_line
 
 PASSWORD = "benchmark passphrase 42"
 LINE = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0][^\x00-\x1F\x7F-\x9F]*$"
@@ -198,11 +197,7 @@ async def run(quick: bool) -> list[str]:
 
 def main() -> None:
     """Parse arguments, run, print the TARGET lines."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (under a minute)")
-    args = parser.parse_args()
-    for line in asyncio.run(run(args.quick)):
-        print(line)
+    quick_main(__doc__, run)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ PACKAGE = "ywmessaging"
 LOWER = ("auth", "billing", "church", "integrations", "messaging", "tenants", "ops", "db",
          "registry",
          "observability", "values", "errors", "config", "crypto", "sqlq", "contract", "keys",
-         "time_limits")
+         "time_limits", "simulators")
 UPPER = ("api", "routes", "app", "commands", "__main__")
 
 

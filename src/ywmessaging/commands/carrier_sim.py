@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -15,13 +13,18 @@ import orjson
 from aiohttp import web
 
 from ..config import ENV_VARS, Settings
-from ..errors import OperationError
 from ..keys import REGISTRY_POOL
 from ..messaging.signature import generate_seed, private_key, public_key_b64
 from ..messaging.simulator import RunningSimulator, start_simulator
 from ..sqlq import registry as rq
+from .sim_common import (
+    CleanupCtx,
+    add_bind_options,
+    local_host,
+    serve_until_signal,
+    start_or_explain,
+)
 
-CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 _DEFAULTS = {var.attr: var.default for var in ENV_VARS}
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -112,8 +115,7 @@ def dev_settings(settings: Settings, host: str, port: int,
     seed = _seed(settings)
     webhook = settings.carrier_sim_webhook_url
     if webhook == _DEFAULTS["carrier_sim_webhook_url"]:
-        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        webhook = f"http://{local}:{port}/webhooks/telnyx"
+        webhook = f"http://{local_host(host)}:{port}/webhooks/telnyx"
     sim = settings.with_(carrier_sim_port=own)
     return sim.with_(carrier_sim_signing_key=seed, carrier_sim_webhook_url=webhook,
                      telnyx_api_base=sim_url(sim),
@@ -150,16 +152,12 @@ def dev_ctx(settings: Settings) -> CleanupCtx:
                                                                       _port_free) is None:
             yield
             return
-        try:
-            sim = await start_simulator(host=settings.carrier_sim_host,
-                                        port=settings.carrier_sim_port,
-                                        signing_key=settings.carrier_sim_signing_key,
-                                        webhook_url=settings.carrier_sim_webhook_url,
-                                        order_delay=settings.carrier_sim_order_delay)
-        except OSError as exc:   # name the simulator's port, not the API's
-            raise OperationError(f"the carrier simulator cannot listen on "
-                                 f"{settings.carrier_sim_host}:{settings.carrier_sim_port}: "
-                                 f"{exc.strerror or exc}") from exc
+        sim = await start_or_explain(
+            "carrier simulator", settings.carrier_sim_host, settings.carrier_sim_port,
+            start_simulator(host=settings.carrier_sim_host, port=settings.carrier_sim_port,
+                            signing_key=settings.carrier_sim_signing_key,
+                            webhook_url=settings.carrier_sim_webhook_url,
+                            order_delay=settings.carrier_sim_order_delay))
         say(f"listening on {sim.base_url}, webhooks to {settings.carrier_sim_webhook_url}")
         say(f"the members' phones: open {sim.base_url}/ in a browser")
         adopted = await adopt_registry_numbers(sim, app[REGISTRY_POOL], settings)
@@ -190,24 +188,14 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     say(f"listening on {sim.base_url}; webhooks to {settings.carrier_sim_webhook_url}")
     say(f"the members' phones: open {sim.base_url}/ in a browser")
     say(f"the service needs TELNYX_API_BASE={sim.base_url} TELNYX_PUBLIC_KEY={sim.public_key}")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await sim.stop()
-        say("stopped")
-    return 0
+    return await serve_until_signal(sim, say)
 
 
 def register(sub: Any) -> None:
     """Add `ywm carrier-sim`."""
     p = sub.add_parser("carrier-sim", help="run the Telnyx-compatible carrier simulator "
                        "(CARRIER_SIM_* settings)")
-    p.add_argument("--host", help="address to bind (default: CARRIER_SIM_HOST)")
-    p.add_argument("--port", type=int, help="port to bind (default: CARRIER_SIM_PORT, 8081)")
+    add_bind_options(p, "CARRIER_SIM", 8081)
     p.add_argument("--webhook-url", help="where to send webhooks (default: "
                    "CARRIER_SIM_WEBHOOK_URL)")
     p.add_argument("--api-key", help="accept only this Bearer key (default: any non-empty)")

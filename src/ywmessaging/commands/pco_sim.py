@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from ..config import ENV_VARS, Settings
-from ..errors import OperationError
 from ..integrations.pco_sim import start_pco_sim
+from .sim_common import (
+    CleanupCtx,
+    add_bind_options,
+    local_host,
+    serve_until_signal,
+    start_or_explain,
+)
 
-CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 _DEFAULTS = {var.attr: var.default for var in ENV_VARS}
 
 
@@ -39,7 +42,7 @@ def dev_settings(settings: Settings, host: str, port: int) -> Settings:
     address unless they were changed."""
     if not uses_default_simulator(settings):
         return settings
-    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    local = local_host(host)
     redirect, webhook = settings.pco_redirect_url, settings.pco_webhook_url
     if redirect == _DEFAULTS["pco_redirect_url"]:
         redirect = f"http://{local}:{port}/api/v1/integrations/planning-center/callback"
@@ -56,14 +59,11 @@ def dev_ctx(settings: Settings) -> CleanupCtx:
         if settings.pco_api_base.rstrip("/") != sim_url(settings):
             yield
             return
-        try:
-            sim = await start_pco_sim(host=settings.pco_sim_host, port=settings.pco_sim_port,
-                                      client_id=settings.pco_client_id,
-                                      client_secret=settings.pco_client_secret)
-        except OSError as exc:
-            raise OperationError(f"the Planning Center simulator cannot listen on "
-                                 f"{settings.pco_sim_host}:{settings.pco_sim_port}: "
-                                 f"{exc.strerror or exc}") from exc
+        sim = await start_or_explain(
+            "Planning Center simulator", settings.pco_sim_host, settings.pco_sim_port,
+            start_pco_sim(host=settings.pco_sim_host, port=settings.pco_sim_port,
+                          client_id=settings.pco_client_id,
+                          client_secret=settings.pco_client_secret))
         say(f"listening on {sim.base_url} (OAuth, People v2, webhooks; /sim/people to add "
             f"people)")
         yield
@@ -86,22 +86,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                                   "phone": f"+1212{2000000 + i:07d}",
                                   "email": f"p{i}@example.org"})
         say(f"{args.people} people added")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await sim.stop()
-        say("stopped")
-    return 0
+    return await serve_until_signal(sim, say)
 
 
 def register(sub: Any) -> None:
     """Add `ywm pco-sim`."""
     p = sub.add_parser("pco-sim", help="run the Planning Center simulator (PCO_SIM_* settings)")
-    p.add_argument("--host", help="address to bind (default: PCO_SIM_HOST)")
-    p.add_argument("--port", type=int, help="port to bind (default: PCO_SIM_PORT, 8083)")
+    add_bind_options(p, "PCO_SIM", 8083)
     p.add_argument("--people", type=int, default=0, help="start with this many people")
     p.set_defaults(func=run)

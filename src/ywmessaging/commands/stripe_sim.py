@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,9 +14,14 @@ from ..billing.simulator import RunningStripeSim, new_webhook_secret, start_stri
 from ..billing.stripe_client import StripeBilling
 from ..billing.sync import sync_catalogue
 from ..config import ENV_VARS, Settings
-from ..errors import OperationError
+from .sim_common import (
+    CleanupCtx,
+    add_bind_options,
+    local_host,
+    serve_until_signal,
+    start_or_explain,
+)
 
-CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 _DEFAULTS = {var.attr: var.default for var in ENV_VARS}
 
 
@@ -55,8 +58,7 @@ def dev_settings(settings: Settings, host: str, port: int) -> Settings:
         return settings
     webhook = settings.stripe_sim_webhook_url
     if webhook == _DEFAULTS["stripe_sim_webhook_url"]:
-        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        webhook = f"http://{local}:{port}/webhooks/stripe"
+        webhook = f"http://{local_host(host)}:{port}/webhooks/stripe"
     secret = _secret(settings)
     secrets = (secret, *[s for s in settings.stripe_webhook_secrets() if s != secret])
     return settings.with_(stripe_api_base=sim_url(settings), stripe_sim_webhook_url=webhook,
@@ -82,15 +84,11 @@ def dev_ctx(settings: Settings) -> CleanupCtx:
         if settings.stripe_api_base != sim_url(settings):
             yield
             return
-        try:
-            sim = await start_stripe_sim(host=settings.stripe_sim_host,
-                                         port=settings.stripe_sim_port,
-                                         webhook_secret=_secret(settings),
-                                         webhook_url=settings.stripe_sim_webhook_url)
-        except OSError as exc:
-            raise OperationError(f"the Stripe simulator cannot listen on "
-                                 f"{settings.stripe_sim_host}:{settings.stripe_sim_port}: "
-                                 f"{exc.strerror or exc}") from exc
+        sim = await start_or_explain(
+            "Stripe simulator", settings.stripe_sim_host, settings.stripe_sim_port,
+            start_stripe_sim(host=settings.stripe_sim_host, port=settings.stripe_sim_port,
+                             webhook_secret=_secret(settings),
+                             webhook_url=settings.stripe_sim_webhook_url))
         say(f"listening on {sim.base_url}, webhooks to {settings.stripe_sim_webhook_url}")
         say(f"the catalogue's {await _sync(settings)} prices are on its account")
         yield
@@ -117,23 +115,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     say(f"listening on {sim.base_url}; webhooks to {settings.stripe_sim_webhook_url}")
     say(f"the service needs STRIPE_API_BASE={sim.base_url} "
         f"STRIPE_WEBHOOK_SECRET={sim.webhook_secret}; then `ywm billing sync-catalogue`")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await sim.stop()
-        say("stopped")
-    return 0
+    return await serve_until_signal(sim, say)
 
 
 def register(sub: Any) -> None:
     """Add `ywm stripe-sim`."""
     p = sub.add_parser("stripe-sim", help="run the Stripe simulator (STRIPE_SIM_* settings)")
-    p.add_argument("--host", help="address to bind (default: STRIPE_SIM_HOST)")
-    p.add_argument("--port", type=int, help="port to bind (default: STRIPE_SIM_PORT, 8082)")
+    add_bind_options(p, "STRIPE_SIM", 8082)
     p.add_argument("--webhook-url", help="where to send webhooks (default: "
                    "STRIPE_SIM_WEBHOOK_URL)")
     p.add_argument("--api-key", help="accept only this secret key (default: any sk_test_…)")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from ...simulators import RunningApp, listen, sim_app
 from .api import add_api_routes
 from .control import add_control_routes
 from .delivery import StripeWebhookSender
@@ -22,29 +22,19 @@ def new_webhook_secret() -> str:
 
 def build_sim_app(state: StripeSimState) -> web.Application:
     """The simulator's aiohttp app; its webhook sender closes with the app."""
-    app = web.Application(client_max_size=1_048_576, middlewares=[stripe_api])
-    app[STRIPE_SIM_STATE] = state
-
-    async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[STRIPE_SIM_SENDER] = StripeWebhookSender(state)
-        yield
-        await app[STRIPE_SIM_SENDER].close()
-
-    app.cleanup_ctx.append(sender_ctx)
+    app = sim_app(state, STRIPE_SIM_STATE, lambda: StripeWebhookSender(state), STRIPE_SIM_SENDER,
+                  stripe_api)
     add_api_routes(app)
     add_control_routes(app)
     return app
 
 
 @dataclass
-class RunningStripeSim:
+class RunningStripeSim(RunningApp):
     """A started simulator: where it listens, the secret its webhooks are signed with."""
 
-    base_url: str
     webhook_secret: str
     state: StripeSimState
-    app: web.Application
-    runner: web.AppRunner
 
     @property
     def sender(self) -> StripeWebhookSender:
@@ -54,10 +44,6 @@ class RunningStripeSim:
     def set_webhook_url(self, url: str) -> None:
         """Send webhooks to `url` from now on."""
         self.state.webhook_url = url
-
-    async def stop(self) -> None:
-        """Stop listening; cancel pending webhooks."""
-        await self.runner.cleanup()
 
 
 async def start_stripe_sim(*, host: str = "127.0.0.1", port: int = 0,
@@ -72,11 +58,6 @@ async def start_stripe_sim(*, host: str = "127.0.0.1", port: int = 0,
     if webhook_retry_delays is not None:
         state.webhook_retry_delays = webhook_retry_delays
     app = build_sim_app(state)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0]
-    state.base_url = f"http://{bound[0]}:{bound[1]}"
+    runner, state.base_url = await listen(app, host, port)
     return RunningStripeSim(base_url=state.base_url, webhook_secret=state.webhook_secret,
                             state=state, app=app, runner=runner)

@@ -4,11 +4,11 @@ standalone through `ywm pco-sim`)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from ...simulators import RunningApp, listen, sim_app
 from .api import add_api_routes, api_gate
 from .control import add_control_routes
 from .delivery import WebhookSender
@@ -18,37 +18,22 @@ from .state import PcoSimState
 
 def build_sim_app(state: PcoSimState) -> web.Application:
     """The simulator's aiohttp app; its webhook sender closes with it."""
-    app = web.Application(client_max_size=1_048_576, middlewares=[api_gate])
-    app[PCO_SIM_STATE] = state
-
-    async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[PCO_SIM_SENDER] = WebhookSender(state)
-        yield
-        await app[PCO_SIM_SENDER].close()
-
-    app.cleanup_ctx.append(sender_ctx)
+    app = sim_app(state, PCO_SIM_STATE, lambda: WebhookSender(state), PCO_SIM_SENDER, api_gate)
     add_api_routes(app)
     add_control_routes(app)
     return app
 
 
 @dataclass
-class RunningPcoSim:
+class RunningPcoSim(RunningApp):
     """A started simulator."""
 
-    base_url: str
     state: PcoSimState
-    app: web.Application
-    runner: web.AppRunner
 
     @property
     def sender(self) -> WebhookSender:
         """Its webhook sender (tests wait on `sender.idle()`)."""
         return self.app[PCO_SIM_SENDER]
-
-    async def stop(self) -> None:
-        """Stop listening; cancel webhooks in flight."""
-        await self.runner.cleanup()
 
 
 async def start_pco_sim(*, host: str = "127.0.0.1", port: int = 0,
@@ -61,9 +46,5 @@ async def start_pco_sim(*, host: str = "127.0.0.1", port: int = 0,
                         organization_id=organization_id or str(secrets.randbelow(9 * 10**8)
                                                                + 10**8))
     app = build_sim_app(state)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    bound = runner.addresses[0]
-    state.base_url = f"http://{bound[0]}:{bound[1]}"
+    runner, state.base_url = await listen(app, host, port)
     return RunningPcoSim(base_url=state.base_url, state=state, app=app, runner=runner)

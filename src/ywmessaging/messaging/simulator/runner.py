@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from ...simulators import RunningApp, listen, sim_app
 from ..signature import generate_seed, private_key, public_key_b64
 from .api import add_api_routes
 from .control import add_control_routes
@@ -27,15 +27,7 @@ def new_state(*, signing_key: str | None, webhook_url: str, api_key: str | None 
 
 def build_sim_app(state: SimState) -> web.Application:
     """The simulator's aiohttp app; its webhook sender closes with the app."""
-    app = web.Application(client_max_size=1_048_576, middlewares=[telnyx_errors])
-    app[SIM_STATE] = state
-
-    async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[SIM_SENDER] = WebhookSender(state)
-        yield
-        await app[SIM_SENDER].close()
-
-    app.cleanup_ctx.append(sender_ctx)
+    app = sim_app(state, SIM_STATE, lambda: WebhookSender(state), SIM_SENDER, telnyx_errors)
     add_api_routes(app)
     add_control_routes(app)
     add_page_routes(app)
@@ -43,15 +35,12 @@ def build_sim_app(state: SimState) -> web.Application:
 
 
 @dataclass
-class RunningSimulator:
+class RunningSimulator(RunningApp):
     """A started simulator: where it listens, the key to verify its webhooks, how to stop it."""
 
-    base_url: str
     public_key: str
     signing_key: str
     state: SimState
-    app: web.Application
-    runner: web.AppRunner
 
     @property
     def sender(self) -> WebhookSender:
@@ -61,10 +50,6 @@ class RunningSimulator:
     def set_webhook_url(self, url: str) -> None:
         """Send webhooks to `url` from now on."""
         self.state.webhook_url = url
-
-    async def stop(self) -> None:
-        """Stop listening, cancel pending webhooks."""
-        await self.runner.cleanup()
 
 
 async def start_simulator(*, host: str = "127.0.0.1", port: int = 0,
@@ -77,10 +62,6 @@ async def start_simulator(*, host: str = "127.0.0.1", port: int = 0,
     state, seed = new_state(signing_key=signing_key, webhook_url=webhook_url, api_key=api_key,
                             order_delay=order_delay)
     app = build_sim_app(state)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0]
-    return RunningSimulator(base_url=f"http://{bound[0]}:{bound[1]}", public_key=state.public_key,
-                            signing_key=seed, state=state, app=app, runner=runner)
+    runner, base_url = await listen(app, host, port)
+    return RunningSimulator(base_url=base_url, public_key=state.public_key, signing_key=seed,
+                            state=state, app=app, runner=runner)
