@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .errors import ValidationFailed
+from .errors import FieldError, ValidationFailed
 
 Check = Callable[[str, Any], Any]
 MAX_EMAIL = 254
@@ -189,3 +189,31 @@ def future_instant() -> Check:
         return at.astimezone(UTC)
 
     return check
+
+
+def fields(body: Mapping[str, Any], *, required: Mapping[str, Check] | None = None,
+           optional: Mapping[str, Check] | None = None) -> dict[str, Any]:
+    """The cleaned fields; refuses unknown and missing ones. Absent optional fields are None."""
+    required = required or {}
+    optional = optional or {}
+    errors = [FieldError(name, "unknown_field", f"unknown field {name!r}")
+              for name in body if name not in required and name not in optional]
+    out: dict[str, Any] = {}
+    failed: list[ValidationFailed] = []
+    for name, check in (*required.items(), *optional.items()):
+        value = body.get(name)
+        if value is None:
+            out[name] = None
+            if name in required:
+                errors.append(FieldError(name, "required", f"{name} is required"))
+            continue
+        try:
+            out[name] = check(name, value)
+        except ValidationFailed as exc:
+            failed.append(exc)
+            errors.extend(exc.errors)
+    if len(failed) == 1 and len(errors) == len(failed[0].errors):
+        raise failed[0]   # one failure keeps its own problem code (e.g. `invalid_phone`)
+    if errors:
+        raise ValidationFailed(errors=errors)
+    return out

@@ -22,9 +22,9 @@ from aiohttp import web
 
 from .. import contract
 from ..church.pagination import InvalidCursor
-from ..errors import BadRequest, FieldError, NotFound, UnsupportedMediaType, ValidationFailed
+from ..errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
 from ..keys import CONTRACT
-from ..values import Check
+from ..values import fields as fields  # handlers take it from here with the other request helpers
 
 # A path's `{id}` that only a UUID matches, so that `/members/export` is never read as a member id
 # (a wrong method on it is then 405 with `Allow`, not a 404 for a member "export").
@@ -73,34 +73,6 @@ def query_params(request: web.Request) -> dict[str, str]:
         if any(e.field == "cursor" for e in exc.errors):
             raise InvalidCursor() from None
         raise
-
-
-def fields(body: Mapping[str, Any], *, required: Mapping[str, Check] | None = None,
-           optional: Mapping[str, Check] | None = None) -> dict[str, Any]:
-    """The cleaned fields; refuses unknown and missing ones. Absent optional fields are None."""
-    required = required or {}
-    optional = optional or {}
-    errors = [FieldError(name, "unknown_field", f"unknown field {name!r}")
-              for name in body if name not in required and name not in optional]
-    out: dict[str, Any] = {}
-    failed: list[ValidationFailed] = []
-    for name, check in (*required.items(), *optional.items()):
-        value = body.get(name)
-        if value is None:
-            out[name] = None
-            if name in required:
-                errors.append(FieldError(name, "required", f"{name} is required"))
-            continue
-        try:
-            out[name] = check(name, value)
-        except ValidationFailed as exc:
-            failed.append(exc)
-            errors.extend(exc.errors)
-    if len(failed) == 1 and len(errors) == len(failed[0].errors):
-        raise failed[0]   # one failure keeps its own problem code (e.g. `invalid_phone`)
-    if errors:
-        raise ValidationFailed(errors=errors)
-    return out
 
 
 def uuid_path(request: web.Request, name: str) -> uuid.UUID:

@@ -8,8 +8,8 @@ from typing import Any
 
 from ..church.settings import ein_digits
 from ..config import Settings
-from ..errors import FieldError, ValidationFailed
-from ..values import Check, choice, email, text
+from ..errors import ValidationFailed
+from ..values import Check, choice, email, fields, text
 
 ENTITY_TYPES = ("NON_PROFIT", "PRIVATE_PROFIT", "PUBLIC_PROFIT", "GOVERNMENT", "SOLE_PROPRIETOR")
 VERTICALS = ("NGO", "EDUCATION", "COMMUNICATION", "ENTERTAINMENT", "GOVERNMENT", "HEALTHCARE",
@@ -75,26 +75,10 @@ CAMPAIGN_OPTIONAL: dict[str, Check] = {
 
 
 def checked(body: Any, required: dict[str, Check], optional: dict[str, Check]) -> dict[str, Any]:
-    """Every field cleaned, or one 422 naming each unknown, missing or bad field."""
+    """Every field cleaned, or a 422 naming each unknown, missing or bad field."""
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object", field="")
-    errors = [FieldError(k, "unknown_field", f"unknown field {k!r}")
-              for k in body if k not in required and k not in optional]
-    out: dict[str, Any] = {}
-    for name, check in (*required.items(), *optional.items()):
-        value = body.get(name)
-        if value is None:
-            out[name] = None
-            if name in required:
-                errors.append(FieldError(name, "required", f"{name} is required"))
-            continue
-        try:
-            out[name] = check(name, value)
-        except ValidationFailed as exc:
-            errors.extend(exc.errors)
-    if errors:
-        raise ValidationFailed(errors=errors)
-    return out
+    return fields(body, required=required, optional=optional)
 
 
 def brand_form(body: Any) -> dict[str, Any]:
