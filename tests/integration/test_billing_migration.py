@@ -4,57 +4,34 @@ gets its first billing history row."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
-from ywmessaging.config import REPO_ROOT
-from ywmessaging.db import migrations, pg
+from tests.integration.registry_upgrade import registry_before
 from ywmessaging.db.dsn import PgTarget
 
 
 async def test_existing_churches_get_a_trial_from_the_migration(pg_admin: PgTarget,
                                                                  db_prefix: str,
                                                                  tmp_path: Path) -> None:
-    sql = tmp_path / "sql"
-    older = sql / "registry" / "migrations"
-    older.mkdir(parents=True)
-    source = REPO_ROOT / "sql" / "registry" / "migrations"
-    for path in sorted(source.glob("*.sql")):
-        if path.name < "0009":
-            shutil.copy(path, older / path.name)
-    name = f"{db_prefix}_billing_mig_{secrets.token_hex(3)}"
-    admin = await pg.connect(pg_admin)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    target = pg_admin.with_db(name)
-    try:
-        await asyncio.to_thread(migrations.apply, target, sql, "registry")
-        conn = await pg.connect(target)
-        try:
-            ids = await _seed(conn)
-            shutil.copy(source / "0009_add_billing_state.sql", older)
-            migrations.clear_cache()
-            await asyncio.to_thread(migrations.apply, target, sql, "registry")
-            rows = {r["id"]: r for r in await conn.fetch(
-                "SELECT id, plan, subscription_status, trial_ends_at - now() AS left_, "
-                "billing_version FROM tenants")}
-            expired, long_trial, paying = (rows[i] for i in ids)
-            assert (expired["plan"], expired["subscription_status"]) == ("starter", "trialing")
-            assert 13.9 < expired["left_"].total_seconds() / 86400 <= 14
-            assert 29 < long_trial["left_"].total_seconds() / 86400 <= 30   # its own, later
-            assert (paying["plan"], paying["subscription_status"]) == ("growth", "active")
-            history = await conn.fetch("SELECT tenant_id, version, source FROM billing_history")
-            assert sorted((r["tenant_id"], r["version"], r["source"]) for r in history) == \
-                sorted((i, 1, "migration") for i in ids)
-        finally:
-            await conn.close()
-    finally:
-        migrations.clear_cache()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with registry_before(pg_admin, db_prefix, tmp_path,
+                               "0009_add_billing_state.sql") as reg:
+        conn = reg.conn
+        ids = await _seed(conn)
+        await reg.upgrade()
+        rows = {r["id"]: r for r in await conn.fetch(
+            "SELECT id, plan, subscription_status, trial_ends_at - now() AS left_, "
+            "billing_version FROM tenants")}
+        expired, long_trial, paying = (rows[i] for i in ids)
+        assert (expired["plan"], expired["subscription_status"]) == ("starter", "trialing")
+        assert 13.9 < expired["left_"].total_seconds() / 86400 <= 14
+        assert 29 < long_trial["left_"].total_seconds() / 86400 <= 30   # its own, later
+        assert (paying["plan"], paying["subscription_status"]) == ("growth", "active")
+        history = await conn.fetch("SELECT tenant_id, version, source FROM billing_history")
+        assert sorted((r["tenant_id"], r["version"], r["source"]) for r in history) == \
+            sorted((i, 1, "migration") for i in ids)
 
 
 async def _seed(conn: Any) -> list[uuid.UUID]:
