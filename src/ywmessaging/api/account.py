@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth import closing
+from ..auth import account_deletion
 from ..auth.state import client, principal, registry_pool, services
 from ..church import exports
 from ..church.keys import EXPORT_RUNNER
@@ -72,7 +72,7 @@ async def schedule_deletion(request: web.Request) -> web.Response:
     is emailed."""
     data = fields(await json_body(request), required={"password": secret()},
                   optional={"code": secret(32)})
-    row = await closing.schedule(tenant_conn(request), services(request),
+    row = await account_deletion.schedule(tenant_conn(request), services(request),
                                  registry_pool(request), principal(request),
                                  password=data["password"], code=data["code"],
                                  client=client(request), now=utc_now())
@@ -82,6 +82,6 @@ async def schedule_deletion(request: web.Request) -> web.Response:
 async def cancel_deletion(request: web.Request) -> web.Response:
     """Cancel the scheduled deletion: 204 (404 `deletion_not_scheduled`)."""
     query_params(request)
-    await closing.cancel(tenant_conn(request), services(request), registry_pool(request),
+    await account_deletion.cancel(tenant_conn(request), services(request), registry_pool(request),
                          principal(request), client=client(request))
     return web.Response(status=204)

@@ -23,7 +23,7 @@ from .login import check_second_factor, mfa_transaction, raise_if_locked
 from .state import AuthServices, Client, Principal
 from .stepup import prove_password
 
-log = structlog.get_logger("ywm.closing")
+log = structlog.get_logger("ywm.account_deletion")
 NOTIFY_TIMEOUT_S = 10.0
 
 
