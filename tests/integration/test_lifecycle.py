@@ -107,6 +107,16 @@ async def test_suspension_stops_sending_and_keeps_opt_outs(paying: Sending) -> N
     assert (await refused.json())["code"] == "tenant_suspended"
     for path in ("/api/v1/billing/plan", "/api/v1/account/exports", "/api/v1/account/deletion"):
         assert await _status_is(paying, church, path, 200), path
+    # the church may still take its data away: the export job runs while it is suspended
+    job = await _json(await paying.client.post("/api/v1/account/export", headers=church.auth),
+                      202)
+
+    async def exported() -> bool:
+        items = (await _json(await paying.client.get("/api/v1/account/exports",
+                                                     headers=church.auth), 200))["items"]
+        return [(i["id"], i["status"]) for i in items] == [(job["id"], "done")]
+
+    await wait_until(exported)
     # the session goes on (refresh), so the owner can still pay; login names the suspension
     tokens = await _json(await paying.client.post("/api/v1/auth/refresh",
                                                   json={"refresh_token": church.refresh}), 200)
@@ -255,8 +265,14 @@ async def test_teardown_resumes_after_a_crash_and_leaves_no_way_in(
                                   tid) == "logins"
         assert await reg.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1",
                                   db_name) == 1
-        third = await worker.lifecycle_round()
+        ran: list[str] = []
+
+        async def note(_tid: uuid.UUID, step: str) -> None:
+            ran.append(step)
+
+        third = await worker.lifecycle_round(after_step=note)
     assert third.deleted == [tid]
+    assert ran == ["inbox", "exports", "database", "role", "tombstone"]   # after `logins` only
 
     # 3. nothing is left but an anonymous tombstone
     tomb = await reg.fetchrow("SELECT * FROM tenants WHERE id = $1", tid)
@@ -289,6 +305,32 @@ async def test_teardown_resumes_after_a_crash_and_leaves_no_way_in(
     anew = await register(paying.client, email_addr=church.email)
     assert anew.tenant_id != church.tenant_id
     assert await _status_is(paying, anew, "/api/v1/members", 200)
+
+
+async def test_a_deletion_cancelled_during_the_round_does_not_happen(paying: Sending) -> None:
+    """The round lists the churches due, then tears them down one by one: an owner who
+    cancels meanwhile keeps the church (checked again under the row's lock)."""
+    first, _, _ = await paying.church()
+    second, _, _ = await paying.church()
+    for church in (first, second):
+        await _json(await paying.client.post("/api/v1/account/deletion", headers=church.auth,
+                                             json={"password": church.password}), 202)
+        await paying.registry_conn.execute(
+            "UPDATE tenants SET deletion_due_at = now() - interval '1 minute' WHERE id = $1",
+            uuid.UUID(church.tenant_id))
+
+    async def cancel_second(tid: uuid.UUID, step: str) -> None:
+        if step == "stripe" and str(tid) != second.tenant_id:
+            resp = await paying.client.delete("/api/v1/account/deletion", headers=second.auth)
+            assert resp.status == 204, await resp.text()
+
+    async with running_worker(paying.client, paying.settings, run=False) as worker:
+        done = await worker.lifecycle_round(after_step=cancel_second)
+    assert uuid.UUID(first.tenant_id) in done.deleted
+    assert uuid.UUID(second.tenant_id) not in done.deleted
+    assert await paying.registry_conn.fetchval(
+        "SELECT status FROM tenants WHERE id = $1", uuid.UUID(second.tenant_id)) == "active"
+    assert await _status_is(paying, second, "/api/v1/members", 200)
 
 
 async def test_operator_deletes_now(paying: Sending) -> None:

@@ -14,6 +14,7 @@ class ExportRunner(JobRunner):
     """The background export jobs of this process."""
 
     kind = "export"
+    while_suspended = True
 
     async def run(self, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
         """Write one queued export."""

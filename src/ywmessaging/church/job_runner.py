@@ -25,6 +25,9 @@ class JobRunner:
     say what a job does (`run`)."""
 
     kind = "job"
+    # whether a job also runs for a suspended church (an export does: a suspended church may
+    # still take its data away; an import does not)
+    while_suspended = False
 
     def __init__(self, settings: Settings, supervisor: Any, registry_pool: Any) -> None:
         self.settings = settings
@@ -75,7 +78,8 @@ class JobRunner:
         async with contextlib.AsyncExitStack() as stack:
             for attempt in range(LEASE_TRIES):
                 try:
-                    conn = await stack.enter_async_context(self._supervisor.lease(tenant_id))
+                    conn = await stack.enter_async_context(self._supervisor.lease(
+                        tenant_id, suspended_ok=self.while_suspended))
                     break
                 except ServiceUnavailable:
                     if attempt == LEASE_TRIES - 1:

@@ -67,10 +67,11 @@ async def delete_due(teardown: Teardown, now: datetime,
     rows = await rq(teardown.settings.sql_dir).lc_due_deletions(teardown.registry, now, limit)
     for row in rows:
         try:
-            await teardown.run(row["id"], actor="worker")
+            ran = await teardown.run(row["id"], actor="worker", due_by=now)
         except Exception as exc:   # resumes at the failed step next round
             log.warning("teardown_failed", tenant_id=str(row["id"]), error=repr(exc)[:200])
             out.failed.append(row["id"])
             continue
-        out.deleted.append(row["id"])
+        if ran:   # nothing ran: cancelled since it was listed, or already deleted
+            out.deleted.append(row["id"])
     return out

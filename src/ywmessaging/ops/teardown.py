@@ -31,6 +31,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -69,11 +70,14 @@ class Teardown:
     stripe: StripeBilling
     after_step: StepHook | None = None
 
-    async def run(self, tenant_id: uuid.UUID, *, actor: str) -> list[str]:
+    async def run(self, tenant_id: uuid.UUID, *, actor: str,
+                  due_by: datetime | None = None) -> list[str]:
         """Tear the church down (or finish an interrupted teardown); the steps run now.
         One process at a time per church (a claim on its registry row, CLAIM_S long, so a
         crashed process's claim lapses): another one meanwhile gets 409
-        `teardown_in_progress`."""
+        `teardown_in_progress`. `due_by` (the worker's round): only a church whose deletion
+        is still scheduled by then, checked under the row's lock (the owner may have cancelled
+        since the round listed it), or whose teardown already began."""
         q = rq(self.settings.sql_dir)
         owner = f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         if not await q.lc_claim_teardown(self.registry, tenant_id, CLAIM_S, owner):
@@ -81,13 +85,14 @@ class Teardown:
                 raise TenantNotFound()
             raise TeardownInProgress()
         try:
-            return await self._run(tenant_id, actor)
+            return await self._run(tenant_id, actor, due_by)
         finally:
             await q.lc_release_teardown(self.registry, tenant_id, owner)
 
-    async def _run(self, tenant_id: uuid.UUID, actor: str) -> list[str]:
+    async def _run(self, tenant_id: uuid.UUID, actor: str,
+                   due_by: datetime | None) -> list[str]:
         q = rq(self.settings.sql_dir)
-        row = await self._begin(tenant_id, actor)
+        row = await self._begin(tenant_id, actor, due_by)
         if row is None:
             return []
         done = row["teardown_step"]
@@ -101,14 +106,19 @@ class Teardown:
                 await self.after_step(tenant_id, step)
         return list(todo)
 
-    async def _begin(self, tenant_id: uuid.UUID, actor: str) -> Any:
-        """Mark the church `deleting` (recorded once); its row, or None if already deleted."""
+    async def _begin(self, tenant_id: uuid.UUID, actor: str, due_by: datetime | None) -> Any:
+        """Mark the church `deleting` (recorded once); its row, or None if already deleted
+        (or, with `due_by`, no longer due: its deletion was cancelled)."""
         q = rq(self.settings.sql_dir)
         async with self.registry.acquire() as conn, conn.transaction():
             row = await q.lc_lock_tenant(conn, tenant_id)
             if row is None:
                 raise TenantNotFound()
             if row["status"] == "deleted":
+                return None
+            if due_by is not None and row["status"] != "deleting" and (
+                    row["deletion_due_at"] is None or row["deletion_due_at"] > due_by):
+                log.info("teardown_skipped", tenant_id=str(tenant_id), reason="not_due")
                 return None
             if row["status"] not in ("active", "suspended", "deleting"):
                 raise TenantStatusConflict(f"the church is {row['status']}")
