@@ -187,13 +187,17 @@ async def test_another_churchs_events_never_arrive(two: tuple[Client, Client]) -
     a, b = two
     mine, theirs = await register(a), await register(a)
     ws = await b.ws_connect("/api/v1/events", headers=mine.auth)
+    # the other church listens on the same process: its events reach that process's hub
+    other = await b.ws_connect("/api/v1/events", headers=theirs.auth)
     for n in range(3):
         await publish(a, theirs.tenant_id, n)
     await publish(a, mine.tenant_id, 99)
+    assert [(await next_event(other))["data"] for _ in range(3)] == [{"n": n} for n in range(3)]
     assert (await next_event(ws))["data"] == {"n": 99}
-    with pytest.raises(TimeoutError):
-        await ws.receive(timeout=0.3)
-    await ws.close()
+    for sock in (ws, other):
+        with pytest.raises(TimeoutError):
+            await sock.receive(timeout=0.3)
+        await sock.close()
 
 
 async def test_a_slow_client_is_closed_not_buffered(
