@@ -256,10 +256,11 @@ async def _process(registry_pool: Any, supervisor: Any, settings: Settings,
         return Outcome("retry", exc.code, route, backoff(row["attempts"]))
     if result.startswith("ignored:"):
         return Outcome("ignored", result.split(":", 1)[1], route)
-    await _publish(events, route, row["occurred_at"], emitted)
     if result in REPLY_OUTCOMES:
-        # a keyword reply was queued: wake a worker now rather than at the next sweep
+        # a keyword reply was queued: wake a worker now rather than at the next sweep (before
+        # the live events, so a slow publish never delays an opt-out's confirmation)
         await enqueue(registry_pool, settings, route, datetime.now(UTC))
+    await _publish(events, route, row["occurred_at"], emitted)
     return Outcome("done", None if result == "applied" else result, route)
 
 
