@@ -183,6 +183,23 @@ async def test_a_suspended_campaign_stops_sends_and_holds_rows_but_stop_works(
         "/api/v1/broadcasts", headers=church.auth,
         json={"body": "Hello", "target": {"all": True}}), 423, "campaign_suspended")
     assert body["reason"] == "suspended"
+    # every other way of sending is refused the same way: a staff-started conversation, a reply
+    member = (await (await sending.client.get("/api/v1/members", headers=church.auth)).json())[
+        "items"][1]["id"]
+    await problem(await sending.client.post(
+        "/api/v1/conversations", headers=church.auth,
+        json={"member_id": member, "body": "Hello"}), 423, "campaign_suspended")
+    await sim_inbound(sending.client, sending.sim, phones[2], number, "Are we meeting?")
+
+    async def conversation() -> Any:
+        items = (await (await sending.client.get("/api/v1/conversations",
+                                                 headers=church.auth)).json())["items"]
+        return items[0]["id"] if items else None
+
+    cid = await wait_until(conversation)
+    await problem(await sending.client.post(
+        f"/api/v1/conversations/{cid}/messages", headers=church.auth,
+        json={"body": "Yes, at 10"}), 423, "campaign_suspended")
     async with sending.db(church) as db:
         stop_reply = await db.fetchval("SELECT stop_reply FROM settings")
         await sim_inbound(sending.client, sending.sim, phones[0], number, "STOP")
