@@ -199,6 +199,7 @@ async def test_usage_by_local_day_with_a_checked_range(
     assert doc["time_zone"] == "America/Chicago"
     for query, code in (("from=2026-01-12&to=2026-01-11", "empty_range"),
                         ("from=2024-01-01&to=2026-01-11", "range_too_long"),
+                        ("from=9999-12-31&to=9999-12-31", "out_of_range"),
                         ("from=yesterday", None), ("to=2026-02-30", None)):
         refused = await problem(await client.get(f"/api/v1/billing/usage?{query}",
                                                  headers=church.auth), 422, "validation_failed")
@@ -214,5 +215,8 @@ async def test_billing_routes_are_the_owners(client: Client, outbox: Path) -> No
     church = await register(client)
     helper = await invite_and_accept(client, church, outbox)
     auth = {"Authorization": f"Bearer {helper['access']}"}
-    for path in ("/api/v1/billing/plan", "/api/v1/billing/usage"):
+    for path in ("/api/v1/billing/plan", "/api/v1/billing/usage", "/api/v1/billing/invoices"):
         await problem(await client.get(path, headers=auth), 403, "forbidden")
+    for path, body in (("/api/v1/billing/checkout", {"plan": "growth", "cycle": "monthly"}),
+                       ("/api/v1/billing/portal", {})):
+        await problem(await client.post(path, headers=auth, json=body), 403, "forbidden")

@@ -15,6 +15,7 @@ from .catalogue import LIMITS
 from .state import Entitlement
 
 MAX_DAYS = 366
+FIRST_YEAR, LAST_YEAR = 2000, 2100   # the days a usage report may name
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -65,9 +66,13 @@ def parse_range(raw_from: str | None, raw_to: str | None, today: date) -> Range:
         if raw is None:
             return default
         try:
-            return date.fromisoformat(raw)
+            found = date.fromisoformat(raw)
         except ValueError:
             raise ValidationFailed(f"{name} must be a date (YYYY-MM-DD)", field=name) from None
+        if not FIRST_YEAR <= found.year <= LAST_YEAR:   # (year 9999 cannot take its next day)
+            raise ValidationFailed(f"{name} must be in the years {FIRST_YEAR}..{LAST_YEAR}",
+                                   field=name, error_code="out_of_range")
+        return found
 
     last = day("to", raw_to, today)
     first = day("from", raw_from, last.replace(day=1))
