@@ -302,6 +302,11 @@ async def test_stripe_down_while_processing_loses_nothing(
                    {"kind": "500", "count": None, "path": "/v1/subscriptions"}, expect=201)
     done = await sim_post(stripe_sim, f"/sim/checkout/{session['session_id']}/complete")
     assert await stripe_sim.sender.idle(5.0)
+    # paid, not applied yet: a second click on "Subscribe" is told so, not sent to pay again
+    again = await _json(await paying.client.post(
+        "/api/v1/billing/checkout", headers=church.auth,
+        json={"plan": "growth", "cycle": "monthly"}), 409)
+    assert again["code"] == "checkout_completed"
     await wait_until(lambda: paying.registry_conn.fetchval(
         "SELECT count(*) FROM webhook_inbox WHERE provider = 'stripe' AND state = 'failed' "
         "AND last_error = 'billing_unavailable'"))
@@ -354,6 +359,11 @@ async def test_checkout_refusals_portal_and_invoices(
     bad = await _json(await paying.client.post(
         "/api/v1/billing/checkout", headers=church.auth, json={"plan": "growth"}), 422)
     assert bad["code"] == "validation_failed"
+    # a session the customer left (expired) is not handed out again
+    left = await _checkout(paying, church)
+    await sim_post(stripe_sim, f"/sim/checkout/{left['session_id']}/fail")
+    fresh = await _checkout(paying, church)
+    assert fresh["session_id"] != left["session_id"]
     empty = await _json(await paying.client.get("/api/v1/billing/invoices",
                                                 headers=church.auth), 200)
     assert empty == {"items": [], "next_cursor": None}

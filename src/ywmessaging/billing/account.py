@@ -9,7 +9,6 @@ the church by it. Nothing here changes the plan: that happens only when Stripe s
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -37,6 +36,10 @@ CHECKOUT_REUSE = 600
 
 class SubscriptionExists(AppError):
     status, code, title = 409, "subscription_exists", "The church already has a subscription"
+
+
+class CheckoutCompleted(AppError):
+    status, code, title = 409, "checkout_completed", "This checkout was just paid"
 
 
 def checked_plan(settings: Settings, plan: Any, cycle: Any) -> tuple[str, str]:
@@ -96,14 +99,19 @@ async def checkout(registry: Any, conn: Any, settings: Settings, stripe: StripeB
     link = billing_link(settings)
     key = (f"ywm-checkout-{tenant_id}-{price.id}-{int(trial_end.timestamp()) if trial_end else 0}"
            f"-{int(now.timestamp()) // CHECKOUT_REUSE}")
-    for attempt in range(2):   # the same key may answer a session that has since expired
-        session = await stripe.create_checkout(
-            church_id=str(tenant_id), customer_id=customer, price_id=price.id,
-            success_url=f"{link}?checkout=success", cancel_url=f"{link}?checkout=cancel",
-            trial_end=trial_end, idempotency_key=key if attempt == 0 else None)
-        if session.status == "open":
-            break
-        key = f"{key}-{secrets.token_hex(4)}"
+    args: dict[str, Any] = {
+        "church_id": str(tenant_id), "customer_id": customer, "price_id": price.id,
+        "success_url": f"{link}?checkout=success", "cancel_url": f"{link}?checkout=cancel",
+        "trial_end": trial_end}
+    session = await stripe.create_checkout(**args, idempotency_key=key)
+    # A reused key replays the first answer, `open` whatever became of that session since:
+    # ask Stripe how it is now.
+    status = await stripe.checkout_status(session.id)
+    if status == "complete":   # paid; the webhook has not been applied yet
+        raise CheckoutCompleted("the payment went through; the plan changes in a moment "
+                                "(GET /api/v1/billing/plan)", session_id=session.id)
+    if status != "open":       # expired: a new session
+        session = await stripe.create_checkout(**args)
     return session
 
 

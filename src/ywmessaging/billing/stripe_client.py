@@ -142,6 +142,12 @@ class StripeBilling:
                                status=str(session.status or "open"),
                                expires_at=time_of(session.expires_at))
 
+    async def checkout_status(self, session_id: str) -> str:
+        """A Checkout Session's status now: `open`, `complete` or `expired`."""
+        session = await self._call("retrieve checkout session", lambda: (
+            self._client.v1.checkout.sessions.retrieve_async(session_id)))
+        return str(session.status)
+
     async def create_portal(self, customer_id: str, return_url: str) -> str:
         """A billing-portal session's URL for the customer."""
         session = await self._call("create portal session", lambda: (
