@@ -247,6 +247,13 @@ async def test_bad_stale_or_missing_signatures_are_refused_and_nothing_is_stored
     assert (await _json(resp, 401))["code"] == "webhook_signature_invalid"
     assert await paying.registry_conn.fetchval(
         "SELECT count(*) FROM webhook_inbox WHERE event_id = $1", event["id"]) == 0
+    # signed, but no Stripe event: a time no clock has, a type PostgreSQL text cannot hold
+    for odd in ({**event, "id": f"evt_odd_{secrets.token_hex(6)}", "created": 10 ** 15},
+                {**event, "id": f"evt_nul_{secrets.token_hex(6)}", "type": "invoice.\u0000"}):
+        doc = await _json(await _post_event(paying, stripe_sim, odd), 400)
+        assert doc["code"] == "webhook_malformed", doc
+        assert await paying.registry_conn.fetchval(
+            "SELECT count(*) FROM webhook_inbox WHERE event_id = $1", odd["id"]) == 0
     # the same event, signed well, is stored once
     assert (await _json(await _post_event(paying, stripe_sim, event), 200))["status"] == "stored"
     assert (await _json(await _post_event(paying, stripe_sim, event), 200))["status"] == \

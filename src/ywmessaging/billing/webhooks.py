@@ -29,15 +29,15 @@ from ..auth.emails import Email, EmailSender
 from ..config import Settings
 from ..errors import AppError, TenantNotFound, TenantSuspended
 from ..messaging.webhooks import (
-    EVENT_ID_MAX,
     PROCESS_TIMEOUT,
     Outcome,
     WebhookMalformed,
     backoff,
     claim_and_process,
     claim_and_process_due,
-    scrub_nul,
+    event_key,
     settle,
+    storable,
 )
 from ..observability.metrics import Metrics
 from ..sqlq import registry as rq
@@ -58,21 +58,21 @@ CHECKOUT_EVENTS = frozenset({"checkout.session.completed"})
 EVENT_TYPES = SUBSCRIPTION_EVENTS | INVOICE_EVENTS | CHECKOUT_EVENTS
 # statuses in which a payment notice is still worth sending when the event is processed
 UNPAID = frozenset({"past_due", "unpaid", "incomplete"})
+MAX_EPOCH = 2 ** 32   # year 2106: a `created` beyond is no Stripe event's
 
 
 async def store_event(registry_pool: Any, settings: Settings, event: stripe.Event,
                       raw: bytes) -> tuple[int | None, str]:
     """Store a verified event: (its inbox row id, or None when it was stored before; its type)."""
-    event_id, event_type = getattr(event, "id", None), getattr(event, "type", None)
-    if not isinstance(event_id, str) or not 1 <= len(event_id) <= EVENT_ID_MAX:
-        raise WebhookMalformed(f"`id` must be a string of 1..{EVENT_ID_MAX} characters")
-    if not isinstance(event_type, str) or not 1 <= len(event_type) <= 64:
-        raise WebhookMalformed("`type` must be a short string")
+    event_id, event_type = event_key(getattr(event, "id", None), getattr(event, "type", None),
+                                     "id", "type")
     created = getattr(event, "created", None)
-    occurred_at = (datetime.fromtimestamp(created, UTC) if isinstance(created, int)
-                   else datetime.now(UTC))
-    text = orjson.dumps(scrub_nul(orjson.loads(raw))).decode() if b"\\u0000" in raw \
-        else raw.decode()
+    if created is not None and (not isinstance(created, int) or isinstance(created, bool)
+                                or not 0 <= created <= MAX_EPOCH):
+        raise WebhookMalformed("`created` must be a Unix time")
+    occurred_at = datetime.fromtimestamp(created, UTC) if created is not None \
+        else datetime.now(UTC)
+    text = storable(raw, orjson.loads(raw))
     row_id: int | None = await rq(settings.sql_dir).insert_inbox_event(
         registry_pool, PROVIDER, event_id, event_type, occurred_at, text)
     return row_id, event_type

@@ -93,13 +93,29 @@ def parse_envelope(raw: bytes) -> tuple[str, str, datetime | None, str]:
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, dict):
         raise WebhookMalformed("no `data` object")
-    event_id, event_type = data.get("id"), data.get("event_type")
-    if not isinstance(event_id, str) or not 1 <= len(event_id) <= EVENT_ID_MAX:
-        raise WebhookMalformed(f"`data.id` must be a string of 1..{EVENT_ID_MAX} characters")
-    if not isinstance(event_type, str) or not 1 <= len(event_type) <= 64:
-        raise WebhookMalformed("`data.event_type` must be a short string")
-    text = orjson.dumps(scrub_nul(doc)).decode() if b"\\u0000" in raw else raw.decode()
-    return event_id, event_type, parse_time(data.get("occurred_at")), text
+    event_id, event_type = event_key(data.get("id"), data.get("event_type"), "data.id",
+                                     "data.event_type")
+    return event_id, event_type, parse_time(data.get("occurred_at")), storable(raw, doc)
+
+
+def event_key(event_id: Any, event_type: Any, id_name: str,
+              type_name: str) -> tuple[str, str]:
+    """A verified event's id and type as the inbox stores them (any provider), or 400
+    `webhook_malformed` naming the field: printable strings, the id of 1..EVENT_ID_MAX
+    characters, the type of 1..64."""
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= EVENT_ID_MAX \
+            or not event_id.isprintable():
+        raise WebhookMalformed(f"`{id_name}` must be a printable string of "
+                               f"1..{EVENT_ID_MAX} characters")
+    if not isinstance(event_type, str) or not 1 <= len(event_type) <= 64 \
+            or not event_type.isprintable():
+        raise WebhookMalformed(f"`{type_name}` must be a short printable string")
+    return event_id, event_type
+
+
+def storable(raw: bytes, doc: Any) -> str:
+    """The body as the inbox's jsonb can hold it (U+0000 replaced inside strings)."""
+    return orjson.dumps(scrub_nul(doc)).decode() if b"\\u0000" in raw else raw.decode()
 
 
 async def store_event(registry_pool: Any, settings: Settings, raw: bytes,
