@@ -2,16 +2,16 @@
 
 The state lives on the church's `tenants` row (registry 0009); every change bumps
 `billing_version` and writes a `billing_history` row in the same transaction, which locks the
-row first, so concurrent changes are applied one after the other. `apply_subscription` takes a
-Stripe subscription as it is now (a webhook handler fetches it) and never moves a church back to
-an older state: see `_older`.
+row first, so concurrent changes are applied one after the other. A Stripe subscription is
+applied by `subscriptions.apply_subscription`, which never moves a church back to an older
+state.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -186,7 +186,3 @@ async def store_state(conn: Any, settings: Settings, tenant_id: uuid.UUID, old: 
              version=version)
     return True
 
-
-def utc_now() -> datetime:
-    """Now, in UTC."""
-    return datetime.now(UTC)

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..billing.limits import PlanLimitReached, refusal
+from ..billing.limits import refusal
 from ..billing.state import Entitlement
 from ..config import Settings
 from ..sqlq import tenant as tq
 from .schedule import month_start
 
 RESOURCE = "messages_per_month"
-QuotaExceeded = PlanLimitReached
 
 
 @dataclass(frozen=True)
