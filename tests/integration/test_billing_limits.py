@@ -16,6 +16,8 @@ import pytest
 
 from tests.integration.auth_fixtures import *  # noqa: F403
 from tests.integration.auth_fixtures import Church, Client, church_db, problem, register
+from ywmessaging.billing.limits import PlanLimitReached, reserve
+from ywmessaging.billing.state import entitlement
 from ywmessaging.billing.subscriptions import Snapshot, apply_subscription
 from ywmessaging.config import Settings
 
@@ -207,6 +209,35 @@ async def test_usage_by_local_day_with_a_checked_range(
             assert [e["code"] for e in refused["errors"]] == [code]
     default = await (await client.get("/api/v1/billing/usage", headers=church.auth)).json()
     assert default["from"].endswith("-01") and default["to"] >= default["from"]
+
+
+async def test_a_creation_at_the_limit_waits_for_the_one_in_flight(
+        client: Client, small_settings: Settings, registry_conn: Any, pg_admin: Any) -> None:
+    """The limit's lock, seen directly: while one transaction has reserved the last member
+    and not committed, another's reserve waits; once the first commits, it is refused."""
+    church = await register(client)
+    for n in range(2):
+        assert (await _member(church, n)).status == 201
+    ent = await entitlement(registry_conn, small_settings, uuid.UUID(church.tenant_id),
+                            datetime.now(UTC))
+    async with church_db(pg_admin, small_settings, church.tenant_id) as first, \
+            church_db(pg_admin, small_settings, church.tenant_id) as second:
+        tx = first.transaction()
+        await tx.start()
+        await reserve(first, small_settings, ent, "members")         # the third: allowed
+        await first.execute("INSERT INTO members (first_name, last_name, phone) "
+                            "VALUES ('M', '2', '+13125550002')")
+
+        async def other() -> None:
+            async with second.transaction():
+                await reserve(second, small_settings, ent, "members")
+
+        waiting = asyncio.create_task(other())
+        done, _ = await asyncio.wait({waiting}, timeout=0.5)
+        assert not done                                   # held by the first transaction
+        await tx.commit()
+        with pytest.raises(PlanLimitReached):
+            await asyncio.wait_for(waiting, 5)
 
 
 async def test_billing_routes_are_the_owners(client: Client, outbox: Path) -> None:
