@@ -173,8 +173,11 @@ async def test_a_trial_left_is_carried_into_the_subscription(
     assert view["limits"]["members"] is None
 
 
-async def test_replayed_and_out_of_order_events_change_nothing(
+async def test_replayed_and_late_events_change_nothing(
         paying: Sending, stripe_sim: RunningStripeSim) -> None:
+    """Every event re-reads the subscription from Stripe: a replay is stored once, an old copy
+    under a new id re-applies the state as it is. (Two snapshots applied in the wrong order:
+    test_billing_dunning.py, test_apply_subscription_never_goes_back_and_records_each_change.)"""
     church, _, _ = await paying.church()
     await _end_trial(paying, church)
     row = await _pay(paying, stripe_sim, church)

@@ -42,3 +42,12 @@ def test_root_guards() -> None:
     assert guards["webhooks_telnyx"] is webhooks.carrier_signature
     assert {name for name, guard in guards.items() if guard is routes.OPEN} == {
         "healthz", "readyz", "metrics", "openapi", "docs", "docs_asset"}
+
+
+def test_a_suspended_church_may_pay_take_its_data_and_close_nothing_else() -> None:
+    """The routes a suspended church still reaches (every other answers 423): a new entry
+    here is a decision, not an accident."""
+    assert routes.WHILE_SUSPENDED == {
+        "auth_me", "billing_plan", "billing_usage", "billing_checkout", "billing_portal",
+        "billing_invoices", "account_export", "account_exports_list", "account_exports_download",
+        "account_deletion_get", "account_deletion_schedule", "account_deletion_cancel"}
