@@ -47,7 +47,8 @@ def test_root_guards() -> None:
 def test_a_suspended_church_may_pay_take_its_data_and_close_nothing_else() -> None:
     """The routes a suspended church still reaches (every other answers 423): a new entry
     here is a decision, not an accident."""
-    assert routes.WHILE_SUSPENDED == {
+    reached = routes.WHILE_SUSPENDED
+    assert reached == {
         "auth_me", "billing_plan", "billing_usage", "billing_checkout", "billing_portal",
         "billing_invoices", "account_export", "account_exports_list", "account_exports_download",
         "account_deletion_get", "account_deletion_schedule", "account_deletion_cancel"}
