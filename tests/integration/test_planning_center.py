@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 import orjson
@@ -95,6 +95,34 @@ async def test_callback_refuses_a_forged_or_reused_state(pco_app: Client,
     assert status["status"] == "disconnected" and status["last_run"] is None
     await problem(await pco_app.post(f"{PCO}/sync", headers=church.auth, json={}), 409,
                   "pco_not_connected")
+
+
+async def test_a_re_signed_or_replayed_state_is_refused(pco_app: Client,
+                                                         pco_sim: RunningPcoSim) -> None:
+    """A state whose body is ours but whose signature is not, and a state already used once
+    (with a fresh code from Planning Center), are both refused; the genuine one connects."""
+    church = await register(pco_app)
+    resp = await pco_app.post(f"{PCO}/connect", headers=church.auth)
+    url = (await resp.json())["authorization_url"]
+
+    async def authorized() -> tuple[str, str]:      # (code, state) Planning Center sends back
+        async with aiohttp.ClientSession() as http, http.get(url,
+                                                             allow_redirects=False) as back:
+            query = parse_qs(urlsplit(back.headers["Location"]).query)
+        return query["code"][0], query["state"][0]
+
+    async def landed(code: str, state: str) -> dict[str, list[str]]:
+        back = await pco_app.get(f"{PCO}/callback?{urlencode({'code': code, 'state': state})}",
+                                 allow_redirects=False)
+        return parse_qs(urlsplit(back.headers["Location"]).query)
+
+    code, state = await authorized()
+    body, _, sig = state.partition(".")
+    forged = f"{body}.{'A' * len(sig)}"
+    assert (await landed(code, forged))["code"] == ["pco_invalid_state"]
+    assert (await landed(code, state))["planning_center"] == ["connected"]
+    again, _ = await authorized()
+    assert (await landed(again, state))["code"] == ["pco_invalid_state"]
 
 
 async def test_a_change_there_shows_up_here_and_a_removal_marks_the_member(
