@@ -9,6 +9,7 @@ church's region).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
@@ -16,6 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import FieldError, ValidationFailed
+
+# A phone number in E.164 as stored everywhere (the members table's CHECK, numbers, forms)
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 Check = Callable[[str, Any], Any]
 MAX_EMAIL = 254

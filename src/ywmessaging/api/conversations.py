@@ -15,9 +15,8 @@ from ..church.pagination import decode_cursor, page, parse_limit
 from ..errors import ValidationFailed
 from ..messaging import conversations as data
 from ..messaging.media import media_urls
-from ..messaging.numbers_service import E164
 from ..tenants.middleware import tenant_conn
-from ..values import choice, message_body, uuid_value
+from ..values import E164, choice, message_body, uuid_value
 from .context import actor_of, settings_of, utc_now
 from .events import emit
 from .responses import json_response

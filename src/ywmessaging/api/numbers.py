@@ -12,14 +12,14 @@ from ..messaging import number_release
 from ..messaging import numbers_service as numbers
 from ..messaging.keys import CARRIER
 from ..tenants.middleware import tenant_conn
-from ..values import boolean, text, uuid_value
+from ..values import E164, boolean, text, uuid_value
 from .events import emit
 from .responses import json_response
 from .validation import fields, json_body, query_params
 
 
 def _e164(name: str, value: str) -> str:
-    if not numbers.E164.match(value):
+    if not E164.match(value):
         raise ValidationFailed(f"{name} must be an E.164 number such as +12065550100", field=name)
     return value
 

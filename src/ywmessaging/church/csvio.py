@@ -22,13 +22,13 @@ from typing import IO, Any, Protocol
 from ..config import Settings
 from ..errors import BadRequest, PayloadTooLarge, ValidationFailed
 from ..sqlq import tenant as tq
+from ..values import E164
 
 MAX_LINE = 64 * 1024      # bytes in one physical line; longer lines are row errors
 CHUNK = 64 * 1024
 SPOOL_MEMORY = 1 << 20    # an upload stays in memory up to this size, then moves to disk
 MAX_ROWS = 100_000        # data lines after the header
 FORMULA_START = frozenset("=+-@\t\r")
-_E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _DELIMITERS = (",", ";", "\t")
 EXPORT_COLUMNS = ("first_name", "last_name", "phone", "email", "opt_in", "branch", "groups",
                   "notes", "created_at")
@@ -228,7 +228,7 @@ def safe_cell(value: str | None) -> str:
     if not value:
         return ""
     first = value.lstrip(" ")[:1]
-    if first in FORMULA_START and not _E164_RE.fullmatch(value):
+    if first in FORMULA_START and not E164.fullmatch(value):
         return "'" + value
     return value
 

@@ -11,9 +11,9 @@ import phonenumbers
 from ..config import Settings
 from ..errors import ValidationFailed
 from ..sqlq import tenant as tq
+from ..values import E164
 
 MAX_INPUT = 32  # "+1 (213) 373-4253 ext. 1234" fits; longer input is not a phone number
-_E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _REGION_RE = re.compile(r"^[A-Z]{2}$")
 _FRAGMENT_RE = re.compile(r"^[0-9+()\-. ]+$")
 
@@ -37,7 +37,7 @@ def normalize_phone(raw: str, region: str, *, field: str = "phone") -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone(f"{field} is not a valid number", field=field)
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    if not _E164_RE.fullmatch(e164):  # the schema's CHECK; never expected to differ
+    if not E164.fullmatch(e164):  # the schema's CHECK; never expected to differ
         raise InvalidPhone(f"{field} is not a valid number", field=field)
     return e164
 

@@ -9,7 +9,7 @@ from typing import Any
 from ..church.settings import ein_digits
 from ..config import Settings
 from ..errors import ValidationFailed
-from ..values import Check, choice, email, fields, text
+from ..values import E164, Check, choice, email, fields, text
 
 ENTITY_TYPES = ("NON_PROFIT", "PRIVATE_PROFIT", "PUBLIC_PROFIT", "GOVERNMENT", "SOLE_PROPRIETOR")
 VERTICALS = ("NGO", "EDUCATION", "COMMUNICATION", "ENTERTAINMENT", "GOVERNMENT", "HEALTHCARE",
@@ -21,7 +21,6 @@ USECASES = ("MIXED", "LOW_VOLUME", "ACCOUNT_NOTIFICATION", "CUSTOMER_CARE", "MAR
 SAMPLES_MIN, SAMPLES_MAX = 2, 5
 _STATE = re.compile(r"^[A-Z]{2}$")
 _ZIP = re.compile(r"^[0-9]{5}(-[0-9]{4})?$")
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _WEBSITE = re.compile(r"^https?://[^\s/$.?#][^\s]*\.[^\s]+$", re.IGNORECASE)
 OPTOUT_KEYWORDS = "STOP,STOPALL,UNSUBSCRIBE,CANCEL,END,QUIT"
 
@@ -59,7 +58,7 @@ BRAND_REQUIRED: dict[str, Check] = {
     "address_line1": text(200), "city": text(100),
     "state": _pattern(2, _STATE, "a two-letter US state code such as WA"),
     "postal_code": _pattern(10, _ZIP, "a US ZIP code (12345 or 12345-6789)"),
-    "phone": _pattern(16, _E164, "an E.164 number such as +12065550100"),
+    "phone": _pattern(16, E164, "an E.164 number such as +12065550100"),
     "email": email(),
 }
 BRAND_OPTIONAL: dict[str, Check] = {"display_name": text(100, min_len=2),

@@ -20,7 +20,6 @@ A failed order removes the row (the church may buy another number).
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -37,7 +36,6 @@ from .carrier import Carrier, CarrierError, NumberOrder
 from .telnyx import parse_number_order
 
 log = structlog.get_logger("ywm.numbers")
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 REGISTRY_TIMEOUT = 5.0
 ORDER_EVENT = "number_order.complete"
 POLL_BATCH = 50
